@@ -1,0 +1,178 @@
+import { isLosslessNumber, type LosslessNumber, parse as parseLosslessJson } from 'lossless-json';
+import { z } from 'zod';
+import type { BankTransaction, JsonValue } from '../domain/bank-transaction';
+import { type Currency, isSupportedCurrency, parseMinorUnits } from '../domain/money';
+import { err, ok, type Result } from '../domain/result';
+
+/** One thing wrong with a delivery, named by its path in the body (`transaction.amount`). */
+export interface FieldProblem {
+  readonly field: string;
+  readonly message: string;
+}
+
+export type CasWebhook =
+  | { readonly kind: 'ping' }
+  | { readonly kind: 'transaction'; readonly envelope: Envelope; readonly transaction: BankTransaction }
+  | { readonly kind: 'grant'; readonly envelope: Envelope; readonly error: CasErrorBody | null }
+  | { readonly kind: 'other'; readonly envelope: Envelope; readonly body: JsonValue };
+
+interface Envelope {
+  readonly environment: string | null;
+  readonly webhookType: string;
+  readonly webhookCode: string;
+  readonly grantId: string | null;
+}
+
+interface CasErrorBody {
+  readonly errorType: string | null;
+  readonly errorCode: string | null;
+  readonly errorMessage: string | null;
+}
+
+const BOOKED_CODES = new Set(['DEFAULT_UPDATE', 'TRANSACTION_UPDATE']);
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads a webhook body exactly: UTF-8 strictly, numbers as their source text (lossless-json), so that money
+ * never passes through a double. Every problem is reported, not just the first.
+ */
+export function parseCasWebhook(body: Uint8Array): Result<CasWebhook, FieldProblem[]> {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    return err([{ field: '(body)', message: 'the body is not valid UTF-8' }]);
+  }
+  let json: unknown;
+  try {
+    json = parseLosslessJson(text);
+  } catch (error) {
+    return err([{ field: '(body)', message: `malformed JSON: ${(error as Error).message}` }]);
+  }
+  if (!isPlainObject(json)) return err([{ field: '(body)', message: 'expected a JSON object' }]);
+  if (Object.keys(json).length === 0) return ok({ kind: 'ping' });
+
+  const envelope = envelopeSchema.safeParse(json);
+  if (!envelope.success) return err(problemsOf(envelope.error));
+  const { webhookType, webhookCode } = envelope.data;
+  if (webhookType === 'TRANSACTIONS' && BOOKED_CODES.has(webhookCode)) {
+    const tx = casTransactionSchema.safeParse((json as { transaction?: unknown }).transaction);
+    if (!tx.success) return err(problemsOf(tx.error, ['transaction']));
+    return ok({ kind: 'transaction', envelope: envelope.data, transaction: tx.data });
+  }
+  if (webhookType === 'GRANT') {
+    const error = casErrorSchema.nullable().optional().safeParse((json as { error?: unknown }).error);
+    if (!error.success) return err(problemsOf(error.error, ['error']));
+    return ok({ kind: 'grant', envelope: envelope.data, error: error.data ?? null });
+  }
+  return ok({ kind: 'other', envelope: envelope.data, body: toPlainJson(json) });
+}
+
+/** Validates one transaction object as Cas sends it (webhook `transaction`, or an item of GET /transactions). */
+export function parseCasTransaction(value: unknown): Result<BankTransaction, FieldProblem[]> {
+  const parsed = casTransactionSchema.safeParse(value);
+  return parsed.success ? ok(parsed.data) : err(problemsOf(parsed.error));
+}
+
+/** Parses JSON text keeping every number's exact text. */
+export const parseExactJson = (text: string): unknown => parseLosslessJson(text);
+
+const nullableText = z.string().nullable().optional().transform((v) => v ?? null);
+const isoDate = z.iso.date({ error: 'expected a date YYYY-MM-DD' });
+const isoInstant = z.iso.datetime({ offset: true, local: false, error: 'expected an ISO-8601 instant with an offset' });
+
+const exactInteger = (what: string) =>
+  z.union([z.custom<LosslessNumber>(isLosslessNumber), z.string()], { error: `${what} must be a number` }).transform((value, ctx) => {
+    const parsed = parseMinorUnits(typeof value === 'string' ? value.trim() : value.value);
+    if (parsed.ok) return parsed.value;
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        parsed.error === 'fractional_amount'
+          ? `${what} must be a whole number of đồng (VND has no minor unit)`
+          : `${what} must be a number`,
+    });
+    return z.NEVER;
+  });
+
+const accountNumber = z
+  .union([z.custom<LosslessNumber>(isLosslessNumber), z.string()], { error: 'accountNumber must be a string or a number' })
+  .transform((value, ctx) => {
+    const text = typeof value === 'string' ? value.trim() : value.value;
+    if (!/^[0-9A-Za-z.\-]{1,64}$/.test(text)) {
+      ctx.addIssue({ code: 'custom', message: 'accountNumber must be 1–64 letters or digits' });
+      return z.NEVER;
+    }
+    return text;
+  });
+
+const envelopeSchema = z.object({
+  environment: nullableText,
+  webhookType: z.string({ error: 'webhookType is required' }).min(1),
+  webhookCode: z.string({ error: 'webhookCode is required' }).min(1),
+  grantId: nullableText,
+});
+
+const casErrorSchema = z.object({
+  errorType: nullableText,
+  errorCode: nullableText,
+  errorMessage: nullableText,
+});
+
+const casTransactionSchema = z.object(
+  {
+    id: z.string({ error: 'id (the Cas transaction id) is required' }).regex(/^[0-9A-Za-z_-]{1,128}$/, 'id must be 1–128 letters, digits, _ or -'),
+    transactionCode: nullableText,
+    reference: nullableText,
+    transactionDate: isoDate,
+    transactionDateTime: isoInstant,
+    bookingDate: isoDate.nullable().optional().transform((v) => v ?? null),
+    amount: exactInteger('amount'),
+    description: nullableText,
+    runningBalance: exactInteger('runningBalance').nullable().optional().transform((v) => v ?? null),
+    accountNumber,
+    virtualAccountNumber: nullableText,
+    virtualAccountName: nullableText,
+    paymentChannel: nullableText,
+    counterAccountNumber: z
+      .union([z.custom<LosslessNumber>(isLosslessNumber).transform((n) => n.value), z.string()])
+      .nullable()
+      .optional()
+      .transform((v) => v ?? null),
+    counterAccountName: nullableText,
+    counterAccountBankId: nullableText,
+    counterAccountBankName: nullableText,
+    paymentMeta: z.unknown().optional().transform((v) => (v === undefined || v === null ? null : toPlainJson(v))),
+    fiId: z.string({ error: 'fiId (the bank) is required' }).min(1),
+    fiName: nullableText,
+    fiServiceId: nullableText,
+    fiServiceName: nullableText,
+    currency: z
+      .string({ error: 'currency is required' })
+      .refine(isSupportedCurrency, 'unsupported currency: only VND is booked')
+      .transform((c) => c as Currency),
+  },
+  { error: 'transaction must be an object' },
+);
+
+function problemsOf(error: z.ZodError, prefix: readonly (string | number)[] = []): FieldProblem[] {
+  return error.issues.map((issue) => {
+    const path = [...prefix, ...issue.path.map(String)];
+    return { field: path.length ? path.join('.') : '(body)', message: issue.message };
+  });
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !isLosslessNumber(value);
+}
+
+/** Opaque metadata (paymentMeta, unknown webhooks) keeps numbers exact: a double when exact, else its text. */
+function toPlainJson(value: unknown): JsonValue {
+  if (isLosslessNumber(value)) {
+    const n = Number(value.value);
+    return String(n) === value.value ? n : value.value;
+  }
+  if (Array.isArray(value)) return value.map(toPlainJson);
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toPlainJson(v)]));
+  return value as JsonValue;
+}

@@ -1,0 +1,63 @@
+import type { BankTransaction, JsonObject } from '../domain/bank-transaction';
+import { transactionToJson } from '../domain/bank-transaction';
+import type { Currency } from '../domain/money';
+import { assertNever } from '../domain/result';
+import type { LedgerEvent } from '../domain/events';
+
+/**
+ * Domain events ↔ the JSON the event store keeps. Money is written as decimal strings (JSON numbers are
+ * doubles) and read back as bigint. Both event-store adapters store exactly this JSON.
+ */
+export function encodeEvent(event: LedgerEvent): { type: LedgerEvent['type']; data: JsonObject } {
+  switch (event.type) {
+    case 'BalanceChanged':
+    case 'ConflictingDuplicateReceived':
+      return { type: event.type, data: { ...event.data, transaction: transactionToJson(event.data.transaction) } };
+    case 'GrantWebhookReceived':
+      return { type: event.type, data: { ...event.data, error: event.data.error ? { ...event.data.error } : null } };
+    case 'WebhookReceived':
+      return { type: event.type, data: { ...event.data } };
+    default:
+      return assertNever(event);
+  }
+}
+
+/** Decodes an event of the ledger's own types; returns null for a type this version does not know. */
+export function decodeEvent(type: string, data: JsonObject): LedgerEvent | null {
+  switch (type) {
+    case 'BalanceChanged':
+      return {
+        type,
+        data: {
+          transaction: decodeTransaction(data.transaction as JsonObject),
+          source: data.source as 'webhook' | 'backfill',
+          grantId: (data.grantId as string | null) ?? null,
+        },
+      };
+    case 'ConflictingDuplicateReceived':
+      return {
+        type,
+        data: {
+          transaction: decodeTransaction(data.transaction as JsonObject),
+          source: data.source as 'webhook' | 'backfill',
+          grantId: (data.grantId as string | null) ?? null,
+          originalEventId: data.originalEventId as string,
+        },
+      };
+    case 'GrantWebhookReceived':
+    case 'WebhookReceived':
+      return { type, data } as unknown as LedgerEvent;
+    default:
+      return null;
+  }
+}
+
+export function decodeTransaction(json: JsonObject): BankTransaction {
+  const running = json.runningBalance;
+  return {
+    ...(json as unknown as Omit<BankTransaction, 'amount' | 'runningBalance'>),
+    amount: BigInt(json.amount as string),
+    runningBalance: running === null || running === undefined ? null : BigInt(running as string),
+    currency: json.currency as Currency,
+  };
+}

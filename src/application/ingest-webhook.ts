@@ -1,0 +1,167 @@
+import { createHash } from 'node:crypto';
+import { v5 as uuidv5 } from 'uuid';
+import { type BankTransaction, canonicalTransaction, type TransactionSource } from '../domain/bank-transaction';
+import {
+  grantStreamId,
+  type LedgerEvent,
+  transactionStreamId,
+  webhookStreamId,
+} from '../domain/events';
+import { assertNever, err, ok, type Result } from '../domain/result';
+import { type CasWebhook, type FieldProblem, parseCasWebhook } from './cas-webhook';
+import { encodeEvent } from './event-codec';
+import { type EventStore, WrongExpectedVersion } from './ports/event-store';
+import type { Quarantine } from './ports/quarantine';
+
+/** Fixed namespace of the ledger's name-based event ids: the same Cas transaction id always gives the same id. */
+export const EVENT_ID_NAMESPACE = '5b0c4c3e-7f1e-4a53-9d59-5c1f2a8e6b10';
+
+export const transactionEventId = (transactionId: string): string => uuidv5(`transaction:${transactionId}`, EVENT_ID_NAMESPACE);
+
+export type IngestOutcome =
+  | { readonly status: 'ping' }
+  | { readonly status: 'accepted'; readonly eventId: string }
+  | { readonly status: 'duplicate'; readonly eventId: string }
+  | { readonly status: 'conflict'; readonly eventId: string }
+  | { readonly status: 'recorded'; readonly eventId: string };
+
+export interface IngestRejection {
+  readonly problems: readonly FieldProblem[];
+  readonly quarantineId: string;
+}
+
+export interface IngestDeps {
+  readonly eventStore: EventStore;
+  readonly quarantine: Quarantine;
+}
+
+export interface Delivery {
+  readonly body: Uint8Array;
+  readonly contentType: string | null;
+  readonly receivedAt: Date;
+  readonly requestId: string | null;
+  readonly remoteAddress: string | null;
+}
+
+/**
+ * One webhook delivery → at most one new event. Resolves only after the event store has committed; a body that
+ * cannot be booked is quarantined before the rejection is returned, so nothing Cas sent is lost either way.
+ */
+export async function ingestWebhook(deps: IngestDeps, delivery: Delivery): Promise<Result<IngestOutcome, IngestRejection>> {
+  const parsed = parseCasWebhook(delivery.body);
+  const rawSha256 = sha256(delivery.body);
+  if (!parsed.ok) {
+    const quarantineId = await deps.quarantine.put({
+      rawBody: delivery.body,
+      bodySha256: rawSha256,
+      contentType: delivery.contentType,
+      problems: parsed.error,
+      source: 'webhook',
+      requestId: delivery.requestId,
+      remoteAddress: delivery.remoteAddress,
+      receivedAt: delivery.receivedAt,
+    });
+    return err({ problems: parsed.error, quarantineId });
+  }
+  const raw = { text: Buffer.from(delivery.body).toString('utf8'), sha256: rawSha256 };
+  return ok(await recordWebhook(deps.eventStore, parsed.value, raw, delivery));
+}
+
+async function recordWebhook(
+  store: EventStore,
+  webhook: CasWebhook,
+  raw: { text: string; sha256: string },
+  delivery: Delivery,
+): Promise<IngestOutcome> {
+  const metadata = {
+    rawBody: raw.text,
+    rawSha256: raw.sha256,
+    receivedAt: delivery.receivedAt.toISOString(),
+    source: 'webhook',
+    requestId: delivery.requestId,
+  };
+  switch (webhook.kind) {
+    case 'ping':
+      return { status: 'ping' };
+    case 'transaction':
+      return recordTransaction(store, {
+        transaction: webhook.transaction,
+        source: 'webhook',
+        grantId: webhook.envelope.grantId,
+        metadata,
+      });
+    case 'grant':
+      return recordOnce(store, grantStreamId(webhook.envelope.grantId), raw.sha256, { ...metadata, grantId: webhook.envelope.grantId }, {
+        type: 'GrantWebhookReceived',
+        data: {
+          grantId: webhook.envelope.grantId,
+          webhookCode: webhook.envelope.webhookCode,
+          environment: webhook.envelope.environment,
+          error: webhook.error,
+        },
+      });
+    case 'other':
+      return recordOnce(store, webhookStreamId(webhook.envelope.webhookType), raw.sha256, { ...metadata, grantId: webhook.envelope.grantId }, {
+        type: 'WebhookReceived',
+        data: { ...webhook.envelope, body: webhook.body },
+      });
+    default:
+      return assertNever(webhook);
+  }
+}
+
+/** A webhook that books nothing is kept once per body: Cas's retries of it are the same event. */
+async function recordOnce(
+  store: EventStore,
+  streamId: string,
+  bodySha256: string,
+  metadata: Record<string, string | null>,
+  event: LedgerEvent,
+): Promise<IngestOutcome> {
+  const eventId = uuidv5(`body:${bodySha256}`, EVENT_ID_NAMESPACE);
+  await store.appendToStream(streamId, [{ eventId, ...encodeEvent(event), metadata }], 'any');
+  return { status: 'recorded', eventId };
+}
+
+export interface TransactionToRecord {
+  readonly transaction: BankTransaction;
+  readonly source: TransactionSource;
+  readonly grantId: string | null;
+  /** What the auditor gets back: the raw body, its hash, when and how it arrived. */
+  readonly metadata: Record<string, string | null>;
+}
+
+/**
+ * Books a transaction once. The stream `bankTx-<id>` must not exist yet; when it does, the first version is
+ * compared by content: the same content is a duplicate, other content is kept as a conflict for the auditor.
+ * Shared by webhooks and backfill, so both paths decide duplicates the same way.
+ */
+export async function recordTransaction(store: EventStore, input: TransactionToRecord): Promise<IngestOutcome> {
+  const { transaction } = input;
+  const streamId = transactionStreamId(transaction.id);
+  const eventId = transactionEventId(transaction.id);
+  const contentSha256 = sha256(canonicalTransaction(transaction));
+  const metadata = { ...input.metadata, grantId: input.grantId, contentSha256 };
+  const booked: LedgerEvent = {
+    type: 'BalanceChanged',
+    data: { transaction, source: input.source, grantId: input.grantId },
+  };
+  try {
+    const result = await store.appendToStream(streamId, [{ eventId, ...encodeEvent(booked), metadata }], 'no_stream');
+    if (result.status === 'appended') return { status: 'accepted', eventId };
+  } catch (error) {
+    if (!(error instanceof WrongExpectedVersion)) throw error;
+  }
+  const [original] = await store.readStream(streamId, { maxCount: 1 });
+  if (!original) throw new Error(`stream ${streamId} reported as existing but reads empty`);
+  if (original.metadata.contentSha256 === contentSha256) return { status: 'duplicate', eventId: original.eventId };
+  const conflictId = uuidv5(`conflict:${transaction.id}:${contentSha256}`, EVENT_ID_NAMESPACE);
+  const conflict: LedgerEvent = {
+    type: 'ConflictingDuplicateReceived',
+    data: { transaction, source: input.source, grantId: input.grantId, originalEventId: original.eventId },
+  };
+  await store.appendToStream(streamId, [{ eventId: conflictId, ...encodeEvent(conflict), metadata }], 'any');
+  return { status: 'conflict', eventId: conflictId };
+}
+
+export const sha256 = (data: Uint8Array | string): string => createHash('sha256').update(data).digest('hex');

@@ -1,0 +1,138 @@
+import type { JsonObject } from '../../domain/bank-transaction';
+
+/**
+ * The event-store port. Two adapters implement it (PostgreSQL, EventStoreDB) and pass one contract suite
+ * (test/integration/event-store.contract.ts).
+ *
+ * Guarantees every adapter gives:
+ * - an append is atomic and durable before its promise resolves;
+ * - event ids are unique: appending an event whose id the stream already holds is idempotent (`already_stored`),
+ *   decided by durable state, never by a cache;
+ * - `readAll` and `subscribe` follow one global order and never skip an event that a later read would show
+ *   before a position already returned.
+ */
+export type ExpectedRevision = 'no_stream' | 'any' | 'stream_exists' | bigint;
+
+export interface EventToAppend {
+  readonly eventId: string;
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly metadata: JsonObject;
+}
+
+export interface RecordedEvent {
+  /** Opaque, and sorts (as a string) like the global order. */
+  readonly position: string;
+  readonly streamId: string;
+  readonly revision: bigint;
+  readonly eventId: string;
+  readonly type: string;
+  readonly data: JsonObject;
+  readonly metadata: JsonObject;
+  readonly recordedAt: Date;
+}
+
+export type AppendResult =
+  | { readonly status: 'appended'; readonly nextRevision: bigint; readonly position: string }
+  /** Every event id was already in the stream: nothing was written. */
+  | { readonly status: 'already_stored'; readonly nextRevision: bigint };
+
+export interface ReadAllOptions {
+  /** Exclusive; null reads from the start of the log. */
+  readonly after: string | null;
+  readonly maxCount: number;
+  readonly filter?: EventFilter;
+}
+
+export interface EventFilter {
+  readonly eventTypes?: readonly string[];
+  readonly streamPrefixes?: readonly string[];
+}
+
+export interface ReadAllPage {
+  readonly events: readonly RecordedEvent[];
+  /** The position to read after next; it may be past the last event returned (a filter skipped the rest). */
+  readonly lastPosition: string | null;
+  readonly isEnd: boolean;
+}
+
+export interface SubscribeOptions {
+  readonly after: string | null;
+  readonly filter?: EventFilter;
+  readonly maxBatch?: number;
+  /** Called with events in global order; the next batch waits for the promise. */
+  readonly onEvents: (events: readonly RecordedEvent[], lastPosition: string) => Promise<void>;
+  /** Called when the subscription has read everything but found nothing for the filter. */
+  readonly onCheckpoint?: (position: string) => Promise<void>;
+  /** Called when reading fails; the subscription keeps retrying with backoff. */
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface Subscription {
+  /** Resolves once no handler is running and none will run again. */
+  stop(): Promise<void>;
+}
+
+export interface EventStore {
+  appendToStream(
+    streamId: string,
+    events: readonly EventToAppend[],
+    expectedRevision: ExpectedRevision,
+  ): Promise<AppendResult>;
+  /** The stream's events in revision order; an empty list when the stream does not exist. */
+  readStream(streamId: string, options?: { fromRevision?: bigint; maxCount?: number }): Promise<RecordedEvent[]>;
+  readAll(options: ReadAllOptions): Promise<ReadAllPage>;
+  subscribe(options: SubscribeOptions): Subscription;
+  /** Throws EventStoreUnavailable when the store cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The stream is not at the revision the caller expected. */
+export class WrongExpectedVersion extends Error {
+  override readonly name = 'WrongExpectedVersion';
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedRevision,
+    readonly actual: bigint | 'no_stream',
+  ) {
+    super(`stream ${streamId}: expected revision ${String(expected)}, actual ${String(actual)}`);
+  }
+}
+
+/** An event id that exists in another stream: ids are unique across the whole store. */
+export class DuplicateEventId extends Error {
+  override readonly name = 'DuplicateEventId';
+  constructor(readonly eventId: string) {
+    super(`event id ${eventId} is already stored in another stream`);
+  }
+}
+
+/** The store cannot be reached or refused the connection: nothing was written; try again later. */
+export class EventStoreUnavailable extends Error {
+  override readonly name = 'EventStoreUnavailable';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/**
+ * Positions are two unsigned 64-bit numbers (PostgreSQL: transaction id and sequence; EventStoreDB: commit and
+ * prepare). Fixed-width hex keeps string order equal to numeric order.
+ */
+export function encodePosition(major: bigint, minor: bigint): string {
+  return `${major.toString(16).padStart(16, '0')}-${minor.toString(16).padStart(16, '0')}`;
+}
+
+export function decodePosition(position: string): { major: bigint; minor: bigint } {
+  const match = /^([0-9a-f]{16})-([0-9a-f]{16})$/.exec(position);
+  if (!match) throw new InvalidPosition(position);
+  return { major: BigInt(`0x${match[1]}`), minor: BigInt(`0x${match[2]}`) };
+}
+
+export class InvalidPosition extends Error {
+  override readonly name = 'InvalidPosition';
+  constructor(readonly position: string) {
+    super(`not a log position: ${position}`);
+  }
+}

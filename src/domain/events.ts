@@ -1,0 +1,59 @@
+import type { BankTransaction, JsonValue, TransactionSource } from './bank-transaction';
+
+/** A bank transaction booked for the first time. Immutable: its stream holds nothing else but conflicts. */
+export interface BalanceChanged {
+  readonly type: 'BalanceChanged';
+  readonly data: {
+    readonly transaction: BankTransaction;
+    readonly source: TransactionSource;
+    readonly grantId: string | null;
+  };
+}
+
+/** The same transaction id arrived again with other content. The first version stays authoritative. */
+export interface ConflictingDuplicateReceived {
+  readonly type: 'ConflictingDuplicateReceived';
+  readonly data: {
+    readonly transaction: BankTransaction;
+    readonly source: TransactionSource;
+    readonly grantId: string | null;
+    /** The BalanceChanged event this repeat contradicts. */
+    readonly originalEventId: string;
+  };
+}
+
+export interface CasError {
+  readonly errorType: string | null;
+  readonly errorCode: string | null;
+  readonly errorMessage: string | null;
+}
+
+/** A GRANT webhook: the link's state changed (login required, paused, revoked, deleted…). */
+export interface GrantWebhookReceived {
+  readonly type: 'GrantWebhookReceived';
+  readonly data: {
+    readonly grantId: string | null;
+    readonly webhookCode: string;
+    readonly environment: string | null;
+    readonly error: CasError | null;
+  };
+}
+
+/** Any other well-formed webhook (INVOICE, AUTO_DEBIT, an unknown TRANSACTIONS code…): kept, never booked. */
+export interface WebhookReceived {
+  readonly type: 'WebhookReceived';
+  readonly data: {
+    readonly webhookType: string;
+    readonly webhookCode: string;
+    readonly grantId: string | null;
+    readonly environment: string | null;
+    readonly body: JsonValue;
+  };
+}
+
+export type LedgerEvent = BalanceChanged | ConflictingDuplicateReceived | GrantWebhookReceived | WebhookReceived;
+export type LedgerEventType = LedgerEvent['type'];
+
+export const transactionStreamId = (transactionId: string): string => `bankTx-${transactionId}`;
+export const grantStreamId = (grantId: string | null): string => `grant-${grantId ?? 'none'}`;
+export const webhookStreamId = (webhookType: string): string => `webhook-${webhookType.toLowerCase()}`;

@@ -1,0 +1,41 @@
+import { err, ok, type Result } from './result';
+
+/**
+ * Currencies the ledger books, with their minor-unit exponent. VND has no minor unit: 1n is one đồng.
+ * Cas has only ever sent VND; another currency is refused rather than booked at the wrong scale.
+ */
+export const SUPPORTED_CURRENCIES = { VND: 0 } as const;
+export type Currency = keyof typeof SUPPORTED_CURRENCIES;
+
+export const isSupportedCurrency = (code: string): code is Currency => Object.hasOwn(SUPPORTED_CURRENCIES, code);
+
+export type AmountError = 'not_a_number' | 'fractional_amount';
+
+const INTEGER = /^-?(0|[1-9]\d*)$/;
+const DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
+
+/**
+ * Reads the exact text of a JSON number as whole minor units. `10000`, `1e4` and `10000.0` are the same đồng;
+ * `10000.5` is not a VND amount. Never goes through a float.
+ */
+export function parseMinorUnits(text: string): Result<bigint, AmountError> {
+  if (INTEGER.test(text)) return ok(BigInt(text));
+  if (!DECIMAL.test(text)) return err('not_a_number');
+  const negative = text.startsWith('-');
+  const [mantissa = '', exponentText] = text.replace(/^-/, '').toLowerCase().split('e');
+  const [whole = '', fraction = ''] = mantissa.split('.');
+  const exponent = Number.parseInt(exponentText ?? '0', 10);
+  let digits = whole + fraction;
+  let scale = fraction.length - exponent; // value = digits × 10^-scale
+  while (scale > 0 && digits.endsWith('0')) {
+    digits = digits.slice(0, -1);
+    scale -= 1;
+  }
+  if (scale > 0) return err('fractional_amount');
+  if (-scale > 30) return err('not_a_number'); // no balance has thirty more digits
+  const value = BigInt(digits || '0') * 10n ** BigInt(-scale);
+  return ok(negative ? -value : value);
+}
+
+/** Money leaves the process as an exact decimal string: JSON numbers are doubles. */
+export const formatMinorUnits = (amount: bigint): string => amount.toString();

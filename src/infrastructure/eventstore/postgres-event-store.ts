@@ -1,0 +1,332 @@
+import { type Kysely, sql } from 'kysely';
+import type { JsonObject } from '../../domain/bank-transaction';
+import {
+  type AppendResult,
+  DuplicateEventId,
+  type EventFilter,
+  type EventStore,
+  type EventToAppend,
+  EventStoreUnavailable,
+  type ExpectedRevision,
+  type ReadAllOptions,
+  type ReadAllPage,
+  type RecordedEvent,
+  type SubscribeOptions,
+  type Subscription,
+  WrongExpectedVersion,
+  decodePosition,
+  encodePosition,
+} from '../../application/ports/event-store';
+import { isUnavailableError } from '../postgres/errors';
+import { followLog } from './follow-log';
+
+interface EventRow {
+  seq: string;
+  tx_id: string;
+  stream_id: string;
+  revision: string;
+  event_id: string;
+  type: string;
+  data: JsonObject;
+  metadata: JsonObject;
+  recorded_at: Date;
+}
+
+export interface PostgresEventStoreOptions {
+  /** Most single-event appends flushed in one transaction (group commit). */
+  readonly maxGroupSize?: number;
+  /** How often an idle subscription looks for events appended by other processes. */
+  readonly pollIntervalMs?: number;
+}
+
+interface PendingAppend {
+  readonly streamId: string;
+  readonly event: EventToAppend;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const UNIQUE_VIOLATION = '23505';
+
+/**
+ * The event store on PostgreSQL (a server, or PGlite embedded).
+ *
+ * Ordering: a bigserial is handed out at insert time but becomes visible at commit, so a reader trusting it
+ * alone can skip a slow transaction's events. Every row carries the inserting transaction's id (xid8) and
+ * readers only return rows of transactions older than the oldest one still running
+ * (`pg_snapshot_xmin(pg_current_snapshot())`); below that fence nothing new can ever appear. The global order
+ * is (tx_id, seq).
+ *
+ * Throughput: concurrent single-event "no stream" appends (one webhook each) are grouped into one INSERT and one
+ * commit; each caller's promise resolves only after that commit.
+ */
+export function createPostgresEventStore(db: Kysely<any>, options: PostgresEventStoreOptions = {}): EventStore {
+  const maxGroupSize = options.maxGroupSize ?? 256;
+  const pollIntervalMs = options.pollIntervalMs ?? 250;
+  const waiters = new Set<() => void>();
+  const announce = () => {
+    for (const wake of waiters) wake();
+    waiters.clear();
+  };
+  let queue: PendingAppend[] = [];
+  let flushing = false;
+
+  async function translate<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isUnavailableError(error)) throw new EventStoreUnavailable('event store unreachable', { cause: error });
+      throw error;
+    }
+  }
+
+  async function flush(): Promise<void> {
+    if (flushing || queue.length === 0) return;
+    flushing = true;
+    const group = queue.slice(0, maxGroupSize);
+    queue = queue.slice(group.length);
+    try {
+      const results = await translate(() => db.transaction().execute((trx) => insertGroup(trx, group)));
+      group.forEach((pending, i) => {
+        const result = results[i];
+        if (result instanceof Error) pending.reject(result);
+        else if (result) pending.resolve(result);
+      });
+      announce();
+    } catch (error) {
+      for (const pending of group) pending.reject(error);
+    } finally {
+      flushing = false;
+      if (queue.length > 0) void flush();
+    }
+  }
+
+  async function appendOne(
+    streamId: string,
+    events: readonly EventToAppend[],
+    expected: ExpectedRevision,
+  ): Promise<AppendResult> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const result = await db.transaction().execute(async (trx) => {
+          const current = await streamRevision(trx, streamId);
+          const stored = await storedIds(trx, events.map((e) => e.eventId));
+          if (stored.size > 0) return alreadyStored(streamId, events, stored, current);
+          checkExpected(streamId, expected, current);
+          const base = current === 'no_stream' ? 0n : current + 1n;
+          const rows = await insertRows(trx, streamId, events, base);
+          const last = rows[rows.length - 1]!;
+          return {
+            status: 'appended',
+            nextRevision: base + BigInt(events.length) - 1n,
+            position: encodePosition(BigInt(last.tx_id), BigInt(last.seq)),
+          } satisfies AppendResult;
+        });
+        if (result.status === 'appended') announce();
+        return result;
+      } catch (error) {
+        // A concurrent writer took the revision or the id between our read and our insert: decide again.
+        if (isUniqueViolation(error) && attempt < 5) continue;
+        throw error;
+      }
+    }
+  }
+
+  return {
+    appendToStream(streamId, events, expectedRevision) {
+      if (events.length === 0) throw new Error('appendToStream needs at least one event');
+      if (events.length === 1 && expectedRevision === 'no_stream') {
+        return new Promise<AppendResult>((resolve, reject) => {
+          queue.push({ streamId, event: events[0]!, resolve, reject });
+          void flush();
+        });
+      }
+      return translate(() => appendOne(streamId, events, expectedRevision));
+    },
+
+    readStream(streamId, { fromRevision = 0n, maxCount = 10_000 } = {}) {
+      return translate(async () => {
+        const { rows } = await sql<EventRow>`
+          select * from events where stream_id = ${streamId} and revision >= ${fromRevision.toString()}
+          order by revision limit ${maxCount}`.execute(db);
+        return rows.map(toRecorded);
+      });
+    },
+
+    readAll: (options) => translate(() => readAll(db, options)),
+
+    subscribe(options: SubscribeOptions): Subscription {
+      return followLog({
+        options,
+        read: (after, maxCount) => readAll(db, { after, maxCount, filter: options.filter }),
+        waitForNews: (signal) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(done, pollIntervalMs);
+            function done() {
+              clearTimeout(timer);
+              waiters.delete(done);
+              signal.removeEventListener('abort', done);
+              resolve();
+            }
+            waiters.add(done);
+            signal.addEventListener('abort', done, { once: true });
+          }),
+      });
+    },
+
+    ping: () =>
+      translate(async () => {
+        await sql`select 1`.execute(db);
+      }),
+
+    close: async () => {
+      announce();
+    },
+  };
+}
+
+async function insertGroup(trx: Kysely<any>, group: readonly PendingAppend[]): Promise<(AppendResult | Error)[]> {
+  const inserted = await sql<{ event_id: string; tx_id: string; seq: string }>`
+    insert into events (stream_id, revision, event_id, type, data, metadata)
+    select s, 0, e, t, d, m
+    from unnest(
+      ${group.map((p) => p.streamId)}::text[], ${group.map((p) => p.event.eventId)}::uuid[],
+      ${group.map((p) => p.event.type)}::text[], ${group.map((p) => JSON.stringify(p.event.data))}::jsonb[],
+      ${group.map((p) => JSON.stringify(p.event.metadata))}::jsonb[]
+    ) as g(s, e, t, d, m)
+    on conflict do nothing
+    returning event_id, tx_id, seq`.execute(trx);
+  const fresh = new Map(inserted.rows.map((r) => [r.event_id, r]));
+  const missed = group.filter((p) => !fresh.has(p.event.eventId));
+  // Read in the same transaction, so rows this group just inserted are seen too.
+  const stored =
+    missed.length === 0
+      ? []
+      : (
+          await sql<{ stream_id: string; event_id: string; revision: string }>`
+            select stream_id, event_id, revision from events
+            where event_id = any(${missed.map((p) => p.event.eventId)}::uuid[])
+               or stream_id = any(${missed.map((p) => p.streamId)}::text[])`.execute(trx)
+        ).rows;
+  return group.map((pending): AppendResult | Error => {
+    const row = fresh.get(pending.event.eventId);
+    if (row) {
+      fresh.delete(pending.event.eventId); // later callers in this group with the same id are repeats
+      return { status: 'appended', nextRevision: 0n, position: encodePosition(BigInt(row.tx_id), BigInt(row.seq)) };
+    }
+    const sameId = stored.find((r) => r.event_id === pending.event.eventId);
+    if (sameId && sameId.stream_id !== pending.streamId) return new DuplicateEventId(pending.event.eventId);
+    const last = stored
+      .filter((r) => r.stream_id === pending.streamId)
+      .reduce((max, r) => (BigInt(r.revision) > max ? BigInt(r.revision) : max), 0n);
+    if (sameId) return { status: 'already_stored', nextRevision: last };
+    return new WrongExpectedVersion(pending.streamId, 'no_stream', last);
+  });
+}
+
+async function streamRevision(trx: Kysely<any>, streamId: string): Promise<bigint | 'no_stream'> {
+  const { rows } = await sql<{ revision: string | null }>`
+    select max(revision) as revision from events where stream_id = ${streamId}`.execute(trx);
+  const revision = rows[0]?.revision;
+  return revision === null || revision === undefined ? 'no_stream' : BigInt(revision);
+}
+
+async function storedIds(trx: Kysely<any>, eventIds: readonly string[]): Promise<Map<string, string>> {
+  const { rows } = await sql<{ event_id: string; stream_id: string }>`
+    select event_id, stream_id from events where event_id = any(${eventIds}::uuid[])`.execute(trx);
+  return new Map(rows.map((r) => [r.event_id, r.stream_id]));
+}
+
+function alreadyStored(
+  streamId: string,
+  events: readonly EventToAppend[],
+  stored: Map<string, string>,
+  current: bigint | 'no_stream',
+): AppendResult {
+  for (const event of events) {
+    const storedIn = stored.get(event.eventId);
+    if (storedIn !== undefined && storedIn !== streamId) throw new DuplicateEventId(event.eventId);
+    // Part of a batch stored and part not: not a retry of one append, so not idempotent.
+    if (storedIn === undefined) throw new DuplicateEventId([...stored.keys()][0]!);
+  }
+  return { status: 'already_stored', nextRevision: current === 'no_stream' ? -1n : current };
+}
+
+function checkExpected(streamId: string, expected: ExpectedRevision, current: bigint | 'no_stream'): void {
+  const holds =
+    expected === 'any' ||
+    (expected === 'no_stream' && current === 'no_stream') ||
+    (expected === 'stream_exists' && current !== 'no_stream') ||
+    (typeof expected === 'bigint' && current === expected);
+  if (!holds) throw new WrongExpectedVersion(streamId, expected, current);
+}
+
+async function insertRows(trx: Kysely<any>, streamId: string, events: readonly EventToAppend[], base: bigint) {
+  const { rows } = await sql<{ tx_id: string; seq: string }>`
+    insert into events (stream_id, revision, event_id, type, data, metadata)
+    select ${streamId}, ${base.toString()}::bigint + o - 1, e, t, d, m
+    from unnest(
+      ${events.map((e) => e.eventId)}::uuid[], ${events.map((e) => e.type)}::text[],
+      ${events.map((e) => JSON.stringify(e.data))}::jsonb[], ${events.map((e) => JSON.stringify(e.metadata))}::jsonb[]
+    ) with ordinality as g(e, t, d, m, o)
+    order by o
+    returning tx_id, seq`.execute(trx);
+  return rows;
+}
+
+async function readAll(db: Kysely<any>, { after, maxCount, filter }: ReadAllOptions): Promise<ReadAllPage> {
+  const from = after === null ? { major: 0n, minor: 0n } : decodePosition(after);
+  const { rows } = await sql<EventRow & { kind: 'event' | 'tail' }>`
+    with fence as (select pg_snapshot_xmin(pg_current_snapshot()) as xmin),
+    page as (
+      select e.* from events e, fence
+      where (e.tx_id, e.seq) > (${from.major.toString()}::xid8, ${from.minor.toString()}::bigint)
+        and e.tx_id < fence.xmin ${filterSql(filter)}
+      order by e.tx_id, e.seq limit ${maxCount}
+    )
+    select 'event' as kind, page.* from page
+    union all
+    select 'tail', t.* from (
+      select e.* from events e, fence where e.tx_id < fence.xmin order by e.tx_id desc, e.seq desc limit 1
+    ) t where ${filter ? sql`true` : sql`false`}`.execute(db);
+  const events = rows.filter((r) => r.kind === 'event').map(toRecorded);
+  const isEnd = events.length < maxCount;
+  const tail = rows.find((r) => r.kind === 'tail');
+  const lastEvent = events[events.length - 1]?.position ?? null;
+  // A filtered read that reached the fence may skip ahead to it: nothing below it can still appear.
+  const lastPosition =
+    isEnd && tail ? maxPosition(lastEvent ?? after, encodePosition(BigInt(tail.tx_id), BigInt(tail.seq))) : (lastEvent ?? after);
+  return { events, lastPosition, isEnd };
+}
+
+function maxPosition(a: string | null, b: string): string {
+  return a !== null && a > b ? a : b;
+}
+
+function filterSql(filter: EventFilter | undefined) {
+  if (!filter) return sql``;
+  const parts = [];
+  if (filter.eventTypes) parts.push(sql`and e.type = any(${[...filter.eventTypes]}::text[])`);
+  if (filter.streamPrefixes) {
+    const prefixes = filter.streamPrefixes.map((p) => `${p.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    parts.push(sql`and e.stream_id like any(${prefixes}::text[])`);
+  }
+  return sql.join(parts, sql` `);
+}
+
+function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    position: encodePosition(BigInt(row.tx_id), BigInt(row.seq)),
+    streamId: row.stream_id,
+    revision: BigInt(row.revision),
+    eventId: row.event_id,
+    type: row.type,
+    data: row.data,
+    metadata: row.metadata,
+    recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(row.recorded_at),
+  };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION;
+}

@@ -1,0 +1,45 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from '@fastify/type-provider-zod';
+import { z } from 'zod';
+import { problemSchema, sendProblem } from './problem';
+
+export interface HealthRouteOptions {
+  /** Each check throws when its dependency cannot be reached. */
+  readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+}
+
+export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, { readinessChecks }) => {
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  typed.get(
+    '/health',
+    { schema: { summary: 'The process is alive', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  );
+  typed.get(
+    '/ready',
+    {
+      schema: {
+        summary: 'The stores are reachable',
+        tags: ['operations'],
+        response: { 200: z.object({ status: z.literal('ready') }), 503: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const failed: string[] = [];
+      await Promise.all(
+        Object.entries(readinessChecks).map(async ([name, check]) => {
+          try {
+            await check();
+          } catch (error) {
+            request.log.warn({ err: error, check: name }, 'readiness check failed');
+            failed.push(name);
+          }
+        }),
+      );
+      if (failed.length > 0) {
+        return sendProblem(reply, 503, 'not-ready', 'Not ready', { detail: `unreachable: ${failed.sort().join(', ')}` });
+      }
+      return { status: 'ready' as const };
+    },
+  );
+};

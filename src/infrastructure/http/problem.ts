@@ -1,0 +1,61 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod';
+import { z } from 'zod';
+import { EventStoreUnavailable } from '../../application/ports/event-store';
+import { isUnavailableError } from '../postgres/errors';
+
+/** RFC 9457 problem details. `errors` names every bad field or parameter. */
+export const problemSchema = z
+  .looseObject({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    requestId: z.string().optional(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Problem' });
+
+export type ProblemBody = z.infer<typeof problemSchema>;
+
+export function sendProblem(
+  reply: FastifyReply,
+  status: number,
+  slug: string,
+  title: string,
+  extra: Omit<Partial<ProblemBody>, 'type' | 'title' | 'status'> = {},
+): FastifyReply {
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({ type: `urn:balance-ledger:problem:${slug}`, title, status, requestId: reply.request.id, ...extra });
+}
+
+/** The one error handler: validation → 400 naming the fields, store down → 503, anything else → 500 without internals. */
+export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const where = error.validationContext ?? 'request';
+    const errors = error.validation.map((v) => ({
+      field: `${where}${v.instancePath.replaceAll('/', '.')}`.replace(/\.$/, ''),
+      message: v.message ?? 'invalid',
+    }));
+    return sendProblem(reply, 400, 'invalid-request', 'The request is invalid', {
+      detail: errors.map((e) => `${e.field}: ${e.message}`).join('; '),
+      errors,
+    });
+  }
+  if (error instanceof EventStoreUnavailable || isUnavailableError(error)) {
+    request.log.warn({ err: error }, 'storage unavailable');
+    reply.header('retry-after', '5');
+    return sendProblem(reply, 503, 'unavailable', 'Storage is unavailable; nothing was stored, try again');
+  }
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return sendProblem(reply, 413, 'body-too-large', 'The body is larger than this endpoint accepts');
+  }
+  const status = error.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    return sendProblem(reply, status, 'bad-request', error.message);
+  }
+  request.log.error({ err: error }, 'request failed');
+  return sendProblem(reply, 500, 'internal', 'Internal error');
+}

@@ -1,0 +1,61 @@
+import { randomUUID } from 'node:crypto';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from '@fastify/type-provider-zod';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { IngestDeps } from '../../application/ingest-webhook';
+import { healthRoutes } from './health.routes';
+import { errorHandler, sendProblem } from './problem';
+import { webhookRoutes } from './webhooks.routes';
+
+export interface ServerDeps {
+  readonly logger: Logger;
+  readonly ingest: IngestDeps;
+  readonly webhook: {
+    readonly token: string | undefined;
+    readonly allowedIps: readonly string[] | undefined;
+    readonly bodyLimit: number;
+  };
+  readonly trustProxy: readonly string[] | undefined;
+  readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+  readonly now: () => Date;
+}
+
+/** Builds the app and never listens: main.ts listens, tests use `inject`. */
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // X-Forwarded-For is believed only from the proxies named in TRUST_PROXY.
+    trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    disableRequestLogging: false,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, 404, 'not-found', 'Not found', { detail: `${request.method} ${request.url.split('?')[0]}` }),
+  );
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'balance-ledger',
+        version: '0.1.0',
+        description:
+          'Event-sourced ledger for Cas BankHub Balance Hook webhooks. Money is an exact decimal string of whole đồng.',
+      },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  await app.register(healthRoutes, { readinessChecks: deps.readinessChecks });
+  await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,78 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from '@fastify/type-provider-zod';
+import { z } from 'zod';
+import { ingestWebhook, type IngestDeps } from '../../application/ingest-webhook';
+import { problemSchema, sendProblem } from './problem';
+import { addressMatcher, tokenMatches } from './webhook-auth';
+
+export interface WebhookRouteOptions {
+  readonly ingest: IngestDeps;
+  readonly token: string | undefined;
+  readonly allowedIps: readonly string[] | undefined;
+  readonly bodyLimit: number;
+  readonly now: () => Date;
+}
+
+const ackSchema = z
+  .object({
+    status: z.enum(['ping', 'accepted', 'duplicate', 'conflict', 'recorded']),
+    eventId: z.uuid().optional(),
+  })
+  .meta({ id: 'WebhookAck' });
+
+export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app, options) => {
+  const allowed = options.allowedIps ? addressMatcher(options.allowedIps) : null;
+
+  // The body is read as bytes: the auditor gets back exactly what Cas sent, and money is parsed losslessly.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
+
+  // Checked before the body is read: an unauthenticated sender gets nothing stored and no parsing.
+  app.addHook('onRequest', async (request, reply) => {
+    if (allowed && !allowed(request.ip)) {
+      return sendProblem(reply, 403, 'forbidden-source', 'This source address may not deliver webhooks');
+    }
+    if (options.token === undefined) return;
+    const query = request.query as Record<string, unknown>;
+    const presented = request.headers['x-webhook-token'] ?? query.token;
+    if (!tokenMatches(options.token, typeof presented === 'string' ? presented : undefined)) {
+      return sendProblem(reply, 401, 'unauthorized', 'Missing or wrong webhook token');
+    }
+  });
+
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/webhooks/bankhub',
+    {
+      schema: {
+        summary: 'Receive a Cas BankHub Balance Hook webhook',
+        description:
+          'Answers 200 only after the event is durably stored. TRANSACTIONS webhooks become one BalanceChanged event per ' +
+          'Cas transaction id; repeats answer `duplicate`, a repeat with other content `conflict`. `{}` is the console ping.',
+        tags: ['webhooks'],
+        querystring: z.object({ token: z.string().optional().describe('The webhook secret (WEBHOOK_TOKEN)') }),
+        headers: z.looseObject({ 'x-webhook-token': z.string().optional() }),
+        body: z.any().describe('The webhook as Cas sends it: {environment, webhookType, webhookCode, grantId, error, transaction?}'),
+        response: { 200: ackSchema, 400: problemSchema, 401: problemSchema, 403: problemSchema, 413: problemSchema, 503: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      const result = await ingestWebhook(options.ingest, {
+        body,
+        contentType: request.headers['content-type'] ?? null,
+        receivedAt: options.now(),
+        requestId: request.id,
+        remoteAddress: request.ip,
+      });
+      if (!result.ok) {
+        request.log.info({ problems: result.error.problems, quarantineId: result.error.quarantineId }, 'webhook quarantined');
+        return sendProblem(reply, 400, 'invalid-webhook', 'The webhook could not be booked', {
+          detail: result.error.problems.map((p) => `${p.field}: ${p.message}`).join('; '),
+          errors: [...result.error.problems],
+          quarantineId: result.error.quarantineId,
+        });
+      }
+      return result.value;
+    },
+  );
+};

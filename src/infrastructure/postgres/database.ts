@@ -1,0 +1,82 @@
+import { mkdirSync } from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+
+/**
+ * One PostgreSQL for the whole service: the event store (unless EventStoreDB is configured), the read models
+ * and the quarantine. Either a real server (DATABASE_URL) or PGlite embedded in the process, with the same SQL.
+ */
+export interface Database {
+  readonly db: Kysely<any>;
+  readonly kind: 'postgres' | 'pglite';
+  /**
+   * Runs `work` while holding a session-level advisory lock on a connection of its own (PostgreSQL), or at
+   * once (PGlite: one process, one connection, so nobody else can hold it). Returns false when the lock is taken.
+   */
+  tryWithAdvisoryLock(key: bigint, work: (release: Promise<void>) => Promise<void>): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly poolSize: number;
+}
+
+export function openDatabase(options: DatabaseOptions): Database {
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, options.poolSize)
+    : openPglite(options.dataDir);
+}
+
+function openPostgres(connectionString: string, poolSize: number): Database {
+  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 5_000 });
+  // An idle client that loses its server must not take the process down; the next query reports it.
+  pool.on('error', () => {});
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    kind: 'postgres',
+    async tryWithAdvisoryLock(key, work) {
+      const client = await pool.connect();
+      try {
+        const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [
+          key.toString(),
+        ]);
+        if (!rows[0]?.locked) return false;
+        let lost!: () => void;
+        const released = new Promise<void>((resolve) => (lost = resolve));
+        client.on('error', lost);
+        client.on('end', lost);
+        try {
+          await work(released);
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [key.toString()]).catch(() => {});
+        }
+        return true;
+      } finally {
+        client.release();
+      }
+    },
+    close: () => db.destroy(),
+  };
+}
+
+function openPglite(dataDir: string): Database {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Kysely<any>({ dialect: new PGliteDialect(new PGlite(dataDir)) });
+  return {
+    db,
+    kind: 'pglite',
+    async tryWithAdvisoryLock(_key, work) {
+      await work(new Promise<void>(() => {}));
+      return true;
+    },
+    close: () => db.destroy(),
+  };
+}
+
+/** pg reports int8 and numeric as strings: money and revisions become bigint here, never a float. */
+export const toBigInt = (value: string | number | bigint): bigint => BigInt(value);

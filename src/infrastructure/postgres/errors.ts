@@ -1,0 +1,18 @@
+/**
+ * Errors that mean "the database is not there right now" rather than "this statement is wrong": connection
+ * refused or reset, pool time-out, server shutting down or not accepting connections (SQLSTATE classes 08, 57P).
+ */
+export function isUnavailableError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE'].includes(code)) return true;
+  }
+  return (
+    typeof message === 'string' &&
+    /timeout exceeded when trying to connect|Connection terminated|connection .*closed|Client has encountered a connection error|ECONNREFUSED/i.test(
+      message,
+    )
+  );
+}

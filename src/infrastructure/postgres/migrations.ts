@@ -1,0 +1,59 @@
+import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+
+/**
+ * Write-side tables: the event log, the quarantine of rejected bodies, and linked grants. Read models are not
+ * migrated: they are rebuilt from the log (src/projections/read-model-schema.ts).
+ */
+const migrations: Record<string, Migration> = {
+  '0001_event_store': {
+    async up(db) {
+      await sql`
+        create table events (
+          seq bigserial primary key,
+          tx_id xid8 not null default pg_current_xact_id(),
+          stream_id text not null,
+          revision bigint not null,
+          event_id uuid not null,
+          type text not null,
+          data jsonb not null,
+          metadata jsonb not null,
+          recorded_at timestamptz not null default clock_timestamp(),
+          constraint events_stream_revision unique (stream_id, revision),
+          constraint events_event_id unique (event_id)
+        )`.execute(db);
+      // The global order: readers follow (tx_id, seq) below the oldest running transaction (see postgres-event-store).
+      await sql`create index events_global_order on events (tx_id, seq)`.execute(db);
+    },
+  },
+  '0002_quarantine': {
+    async up(db) {
+      await sql`
+        create table quarantine (
+          id bigserial primary key,
+          body_sha256 text not null unique,
+          raw_body bytea not null,
+          content_type text,
+          reason jsonb not null,
+          source text not null,
+          request_id text,
+          remote_address text,
+          first_received_at timestamptz not null,
+          last_received_at timestamptz not null,
+          times_received integer not null default 1,
+          reingested_at timestamptz,
+          reingest_outcome jsonb
+        )`.execute(db);
+    },
+  },
+};
+
+const provider: MigrationProvider = { getMigrations: async () => migrations };
+
+export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String(error)}`, { cause: error });
+  }
+}

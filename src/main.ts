@@ -1,0 +1,78 @@
+import 'reflect-metadata';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { container } from 'tsyringe';
+import { type Config, ConfigError, loadConfig } from './config';
+import { buildServer } from './infrastructure/http/server';
+import { createLogger } from './infrastructure/logger';
+import { openStores, type Stores } from './infrastructure/runtime';
+
+/** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
+const TOKENS = {
+  config: Symbol('Config'),
+  logger: Symbol('Logger'),
+  clock: Symbol('Clock'),
+} as const;
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  container.register(TOKENS.config, { useValue: config });
+  container.register(TOKENS.logger, { useFactory: (c) => createLogger(c.resolve<Config>(TOKENS.config).logLevel) });
+  container.register(TOKENS.clock, { useValue: () => new Date() });
+
+  const logger = container.resolve<Logger>(TOKENS.logger);
+  const now = container.resolve<() => Date>(TOKENS.clock);
+  const stores: Stores = await openStores(config, logger);
+  logger.info(
+    {
+      database: stores.database.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)',
+      eventStore: config.eventStoreUrl ? 'EventStoreDB' : 'PostgreSQL',
+    },
+    'stores open',
+  );
+  if (!config.webhookToken) {
+    logger.warn('WEBHOOK_TOKEN is not set: POST /webhooks/bankhub accepts deliveries from anyone');
+  }
+
+  const app: FastifyInstance = await buildServer({
+    logger,
+    ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
+    webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
+    trustProxy: config.trustProxy,
+    readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    now,
+  });
+
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, 'shutting down');
+    try {
+      await app.close(); // stops accepting, lets in-flight webhooks finish their commits
+      await stores.close();
+      process.exit(0);
+    } catch (error) {
+      logger.error({ err: error }, 'unclean shutdown');
+      process.exit(1);
+    }
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+
+  await app.listen({ port: config.port, host: config.host });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`balance-ledger failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,227 @@
+import { Writable } from 'node:stream';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256 } from '../../src/application/ingest-webhook';
+import { createLogger } from '../../src/infrastructure/logger';
+import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
+import { createTestApp, sample, TEST_TOKEN, type TestApp } from '../support/app';
+
+const URL_WITH_TOKEN = `/webhooks/bankhub?token=${TEST_TOKEN}`;
+const json = { 'content-type': 'application/json' };
+
+function withTransaction(change: Record<string, unknown>, envelope: Record<string, unknown> = {}): string {
+  const body = JSON.parse(sample('transaction-webhook.json').toString('utf8'));
+  return JSON.stringify({ ...body, ...envelope, transaction: { ...body.transaction, ...change } });
+}
+
+describe('POST /webhooks/bankhub', () => {
+  let t: TestApp;
+  const post = (payload: string | Buffer, url = URL_WITH_TOKEN, headers: Record<string, string> = json) =>
+    t.app.inject({ method: 'POST', url, headers, payload });
+  const streamOf = (id: string) => t.stores.eventStore.readStream(`bankTx-${id}`);
+  const quarantined = () => t.stores.quarantine.list({ pendingOnly: false, limit: 1000 });
+
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('books the sample transaction once and keeps the raw body, its hash and where it came from', async () => {
+    const raw = sample('transaction-webhook.json');
+    const res = await post(raw, URL_WITH_TOKEN, { ...json, 'x-request-id': 'req-sample-1' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'accepted', eventId: expect.any(String) });
+    const [event, ...rest] = await streamOf('3cacecf6935011ee952542010a400022');
+    expect(rest).toEqual([]);
+    expect(event).toMatchObject({ type: 'BalanceChanged', eventId: res.json().eventId, revision: 0n });
+    expect(event!.data.transaction).toMatchObject({ amount: '10000', runningBalance: '3330000', accountNumber: '867623232' });
+    expect(event!.metadata).toMatchObject({
+      rawBody: raw.toString('utf8'),
+      rawSha256: sha256(raw),
+      source: 'webhook',
+      grantId: '4c657924-13f3-11ee-a4bb-42010a40001b',
+      requestId: 'req-sample-1',
+    });
+    expect(Date.parse(event!.metadata.receivedAt as string)).not.toBeNaN();
+  });
+
+  it('answers duplicate for the same transaction again, also when the account number comes as a string', async () => {
+    const again = await post(sample('transaction-webhook.json'));
+    expect(again.json()).toEqual({ status: 'duplicate', eventId: expect.any(String) });
+    const asString = await post(withTransaction({ accountNumber: '867623232' }));
+    expect(asString.json().status).toBe('duplicate');
+    expect(await streamOf('3cacecf6935011ee952542010a400022')).toHaveLength(1);
+  });
+
+  it('keeps a repeat with other content as a conflict, once per content, and the first version stays', async () => {
+    const other = withTransaction({ id: 'c0ffee00000000000000000000000001' });
+    expect((await post(other)).json().status).toBe('accepted');
+    const changed = withTransaction({ id: 'c0ffee00000000000000000000000001', amount: 20000, runningBalance: 3340000 });
+    const first = await post(changed);
+    expect(first.json()).toEqual({ status: 'conflict', eventId: expect.any(String) });
+    const second = await post(changed);
+    expect(second.json()).toEqual(first.json());
+    const stream = await streamOf('c0ffee00000000000000000000000001');
+    expect(stream.map((e) => e.type)).toEqual(['BalanceChanged', 'ConflictingDuplicateReceived']);
+    expect(stream[0]!.data.transaction).toMatchObject({ amount: '10000' });
+    expect(stream[1]!.data).toMatchObject({ originalEventId: stream[0]!.eventId, transaction: { amount: '20000' } });
+  });
+
+  it('stores exactly one event for 50 concurrent deliveries of one transaction', async () => {
+    const body = withTransaction({ id: 'c0ffee00000000000000000000000050' });
+    const results = await Promise.all(Array.from({ length: 50 }, () => post(body)));
+    const statuses = results.map((r) => r.json().status);
+    expect(statuses.filter((s) => s === 'accepted')).toHaveLength(1);
+    expect(statuses.filter((s) => s === 'duplicate')).toHaveLength(49);
+    expect(await streamOf('c0ffee00000000000000000000000050')).toHaveLength(1);
+  });
+
+  it('answers the console ping without storing anything', async () => {
+    const before = await t.stores.eventStore.readAll({ after: null, maxCount: 10_000 });
+    const res = await post(sample('console-ping.json'));
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'ping' });
+    const after = await t.stores.eventStore.readAll({ after: null, maxCount: 10_000 });
+    expect(after.events).toHaveLength(before.events.length);
+  });
+
+  it('records GRANT and other webhooks as events of their own, once per body', async () => {
+    const grant = await post(sample('grant-error-webhook.json'));
+    expect(grant.json()).toEqual({ status: 'recorded', eventId: expect.any(String) });
+    expect((await post(sample('grant-error-webhook.json'))).json()).toEqual(grant.json());
+    const stream = await t.stores.eventStore.readStream('grant-4c657924-13f3-11ee-a4bb-42010a40001b');
+    expect(stream).toHaveLength(1);
+    expect(stream[0]).toMatchObject({
+      type: 'GrantWebhookReceived',
+      data: { webhookCode: 'ERROR', error: { errorCode: 'GRANT_LOGIN_REQUIRED' } },
+    });
+    const invoice = await post('{"environment":"dev","webhookType":"INVOICE","webhookCode":"DEFAULT_UPDATE","grantId":null,"invoice":{"total":12345678901234567890,"n":7}}');
+    expect(invoice.json().status).toBe('recorded');
+    const [recorded] = await t.stores.eventStore.readStream('webhook-invoice');
+    expect(recorded!.data.body).toMatchObject({ invoice: { total: '12345678901234567890', n: 7 } });
+  });
+
+  describe('rejects what it cannot book with 400 naming each field, and quarantines the body', () => {
+    const cases: [string, string | Buffer, string[]][] = [
+      ['malformed JSON', '{"webhookType": "TRANSACTIONS",', ['(body)']],
+      ['a body that is not UTF-8', Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), ['(body)']],
+      ['a fractional VND amount', withTransaction({ amount: 10000.5 }), ['transaction.amount']],
+      ['an amount of the wrong type', withTransaction({ amount: true }), ['transaction.amount']],
+      ['no transaction id', withTransaction({ id: undefined }), ['transaction.id']],
+      ['an unparseable instant', withTransaction({ transactionDateTime: '05/12/2023 16:25' }), ['transaction.transactionDateTime']],
+      ['an instant without offset', withTransaction({ transactionDateTime: '2023-12-05T16:25:00' }), ['transaction.transactionDateTime']],
+      ['two bad fields at once', withTransaction({ runningBalance: 'lots', transactionDate: '2023-13-45' }), ['transaction.runningBalance', 'transaction.transactionDate']],
+      ['no webhookType', JSON.stringify({ webhookCode: 'X' }), ['webhookType']],
+      ['a TRANSACTIONS webhook without its transaction', JSON.stringify({ webhookType: 'TRANSACTIONS', webhookCode: 'DEFAULT_UPDATE' }), ['transaction']],
+    ];
+    it.each(cases)('%s', async (_name, body, fields) => {
+      const res = await post(body);
+      expect(res.statusCode).toBe(400);
+      expect(res.headers['content-type']).toContain('application/problem+json');
+      const problem = res.json();
+      expect(problem.errors.map((e: { field: string }) => e.field).sort()).toEqual(fields);
+      const entry = await t.stores.quarantine.get(String(problem.quarantineId));
+      expect(Buffer.from(entry!.rawBody).equals(Buffer.isBuffer(body) ? body : Buffer.from(body))).toBe(true);
+      expect(entry!.problems.map((p) => p.field).sort()).toEqual(fields);
+    });
+
+    it('keeps a body once however often it is sent', async () => {
+      const body = withTransaction({ amount: 1.25 });
+      const first = (await post(body)).json();
+      const second = (await post(body)).json();
+      expect(second.quarantineId).toBe(first.quarantineId);
+      const entry = await t.stores.quarantine.get(String(first.quarantineId));
+      expect(entry!.timesReceived).toBe(2);
+    });
+  });
+
+  it('answers 413 for a body over the limit and books nothing', async () => {
+    const big = withTransaction({ id: 'c0ffee000000000000000000000000bb', description: 'x'.repeat(1024 * 1024 + 10) });
+    const res = await post(big);
+    expect(res.statusCode).toBe(413);
+    expect(res.headers['content-type']).toContain('application/problem+json');
+    expect(await streamOf('c0ffee000000000000000000000000bb')).toEqual([]);
+  });
+
+  describe('authentication', () => {
+    const body = () => withTransaction({ id: 'c0ffee000000000000000000000000a1' });
+    it.each([
+      ['no token', '/webhooks/bankhub', json],
+      ['a wrong token in the query', '/webhooks/bankhub?token=wrong', json],
+      ['a wrong token in the header', '/webhooks/bankhub', { ...json, 'x-webhook-token': `${TEST_TOKEN}x` }],
+    ])('refuses %s with 401 and stores nothing', async (_name, url, headers) => {
+      const before = (await quarantined()).length;
+      const res = await post(body(), url, headers);
+      expect(res.statusCode).toBe(401);
+      expect(await streamOf('c0ffee000000000000000000000000a1')).toEqual([]);
+      expect(await quarantined()).toHaveLength(before);
+    });
+    it('accepts the token in the x-webhook-token header', async () => {
+      const res = await post(body(), '/webhooks/bankhub', { ...json, 'x-webhook-token': TEST_TOKEN });
+      expect(res.json().status).toBe('accepted');
+    });
+  });
+});
+
+describe('webhook source allowlist', () => {
+  let t: TestApp;
+  afterAll(async () => {
+    await t?.close();
+  });
+  it('checks the socket address, and X-Forwarded-For only from a trusted proxy', async () => {
+    t = await createTestApp({ WEBHOOK_ALLOWED_IPS: '20.2.69.168,10.0.0.0/8' });
+    const deliver = (headers: Record<string, string>, remoteAddress = '127.0.0.1') =>
+      t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: { ...json, ...headers }, payload: '{}', remoteAddress });
+    expect((await deliver({})).statusCode).toBe(403);
+    expect((await deliver({ 'x-forwarded-for': '20.2.69.168' })).statusCode).toBe(403);
+    expect((await deliver({}, '20.2.69.168')).statusCode).toBe(200);
+    expect((await deliver({}, '10.9.8.7')).statusCode).toBe(200);
+    await t.close();
+    t = await createTestApp({ WEBHOOK_ALLOWED_IPS: '20.2.69.168', TRUST_PROXY: '127.0.0.1' });
+    expect((await deliver({ 'x-forwarded-for': '20.2.69.168' })).statusCode).toBe(200);
+    expect((await deliver({ 'x-forwarded-for': '34.87.150.47' })).statusCode).toBe(403);
+  });
+});
+
+describe('when the store is unreachable', () => {
+  let t: TestApp;
+  let dead: Kysely<any>;
+  beforeAll(async () => {
+    dead = new Kysely<any>({
+      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMillis: 500 }) }),
+    });
+    const base = await createTestApp();
+    await base.app.close();
+    t = await createTestApp({}, { ingest: { eventStore: createPostgresEventStore(dead), quarantine: base.stores.quarantine } });
+    await base.stores.close();
+    await base.database.drop();
+  });
+  afterAll(async () => {
+    await dead?.destroy();
+    await t?.close();
+  });
+  it('answers 503 so that Cas retries, and acknowledges nothing', async () => {
+    const res = await t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: json, payload: sample('transaction-webhook.json') });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('5');
+    expect(res.json().status).toBe(503);
+  });
+});
+
+describe('logs', () => {
+  it('never contain the webhook token', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const t = await createTestApp({}, { logger: createLogger('info', sink) });
+    try {
+      await t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: { ...json, 'x-webhook-token': TEST_TOKEN }, payload: '{}' });
+    } finally {
+      await t.close();
+    }
+    expect(lines.some((l) => l.includes('/webhooks/bankhub?token=[redacted]'))).toBe(true);
+    expect(lines.join('\n')).not.toContain(TEST_TOKEN);
+  });
+});

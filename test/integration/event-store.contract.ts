@@ -1,0 +1,187 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DuplicateEventId,
+  type EventStore,
+  type EventToAppend,
+  type RecordedEvent,
+  WrongExpectedVersion,
+} from '../../src/application/ports/event-store';
+
+/**
+ * The event-store port's contract. Every adapter runs this suite unchanged; `setup` gives a store over an empty
+ * log (or a log no other test writes to streams of this run's prefix).
+ */
+export function describeEventStoreContract(
+  name: string,
+  setup: () => Promise<{ store: EventStore; cleanup: () => Promise<void> }>,
+): void {
+  describe(`event store contract: ${name}`, () => {
+    let store: EventStore;
+    let cleanup: () => Promise<void>;
+    const run = randomUUID().slice(0, 8);
+    const stream = (label: string) => `contract${run}-${label}`;
+    const event = (type = 'Tested', data: Record<string, string> = { amount: '12345678901234567890' }): EventToAppend => ({
+      eventId: randomUUID(),
+      type,
+      data,
+      metadata: { rawBody: ' {"a": "Chuyển khoản"} ', note: 'x' },
+    });
+
+    beforeAll(async () => {
+      ({ store, cleanup } = await setup());
+    });
+    afterAll(async () => {
+      await cleanup?.();
+    });
+
+    it('appends to a new stream and reads it back exactly', async () => {
+      const first = event();
+      const result = await store.appendToStream(stream('new'), [first], 'no_stream');
+      expect(result.status).toBe('appended');
+      const read = await store.readStream(stream('new'));
+      expect(read).toHaveLength(1);
+      expect(read[0]).toMatchObject({
+        streamId: stream('new'),
+        revision: 0n,
+        eventId: first.eventId,
+        type: 'Tested',
+        data: first.data,
+        metadata: first.metadata,
+      });
+      expect(read[0]!.recordedAt).toBeInstanceOf(Date);
+    });
+
+    it('reads a missing stream as empty', async () => {
+      expect(await store.readStream(stream('missing'))).toEqual([]);
+    });
+
+    it('numbers revisions per stream and honours an exact expected revision', async () => {
+      const s = stream('revisions');
+      await store.appendToStream(s, [event(), event()], 'no_stream');
+      const third = await store.appendToStream(s, [event()], 1n);
+      expect(third).toMatchObject({ status: 'appended', nextRevision: 2n });
+      await expect(store.appendToStream(s, [event()], 1n)).rejects.toBeInstanceOf(WrongExpectedVersion);
+      await expect(store.appendToStream(s, [event()], 'no_stream')).rejects.toBeInstanceOf(WrongExpectedVersion);
+      await expect(store.appendToStream(stream('absent'), [event()], 'stream_exists')).rejects.toBeInstanceOf(
+        WrongExpectedVersion,
+      );
+      const any = await store.appendToStream(s, [event()], 'any');
+      expect(any).toMatchObject({ status: 'appended', nextRevision: 3n });
+      expect((await store.readStream(s)).map((e) => e.revision)).toEqual([0n, 1n, 2n, 3n]);
+      expect((await store.readStream(s, { fromRevision: 2n, maxCount: 1 })).map((e) => e.revision)).toEqual([2n]);
+    });
+
+    it('treats a repeated event id as already stored, durably, under every expected revision', async () => {
+      const s = stream('idempotent');
+      const once = event();
+      await store.appendToStream(s, [once], 'no_stream');
+      expect(await store.appendToStream(s, [once], 'no_stream')).toMatchObject({ status: 'already_stored' });
+      expect(await store.appendToStream(s, [once], 'any')).toMatchObject({ status: 'already_stored' });
+      expect(await store.readStream(s)).toHaveLength(1);
+      const other = await store.appendToStream(s, [event()], 'no_stream').catch((e: unknown) => e);
+      expect(other).toBeInstanceOf(WrongExpectedVersion);
+      expect((other as WrongExpectedVersion).actual).toBe(0n);
+    });
+
+    it('refuses an event id that lives in another stream', async () => {
+      const shared = event();
+      await store.appendToStream(stream('owner'), [shared], 'no_stream');
+      await expect(store.appendToStream(stream('thief'), [shared], 'any')).rejects.toBeInstanceOf(DuplicateEventId);
+    });
+
+    it('stores exactly one of many concurrent appends of the same event', async () => {
+      const s = stream('race');
+      const same = event();
+      const results = await Promise.all(Array.from({ length: 50 }, () => store.appendToStream(s, [same], 'no_stream')));
+      expect(results.filter((r) => r.status === 'appended')).toHaveLength(1);
+      expect(results.filter((r) => r.status === 'already_stored')).toHaveLength(49);
+      expect(await store.readStream(s)).toHaveLength(1);
+    });
+
+    it('lets exactly one of two different first events win a new stream', async () => {
+      const s = stream('contest');
+      const outcomes = await Promise.allSettled([
+        store.appendToStream(s, [event()], 'no_stream'),
+        store.appendToStream(s, [event()], 'no_stream'),
+      ]);
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      const rejected = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+      expect(rejected.reason).toBeInstanceOf(WrongExpectedVersion);
+    });
+
+    it('pages through the whole log in one global order, each event once', async () => {
+      const mine = new Set<string>();
+      for (let i = 0; i < 7; i++) {
+        const e = event('Paged');
+        mine.add(e.eventId);
+        await store.appendToStream(stream(`page-${i}`), [e], 'no_stream');
+      }
+      const seen: RecordedEvent[] = [];
+      let after: string | null = null;
+      for (let pages = 0; pages < 10_000; pages++) {
+        const page = await store.readAll({ after, maxCount: 3 });
+        seen.push(...page.events);
+        after = page.lastPosition;
+        if (page.isEnd) break;
+      }
+      const positions = seen.map((e) => e.position);
+      expect([...positions].sort()).toEqual(positions);
+      expect(new Set(positions).size).toBe(positions.length);
+      expect(seen.filter((e) => mine.has(e.eventId))).toHaveLength(7);
+    });
+
+    it('filters the log by event type and by stream prefix', async () => {
+      const marker = `Filtered${run}`;
+      await store.appendToStream(stream('filter-a'), [event(marker)], 'no_stream');
+      await store.appendToStream(stream('filter-b'), [event('Other')], 'no_stream');
+      const byType = await readEverything(store, { eventTypes: [marker] });
+      expect(byType.map((e) => e.streamId)).toEqual([stream('filter-a')]);
+      const byPrefix = await readEverything(store, { streamPrefixes: [stream('filter-')] });
+      expect(byPrefix.map((e) => e.streamId).sort()).toEqual([stream('filter-a'), stream('filter-b')]);
+    });
+
+    it('delivers to a subscriber what was there and what comes later, in order, once', async () => {
+      const type = `Followed${run}`;
+      await store.appendToStream(stream('follow-0'), [event(type)], 'no_stream');
+      const received: RecordedEvent[] = [];
+      const subscription = store.subscribe({
+        after: null,
+        filter: { eventTypes: [type] },
+        onEvents: async (events) => {
+          received.push(...events);
+        },
+      });
+      try {
+        for (let i = 1; i < 5; i++) await store.appendToStream(stream(`follow-${i}`), [event(type)], 'no_stream');
+        await waitFor(() => received.length >= 5);
+        expect(received.map((e) => e.streamId)).toEqual([0, 1, 2, 3, 4].map((i) => stream(`follow-${i}`)));
+      } finally {
+        await subscription.stop();
+      }
+    });
+
+    it('answers a ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
+
+async function readEverything(store: EventStore, filter: { eventTypes?: string[]; streamPrefixes?: string[] }) {
+  const all: RecordedEvent[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const page = await store.readAll({ after, maxCount: 100, filter });
+    all.push(...page.events);
+    after = page.lastPosition;
+    if (page.isEnd) return all;
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met before the deadline');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

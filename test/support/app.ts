@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { loadConfig, type Config } from '../../src/config';
+import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
+import { openStores, type Stores } from '../../src/infrastructure/runtime';
+import { createTestDatabase, type TestDatabase } from './postgres';
+
+export const FIXTURES_DIR = join(import.meta.dirname, '..', 'fixtures');
+
+/** Payloads of the shape Cas's docs show (copies of shared/samples), as bytes. */
+export const sample = (name: string): Buffer => readFileSync(join(FIXTURES_DIR, name));
+
+export interface TestApp {
+  readonly app: FastifyInstance;
+  readonly stores: Stores;
+  readonly config: Config;
+  readonly database: TestDatabase;
+  close(): Promise<void>;
+}
+
+export const TEST_TOKEN = 'test-webhook-token-0123456789abcdef';
+
+/** A server on a database of its own, wired exactly as main.ts wires it. */
+export async function createTestApp(
+  env: Record<string, string> = {},
+  overrides: Partial<ServerDeps> = {},
+): Promise<TestApp> {
+  const database = await createTestDatabase('api');
+  const config = loadConfig({ DATABASE_URL: database.url, WEBHOOK_TOKEN: TEST_TOKEN, LOG_LEVEL: 'silent', ...env });
+  const logger = pino({ level: 'silent' });
+  const stores = await openStores(config, logger);
+  const app = await buildServer({
+    logger,
+    ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
+    webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
+    trustProxy: config.trustProxy,
+    readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    now: () => new Date(),
+    ...overrides,
+  });
+  return {
+    app,
+    stores,
+    config,
+    database,
+    async close() {
+      await app.close();
+      await stores.close();
+      await database.drop();
+    },
+  };
+}
