@@ -5,7 +5,9 @@ import { container } from 'tsyringe';
 import { type Config, ConfigError, loadConfig } from './config';
 import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
+import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
 import { openStores, type Stores } from './infrastructure/runtime';
+import { createLedgerProjection } from './projections/ledger.projection';
 
 /** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
 const TOKENS = {
@@ -43,12 +45,17 @@ async function main(): Promise<void> {
     logger.warn('WEBHOOK_TOKEN is not set: POST /webhooks/bankhub accepts deliveries from anyone');
   }
 
+  const runners: ProjectionRunner[] = config.runProjections
+    ? [createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection: createLedgerProjection(), logger, now })]
+    : [];
+
   const app: FastifyInstance = await buildServer({
     logger,
     ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    runners,
     now,
   });
 
@@ -59,6 +66,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     try {
       await app.close(); // stops accepting, lets in-flight webhooks finish their commits
+      await Promise.all(runners.map((r) => r.stop())); // the batch in flight commits or rolls back whole
       await stores.close();
       process.exit(0);
     } catch (error) {
@@ -70,6 +78,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
+  for (const runner of runners) runner.start();
 }
 
 main().catch((error: unknown) => {

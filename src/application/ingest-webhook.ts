@@ -9,7 +9,7 @@ import {
 } from '../domain/events';
 import { assertNever, err, ok, type Result } from '../domain/result';
 import { type CasWebhook, type FieldProblem, parseCasWebhook } from './cas-webhook';
-import { encodeEvent } from './event-codec';
+import { encodeEvent } from '../domain/event-codec';
 import { type EventStore, WrongExpectedVersion } from './ports/event-store';
 import type { Quarantine } from './ports/quarantine';
 

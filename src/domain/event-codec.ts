@@ -1,8 +1,8 @@
-import type { BankTransaction, JsonObject } from '../domain/bank-transaction';
-import { transactionToJson } from '../domain/bank-transaction';
-import type { Currency } from '../domain/money';
-import { assertNever } from '../domain/result';
-import type { LedgerEvent } from '../domain/events';
+import type { BankTransaction, JsonObject } from './bank-transaction';
+import { transactionToJson } from './bank-transaction';
+import type { Currency } from './money';
+import { assertNever } from './result';
+import type { LedgerEvent } from './events';
 
 /**
  * Domain events ↔ the JSON the event store keeps. Money is written as decimal strings (JSON numbers are

@@ -4,7 +4,9 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config';
 import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
+import { createProjectionRunner, type ProjectionRunner } from '../../src/infrastructure/projection-runner';
 import { openStores, type Stores } from '../../src/infrastructure/runtime';
+import { createLedgerProjection } from '../../src/projections/ledger.projection';
 import { createTestDatabase, type TestDatabase } from './postgres';
 
 export const FIXTURES_DIR = join(import.meta.dirname, '..', 'fixtures');
@@ -14,6 +16,8 @@ export const sample = (name: string): Buffer => readFileSync(join(FIXTURES_DIR, 
 
 export interface TestApp {
   readonly app: FastifyInstance;
+  /** The ledger projection, running as main.ts runs it. */
+  readonly runner: ProjectionRunner;
   readonly stores: Stores;
   readonly config: Config;
   readonly database: TestDatabase;
@@ -31,22 +35,32 @@ export async function createTestApp(
   const config = loadConfig({ DATABASE_URL: database.url, WEBHOOK_TOKEN: TEST_TOKEN, LOG_LEVEL: 'silent', ...env });
   const logger = pino({ level: 'silent' });
   const stores = await openStores(config, logger);
+  const runner = createProjectionRunner({
+    database: stores.database,
+    eventStore: stores.eventStore,
+    projection: createLedgerProjection(),
+    logger,
+  });
   const app = await buildServer({
     logger,
     ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    runners: [runner],
     now: () => new Date(),
     ...overrides,
   });
+  runner.start();
   return {
     app,
+    runner,
     stores,
     config,
     database,
     async close() {
       await app.close();
+      await runner.stop();
       await stores.close();
       await database.drop();
     },

@@ -83,6 +83,8 @@ export interface EventStore {
   readStream(streamId: string, options?: { fromRevision?: bigint; maxCount?: number }): Promise<RecordedEvent[]>;
   readAll(options: ReadAllOptions): Promise<ReadAllPage>;
   subscribe(options: SubscribeOptions): Subscription;
+  /** How many events lie after a position (matching the filter), where the store can count them cheaply. */
+  countAfter?(after: string | null, filter?: EventFilter): Promise<bigint>;
   /** Throws EventStoreUnavailable when the store cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

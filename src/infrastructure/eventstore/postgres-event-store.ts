@@ -174,6 +174,15 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
       });
     },
 
+    countAfter: (after, filter) =>
+      translate(async () => {
+        const from = after === null ? { major: 0n, minor: 0n } : decodePosition(after);
+        const { rows } = await sql<{ n: string }>`
+          select count(*) as n from events e
+          where (e.tx_id, e.seq) > (${from.major.toString()}::xid8, ${from.minor.toString()}::bigint) ${filterSql(filter)}`.execute(db);
+        return BigInt(rows[0]?.n ?? 0);
+      }),
+
     ping: () =>
       translate(async () => {
         await sql`select 1`.execute(db);

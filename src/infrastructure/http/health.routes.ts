@@ -1,14 +1,26 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
+import type { ProjectionRunner } from '../projection-runner';
 import { problemSchema, sendProblem } from './problem';
 
 export interface HealthRouteOptions {
   /** Each check throws when its dependency cannot be reached. */
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+  readonly runners: readonly ProjectionRunner[];
 }
 
-export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, { readinessChecks }) => {
+const runnerStatusSchema = z.object({
+  projection: z.string(),
+  active: z.boolean().describe('false on a stand-by whose peer holds the projection'),
+  position: z.string().nullable(),
+  eventsProjected: z.string(),
+  eventsBehind: z.string().nullable().describe('null where the event store cannot count cheaply'),
+  secondsBehind: z.number(),
+  lastError: z.string().nullable(),
+});
+
+export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, { readinessChecks, runners }) => {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   typed.get(
     '/health',
@@ -41,5 +53,27 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
       }
       return { status: 'ready' as const };
     },
+  );
+  typed.get(
+    '/projections',
+    {
+      schema: {
+        summary: 'Where each projection stands: its checkpoint and how far it lags behind the log',
+        tags: ['operations'],
+        response: { 200: z.object({ projections: z.array(runnerStatusSchema) }) },
+      },
+    },
+    async () => ({
+      projections: await Promise.all(
+        runners.map(async (runner) => {
+          const status = await runner.status();
+          return {
+            ...status,
+            eventsProjected: status.eventsProjected.toString(),
+            eventsBehind: status.eventsBehind === null ? null : status.eventsBehind.toString(),
+          };
+        }),
+      ),
+    }),
   );
 };

@@ -5,6 +5,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, val
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
+import type { ProjectionRunner } from '../projection-runner';
 import { healthRoutes } from './health.routes';
 import { errorHandler, sendProblem } from './problem';
 import { webhookRoutes } from './webhooks.routes';
@@ -19,6 +20,8 @@ export interface ServerDeps {
   };
   readonly trustProxy: readonly string[] | undefined;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+  /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
+  readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;
 }
 
@@ -54,7 +57,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  await app.register(healthRoutes, { readinessChecks: deps.readinessChecks });
+  await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;

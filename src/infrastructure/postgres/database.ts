@@ -31,8 +31,19 @@ export function openDatabase(options: DatabaseOptions): Database {
     : openPglite(options.dataDir);
 }
 
+/**
+ * Both drivers return the same JavaScript types: int8 and numeric as strings (money becomes bigint at the boundary,
+ * never a float) and dates as 'YYYY-MM-DD' (a bank-local calendar day, not an instant).
+ */
+const TEXT_TYPES = { int8: 20, numeric: 1700, date: 1082 } as const;
+const keepText = (value: string) => value;
+
 function openPostgres(connectionString: string, poolSize: number): Database {
-  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 5_000 });
+  const types = {
+    getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+      Object.values(TEXT_TYPES).includes(oid as never) ? keepText : pg.types.getTypeParser(oid, format),
+  };
+  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 5_000, types: types as never });
   // An idle client that loses its server must not take the process down; the next query reports it.
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
@@ -66,7 +77,7 @@ function openPostgres(connectionString: string, poolSize: number): Database {
 
 function openPglite(dataDir: string): Database {
   mkdirSync(dataDir, { recursive: true });
-  const db = new Kysely<any>({ dialect: new PGliteDialect(new PGlite(dataDir)) });
+  const db = new Kysely<any>({ dialect: new PGliteDialect(new PGlite(dataDir, { parsers: Object.fromEntries(Object.values(TEXT_TYPES).map((oid) => [oid, keepText])) })) });
   return {
     db,
     kind: 'pglite',
@@ -77,6 +88,3 @@ function openPglite(dataDir: string): Database {
     close: () => db.destroy(),
   };
 }
-
-/** pg reports int8 and numeric as strings: money and revisions become bigint here, never a float. */
-export const toBigInt = (value: string | number | bigint): bigint => BigInt(value);

@@ -1,0 +1,142 @@
+import { SingleBar, Presets } from 'cli-progress';
+import { Command } from 'commander';
+import { reingestQuarantined } from './application/reingest-quarantined';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './infrastructure/logger';
+import { createProjectionRunner } from './infrastructure/projection-runner';
+import { type Progress, rebuildProjection, verifyProjection } from './infrastructure/read-model-maintenance';
+import { openStores, type Stores } from './infrastructure/runtime';
+import { createLedgerProjection } from './projections/ledger.projection';
+
+/** Operator commands over the same stores the server uses: `npm run ledger -- <command>`. */
+const program = new Command('ledger').description('balance-ledger operations').showHelpAfterError();
+
+async function withStores<T>(work: (stores: Stores) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const stores = await openStores(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel));
+  try {
+    return await work(stores);
+  } finally {
+    await stores.close();
+  }
+}
+
+function progressBar(label: string) {
+  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} events  {percentage}%  {eta_formatted} left`, hideCursor: true }, Presets.shades_classic);
+  let started = false;
+  return {
+    update({ eventsDone, eventsTotal }: Progress) {
+      if (!started) {
+        bar.start(eventsTotal ?? eventsDone, 0);
+        started = true;
+      }
+      if (eventsTotal === null) bar.setTotal(eventsDone);
+      bar.update(eventsDone);
+    },
+    stop: () => started && bar.stop(),
+  };
+}
+
+program
+  .command('project')
+  .description('run the projection runner as a process of its own (until SIGTERM)')
+  .action(async () => {
+    const config = loadConfig();
+    const logger = createLogger(config.logLevel);
+    const stores = await openStores(config, logger);
+    const runner = createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection: createLedgerProjection(), logger });
+    runner.start();
+    logger.info('projection runner started');
+    const stop = async () => {
+      await runner.stop();
+      await stores.close();
+      process.exit(0);
+    };
+    process.once('SIGTERM', () => void stop());
+    process.once('SIGINT', () => void stop());
+  });
+
+program
+  .command('rebuild')
+  .description('drop and rebuild every read model from event zero (a fresh schema swapped in when complete)')
+  .action(() =>
+    withStores(async (stores) => {
+      const bar = progressBar('rebuild');
+      const started = Date.now();
+      const { eventsReplayed } = await rebuildProjection({
+        db: stores.database.db,
+        eventStore: stores.eventStore,
+        projection: createLedgerProjection(),
+        onProgress: bar.update,
+      });
+      bar.stop();
+      process.stdout.write(`rebuilt from ${eventsReplayed} events in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    }),
+  );
+
+program
+  .command('verify')
+  .description('replay the whole log into a scratch schema and compare it with the live read models; exit 1 on any difference')
+  .action(() =>
+    withStores(async (stores) => {
+      const bar = progressBar('verify');
+      const report = await verifyProjection({
+        db: stores.database.db,
+        eventStore: stores.eventStore,
+        projection: createLedgerProjection(),
+        onProgress: bar.update,
+      });
+      bar.stop();
+      process.stdout.write(`${JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+      if (!report.ok) process.exitCode = 1;
+    }),
+  );
+
+program
+  .command('status')
+  .description("the projection's checkpoint and lag")
+  .action(() =>
+    withStores(async (stores) => {
+      const runner = createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection: createLedgerProjection(), logger: createLogger('silent') });
+      const status = await runner.status();
+      process.stdout.write(`${JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+    }),
+  );
+
+const quarantine = program.command('quarantine').description('bodies that could not be booked');
+quarantine
+  .command('list')
+  .option('--all', 'include bodies already re-ingested')
+  .action((options: { all?: boolean }) =>
+    withStores(async (stores) => {
+      for (const entry of await stores.quarantine.list({ pendingOnly: !options.all, limit: 1000 })) {
+        const reasons = entry.problems.map((p) => `${p.field}: ${p.message}`).join('; ');
+        process.stdout.write(`${entry.id}\t${entry.lastReceivedAt.toISOString()}\t×${entry.timesReceived}\t${entry.reingestedAt ? 'reingested' : 'pending'}\t${reasons}\n`);
+      }
+    }),
+  );
+quarantine
+  .command('show <id>')
+  .description('print the body exactly as received')
+  .action((id: string) =>
+    withStores(async (stores) => {
+      const entry = await stores.quarantine.get(id);
+      if (!entry) throw new Error(`no quarantined body ${id}`);
+      process.stdout.write(Buffer.from(entry.rawBody));
+    }),
+  );
+quarantine
+  .command('reingest <id>')
+  .description('run a quarantined body through ingest again')
+  .action((id: string) =>
+    withStores(async (stores) => {
+      const result = await reingestQuarantined({ eventStore: stores.eventStore, quarantine: stores.quarantine }, id, new Date());
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+      if (result.status === 'not_found' || result.status === 'still_invalid') process.exitCode = 1;
+    }),
+  );
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof ConfigError || error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,170 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { EventStore, RecordedEvent, Subscription } from '../application/ports/event-store';
+import type { Projection } from '../projections/projection';
+import type { Database } from './postgres/database';
+import { rebuildProjection } from './read-model-maintenance';
+import { commitBatch, createProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
+
+/**
+ * Follows the log from the projection's checkpoint. Each batch's read-model changes and the new checkpoint
+ * commit in one transaction: after a crash the batch is either fully there or not at all, so every event takes
+ * effect exactly once. One runner per projection is active (advisory lock); others wait as stand-bys.
+ */
+export interface RunnerStatus {
+  readonly projection: string;
+  readonly active: boolean;
+  readonly position: string | null;
+  readonly eventsProjected: bigint;
+  readonly eventsBehind: bigint | null;
+  readonly secondsBehind: number;
+  readonly lastError: string | null;
+}
+
+export interface ProjectionRunner {
+  start(): void;
+  stop(): Promise<void>;
+  status(): Promise<RunnerStatus>;
+  /** Resolves once every event appended before the call has been projected. */
+  caughtUp(timeoutMs?: number): Promise<void>;
+}
+
+export interface RunnerOptions {
+  readonly database: Database;
+  readonly eventStore: EventStore;
+  readonly projection: Projection;
+  readonly logger: Logger;
+  readonly schema?: string;
+  readonly batchSize?: number;
+  readonly now?: () => Date;
+}
+
+export function createProjectionRunner(options: RunnerOptions): ProjectionRunner {
+  const { database, eventStore, projection, logger } = options;
+  const schema = options.schema ?? projection.name;
+  const batchSize = options.batchSize ?? 1000;
+  const now = options.now ?? (() => new Date());
+  const log = logger.child({ component: 'projection', projection: projection.name });
+  let position: string | null = null;
+  let eventsProjected = 0n;
+  let active = false;
+  let lastError: string | null = null;
+  let stopping = false;
+  let wakeStop: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (wakeStop = resolve));
+  let loop: Promise<void> | null = null;
+
+  async function runWhileLocked(): Promise<void> {
+    await ensureSchema(database.db, projection, schema, eventStore, log);
+    active = true;
+    try {
+      while (!stopping) {
+        const checkpoint = await readCheckpoint(database.db, schema, projection.name);
+        position = checkpoint.position;
+        eventsProjected = checkpoint.events;
+        const resync = new Promise<void>((resolve) => {
+          const subscription: Subscription = eventStore.subscribe({
+            after: position,
+            filter: { eventTypes: projection.eventTypes },
+            maxBatch: batchSize,
+            onEvents: async (events, last) => {
+              await commitBatch(database.db, projection, schema, position, events, last);
+              position = last;
+              eventsProjected += BigInt(events.length);
+              lastError = null;
+            },
+            onCheckpoint: async (last) => {
+              await commitBatch(database.db, projection, schema, position, [], last);
+              position = last;
+            },
+            onError: (error) => {
+              if (error instanceof Resync) {
+                log.warn('checkpoint moved under the runner (rebuild?); resubscribing');
+                void subscription.stop().then(resolve);
+                return;
+              }
+              lastError = error instanceof Error ? error.message : String(error);
+              log.error({ err: error }, 'projection batch failed; retrying');
+            },
+          });
+          void stopped.then(() => subscription.stop().then(resolve));
+        });
+        await resync;
+      }
+    } finally {
+      active = false;
+    }
+  }
+
+  return {
+    start() {
+      loop ??= (async () => {
+        while (!stopping) {
+          try {
+            const ran = await database.tryWithAdvisoryLock(lockKey(projection.name), async (lost) => {
+              await Promise.race([runWhileLocked(), lost]);
+            });
+            if (!ran) log.debug('another runner holds the projection; standing by');
+          } catch (error) {
+            lastError = error instanceof Error ? error.message : String(error);
+            log.error({ err: error }, 'projection runner failed; restarting');
+          }
+          if (!stopping) await Promise.race([stopped, new Promise((r) => setTimeout(r, 1_000))]);
+        }
+      })();
+    },
+    async stop() {
+      stopping = true;
+      wakeStop();
+      await loop;
+    },
+    async status() {
+      // A stand-by (or a runner not started) reports the checkpoint that the active runner has committed.
+      if (!active && (await schemaExists(database.db, schema))) {
+        ({ position, events: eventsProjected } = await readCheckpoint(database.db, schema, projection.name));
+      }
+      const next = await eventStore.readAll({ after: position, maxCount: 1, filter: { eventTypes: projection.eventTypes } });
+      const first: RecordedEvent | undefined = next.events[0];
+      return {
+        projection: projection.name,
+        active,
+        position,
+        eventsProjected,
+        eventsBehind: eventStore.countAfter
+          ? await eventStore.countAfter(position, { eventTypes: projection.eventTypes })
+          : null,
+        secondsBehind: first ? Math.max(0, (now().getTime() - first.recordedAt.getTime()) / 1000) : 0,
+        lastError,
+      };
+    },
+    async caughtUp(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const next = await eventStore.readAll({ after: position, maxCount: 1, filter: { eventTypes: projection.eventTypes } });
+        if (next.events.length === 0) return;
+        if (Date.now() > deadline) throw new Error(`projection ${projection.name} did not catch up in ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+  };
+}
+
+/** Stable 63-bit key for the projection's advisory lock. */
+function lockKey(name: string): bigint {
+  let h = 1469598103934665603n;
+  for (const c of `balance-ledger:${name}`) h = ((h ^ BigInt(c.charCodeAt(0))) * 1099511628211n) & 0x7fffffffffffffffn;
+  return h;
+}
+
+/** A missing schema is created; a schema of an older version is rebuilt from the log before the runner follows. */
+async function ensureSchema(db: Kysely<any>, projection: Projection, schema: string, store: EventStore, log: Logger) {
+  if (!(await schemaExists(db, schema))) {
+    await createProjectionSchema(db, projection, schema);
+    return;
+  }
+  const { version } = await readCheckpoint(db, schema, projection.name);
+  if (version !== projection.version) {
+    log.warn({ from: version, to: projection.version }, 'read model version changed: rebuilding from the log');
+    await rebuildProjection({ db, eventStore: store, projection, schema });
+  }
+}

@@ -1,0 +1,54 @@
+import { type Kysely, sql } from 'kysely';
+import type { RecordedEvent } from '../application/ports/event-store';
+import type { Projection } from '../projections/projection';
+
+/** The checkpoint moved under a runner (a rebuild swapped the schema, or another runner): start again from it. */
+export class Resync extends Error {
+  override readonly name = 'Resync';
+}
+
+export async function readCheckpoint(db: Kysely<any>, schema: string, name: string) {
+  const { rows } = await sql<{ position: string | null; events: string; version: number }>`
+    select position, events, version from ${sql.id(schema)}.checkpoint where projection = ${name}`.execute(db);
+  const row = rows[0];
+  return { position: row?.position ?? null, events: BigInt(row?.events ?? 0), version: row?.version ?? null };
+}
+
+/** One batch: lock the checkpoint row, check nobody moved it, apply, advance it; all in one transaction. */
+export async function commitBatch(
+  db: Kysely<any>,
+  projection: Projection,
+  schema: string,
+  expected: string | null,
+  events: readonly RecordedEvent[],
+  last: string,
+): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    const { rows } = await sql<{ position: string | null }>`
+      select position from ${sql.id(schema)}.checkpoint where projection = ${projection.name} for update`.execute(trx);
+    if ((rows[0]?.position ?? null) !== expected) throw new Resync(`checkpoint of ${projection.name} moved`);
+    if (events.length > 0) await projection.apply(trx, schema, events);
+    await sql`
+      update ${sql.id(schema)}.checkpoint
+      set position = ${last}, events = events + ${events.length}, updated_at = now()
+      where projection = ${projection.name}`.execute(trx);
+  });
+}
+
+export async function createProjectionSchema(db: Kysely<any>, projection: Projection, schema: string): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await projection.createSchema(trx, schema);
+    await sql`
+      create table ${sql.id(schema)}.checkpoint (
+        projection text primary key, version integer not null, position text, events bigint not null default 0,
+        updated_at timestamptz not null default now()
+      )`.execute(trx);
+    await sql`insert into ${sql.id(schema)}.checkpoint (projection, version) values (${projection.name}, ${projection.version})`.execute(trx);
+  });
+}
+
+export async function schemaExists(db: Kysely<any>, schema: string): Promise<boolean> {
+  const { rows } = await sql`select 1 from information_schema.schemata where schema_name = ${schema}`.execute(db);
+  return rows.length > 0;
+}
+

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { type Kysely, sql } from 'kysely';
+import type { EventStore } from '../application/ports/event-store';
+import type { Projection } from '../projections/projection';
+import { commitBatch, createProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
+
+export interface Progress {
+  readonly eventsDone: number;
+  /** Events still to read when the store can count them. */
+  readonly eventsTotal: number | null;
+}
+
+export interface MaintenanceOptions {
+  readonly db: Kysely<any>;
+  readonly eventStore: EventStore;
+  readonly projection: Projection;
+  /** The live schema (defaults to the projection's name). */
+  readonly schema?: string;
+  readonly batchSize?: number;
+  readonly onProgress?: (progress: Progress) => void;
+}
+
+/**
+ * Projects the log into `schema` from its checkpoint: to the end, or up to and including `until`. Batches commit
+ * with the checkpoint exactly as the live runner's do, so this can be stopped and resumed.
+ */
+export async function projectFromLog(options: MaintenanceOptions & { schema: string; until?: string | null }): Promise<number> {
+  const { db, eventStore, projection, schema, until = null } = options;
+  const filter = { eventTypes: projection.eventTypes };
+  let { position } = await readCheckpoint(db, schema, projection.name);
+  const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
+  let done = 0;
+  for (;;) {
+    if (until !== null && position !== null && position >= until) return done;
+    const page = await eventStore.readAll({ after: position, maxCount: options.batchSize ?? 2000, filter });
+    const events = until === null ? page.events : page.events.filter((e) => e.position <= until);
+    let last = page.lastPosition ?? position;
+    if (until !== null && last !== null && last > until) last = until;
+    if (last === null || (events.length === 0 && last === position)) return done;
+    try {
+      await commitBatch(db, projection, schema, position, events, last);
+    } catch (error) {
+      if (!(error instanceof Resync)) throw error;
+      // A live runner applied this stretch first: carry on from where it got to.
+      position = (await readCheckpoint(db, schema, projection.name)).position;
+      continue;
+    }
+    position = last;
+    done += events.length;
+    options.onProgress?.({ eventsDone: done, eventsTotal: total });
+    if (page.isEnd) return done;
+  }
+}
+
+/**
+ * Drops and rebuilds the read model from event zero without a gap in service: a fresh schema is projected beside
+ * the live one, then swapped in under the live checkpoint's row lock. A live runner finds the checkpoint moved and
+ * follows on from the rebuilt one.
+ */
+export async function rebuildProjection(options: MaintenanceOptions): Promise<{ eventsReplayed: number }> {
+  const { db, projection } = options;
+  const live = options.schema ?? projection.name;
+  const scratch = `${live}_rebuild`;
+  await sql`drop schema if exists ${sql.id(scratch)} cascade`.execute(db);
+  await createProjectionSchema(db, projection, scratch);
+  let eventsReplayed = await projectFromLog({ ...options, schema: scratch });
+  await db.transaction().execute(async (trx) => {
+    if (await schemaExists(trx, live)) {
+      await sql`select 1 from ${sql.id(live)}.checkpoint for update`.execute(trx);
+      await sql`drop schema ${sql.id(live)} cascade`.execute(trx);
+    }
+    await sql`alter schema ${sql.id(scratch)} rename to ${sql.id(live)}`.execute(trx);
+  });
+  // Whatever arrived during the swap; a live runner may take it first, the checkpoint decides who applies it.
+  eventsReplayed += await projectFromLog({ ...options, schema: live });
+  return { eventsReplayed };
+}
+
+export interface Difference {
+  readonly table: string;
+  readonly key: Record<string, unknown>;
+  readonly kind: 'changed' | 'missing_from_live' | 'unexpected_in_live';
+  readonly live: Record<string, unknown> | null;
+  readonly rebuilt: Record<string, unknown> | null;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly eventsReplayed: number;
+  readonly tablesCompared: number;
+  readonly position: string | null;
+  readonly differences: readonly Difference[];
+}
+
+/**
+ * Replays the whole log into a scratch schema and compares every read table with the live one at the same log
+ * position, row by row. The live checkpoint row is locked while comparing, so the live runner cannot move between.
+ */
+export async function verifyProjection(options: MaintenanceOptions & { maxDifferences?: number }): Promise<VerifyReport> {
+  const { db, projection } = options;
+  const live = options.schema ?? projection.name;
+  const scratch = `${live}_verify_${randomBytes(4).toString('hex')}`;
+  await createProjectionSchema(db, projection, scratch);
+  try {
+    let eventsReplayed = 0;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const target = (await readCheckpoint(db, live, projection.name)).position;
+      eventsReplayed += await projectFromLog({ ...options, schema: scratch, until: target });
+      const report = await db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ position: string | null }>`
+          select position from ${sql.id(live)}.checkpoint where projection = ${projection.name} for update`.execute(trx);
+        if ((rows[0]?.position ?? null) !== target) return null; // the live runner moved on: chase it
+        const differences: Difference[] = [];
+        for (const table of projection.tables) {
+          differences.push(...(await compareTable(trx, live, scratch, table.name, table.key, options.maxDifferences ?? 100)));
+        }
+        return { ok: differences.length === 0, eventsReplayed, tablesCompared: projection.tables.length, position: target, differences };
+      });
+      if (report) return report;
+    }
+    throw new Error('the live read model kept moving; try verify again when ingest is quieter');
+  } finally {
+    await sql`drop schema if exists ${sql.id(scratch)} cascade`.execute(db);
+  }
+}
+
+async function compareTable(
+  db: Kysely<any>,
+  live: string,
+  rebuilt: string,
+  table: string,
+  key: readonly string[],
+  limit: number,
+): Promise<Difference[]> {
+  const l = sql.table(`${live}.${table}`);
+  const r = sql.table(`${rebuilt}.${table}`);
+  const { rows } = await sql<{ side: 'live' | 'rebuilt'; row: Record<string, unknown> }>`
+    (select 'live' as side, to_jsonb(x) as row from (select * from ${l} except all select * from ${r}) x limit ${limit})
+    union all
+    (select 'rebuilt', to_jsonb(y) from (select * from ${r} except all select * from ${l}) y limit ${limit})`.execute(db);
+  const byKey = new Map<string, { live: Record<string, unknown> | null; rebuilt: Record<string, unknown> | null }>();
+  for (const { side, row } of rows) {
+    const id = JSON.stringify(key.map((k) => row[k]));
+    const entry = byKey.get(id) ?? { live: null, rebuilt: null };
+    entry[side] = row;
+    byKey.set(id, entry);
+  }
+  return [...byKey.values()].map(({ live: lv, rebuilt: rb }) => ({
+    table,
+    key: Object.fromEntries(key.map((k) => [k, (lv ?? rb)![k]])),
+    kind: lv && rb ? 'changed' : lv ? 'unexpected_in_live' : 'missing_from_live',
+    live: lv,
+    rebuilt: rb,
+  }));
+}

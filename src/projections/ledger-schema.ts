@@ -1,0 +1,93 @@
+import { type Kysely, sql } from 'kysely';
+import type { ReadTable } from './projection';
+
+/** The ledger's read model. Money columns are bigint whole đồng; `*_at` columns are instants. */
+export async function createLedgerSchema(db: Kysely<any>, schema: string): Promise<void> {
+  const s = sql.id(schema);
+  await sql`create schema if not exists ${s}`.execute(db);
+  await sql`
+    create table ${s}.accounts (
+      account_id uuid primary key,
+      fi_id text not null,
+      fi_name text,
+      account_number text not null,
+      currency text not null,
+      balance bigint,
+      last_transaction_id text,
+      last_transaction_at timestamptz,
+      last_transaction_date_time text,
+      line_count bigint not null default 0,
+      open_breaks integer not null default 0,
+      late_deliveries integer not null default 0,
+      grant_id text,
+      first_seen_at timestamptz not null,
+      unique (fi_id, account_number)
+    )`.execute(db);
+  await sql`
+    create table ${s}.statement_lines (
+      transaction_id text primary key,
+      account_id uuid not null,
+      event_id uuid not null,
+      instant timestamptz not null,
+      group_seq integer not null,
+      transaction_date date not null,
+      transaction_date_time text not null,
+      booking_date date,
+      amount bigint not null,
+      running_balance bigint,
+      balance_before bigint,
+      balance_after bigint,
+      description text,
+      reference text,
+      counter_account_number text,
+      counter_account_name text,
+      counter_account_bank_name text,
+      virtual_account_number text,
+      virtual_account_name text,
+      payment_channel text,
+      late boolean not null,
+      received_at timestamptz not null,
+      source text not null,
+      log_position text not null
+    )`.execute(db);
+  // Statement order is (instant, group_seq); both indexes serve it without a sort.
+  await sql`create index on ${s}.statement_lines (account_id, instant, group_seq)`.execute(db);
+  await sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)`.execute(db);
+  await sql`
+    create table ${s}.breaks (
+      break_id uuid primary key,
+      account_id uuid not null,
+      after_transaction_id text not null,
+      before_transaction_id text not null,
+      missing_amount bigint not null,
+      status text not null check (status in ('open', 'resolved')),
+      opened_at timestamptz not null,
+      opened_by_event_id uuid not null,
+      resolved_at timestamptz,
+      resolved_by_event_id uuid,
+      resolved_by_source text,
+      resolution text
+    )`.execute(db);
+  await sql`create index on ${s}.breaks (account_id, status)`.execute(db);
+  await sql`create index on ${s}.breaks (status, opened_at)`.execute(db);
+  await sql`
+    create table ${s}.anomalies (
+      anomaly_id uuid primary key,
+      kind text not null check (kind in ('late', 'conflict')),
+      account_id uuid not null,
+      transaction_id text not null,
+      event_id uuid not null,
+      received_at timestamptz not null,
+      source text not null,
+      details jsonb not null,
+      log_position text not null
+    )`.execute(db);
+  await sql`create index on ${s}.anomalies (account_id, kind)`.execute(db);
+}
+
+export const LEDGER_TABLES: readonly ReadTable[] = [
+  { name: 'accounts', key: ['account_id'] },
+  { name: 'statement_lines', key: ['transaction_id'] },
+  { name: 'breaks', key: ['break_id'] },
+  { name: 'anomalies', key: ['anomaly_id'] },
+];

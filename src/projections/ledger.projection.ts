@@ -1,0 +1,439 @@
+import { type Kysely, sql } from 'kysely';
+import { v5 as uuidv5 } from 'uuid';
+import type { BankTransaction } from '../domain/bank-transaction';
+import { decodeEvent } from '../domain/event-codec';
+import { AccountBook, type BookLoader, type BreakState, type LineFacts, type StoredLine } from './account-book';
+import { createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
+import type { Projection, ProjectionEvent } from './projection';
+
+const NAMESPACE = '0d5f3c1e-2b7a-4c1d-8e9f-6a5b4c3d2e1f';
+
+/** An account is (bank, number); its id is a name-based UUID of that pair: opaque, URL-safe, the same on rebuild. */
+export const accountIdOf = (fiId: string, accountNumber: string): string =>
+  uuidv5(`account:${fiId}:${accountNumber}`, NAMESPACE);
+
+const breakIdOf = (accountId: string, b: BreakState) =>
+  uuidv5(`break:${accountId}:${b.afterTransactionId}:${b.beforeTransactionId}:${b.openedByEventId}`, NAMESPACE);
+const anomalyIdOf = (kind: string, eventId: string) => uuidv5(`anomaly:${kind}:${eventId}`, NAMESPACE);
+
+/** Lines loaded after each new transaction's instant before a batch starts; more are loaded only if needed. */
+const WINDOW = 32;
+
+interface AccountRow {
+  account_id: string;
+  fi_id: string;
+  fi_name: string | null;
+  account_number: string;
+  currency: string;
+  balance: string | null;
+  last_transaction_id: string | null;
+  last_transaction_at: Date | null;
+  last_transaction_date_time: string | null;
+  line_count: string;
+  open_breaks: number;
+  late_deliveries: number;
+  grant_id: string | null;
+  first_seen_at: Date;
+}
+
+interface LineRow {
+  transaction_id: string;
+  account_id: string;
+  event_id: string;
+  instant: Date;
+  group_seq: number;
+  transaction_date: string;
+  transaction_date_time: string;
+  booking_date: string | null;
+  amount: string;
+  running_balance: string | null;
+  balance_before: string | null;
+  balance_after: string | null;
+  description: string | null;
+  reference: string | null;
+  counter_account_number: string | null;
+  counter_account_name: string | null;
+  counter_account_bank_name: string | null;
+  virtual_account_number: string | null;
+  virtual_account_name: string | null;
+  payment_channel: string | null;
+  late: boolean;
+  received_at: Date;
+  source: string;
+  log_position: string;
+}
+
+interface BreakRow {
+  break_id: string;
+  after_transaction_id: string;
+  before_transaction_id: string;
+  missing_amount: string;
+  opened_at: Date;
+  opened_by_event_id: string;
+  account_id: string;
+}
+
+interface Anomaly {
+  readonly kind: 'late' | 'conflict';
+  readonly accountId: string;
+  readonly transactionId: string;
+  readonly eventId: string;
+  readonly receivedAt: string;
+  readonly source: string;
+  readonly details: Record<string, string | null>;
+  readonly position: string;
+}
+
+interface AccountState {
+  row: AccountRow;
+  book: AccountBook;
+  lateAdded: number;
+  touched: boolean;
+}
+
+/**
+ * Balances, statement lines, breaks and anomalies from BalanceChanged and ConflictingDuplicateReceived events.
+ * A batch is read around its new transactions in a few set-based queries, changed in memory (AccountBook),
+ * and written back with one statement per table.
+ */
+export function createLedgerProjection(): Projection {
+  return {
+    name: 'ledger',
+    version: 1,
+    eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived'],
+    tables: LEDGER_TABLES,
+    createSchema: createLedgerSchema,
+    apply: (trx, schema, events) => applyBatch(trx, schema, events),
+  };
+}
+
+async function applyBatch(trx: Kysely<any>, schema: string, events: readonly ProjectionEvent[]): Promise<void> {
+  const s = sql.id(schema);
+  const items = events.flatMap((event) => {
+    const decoded = decodeEvent(event.type, event.data);
+    if (decoded?.type !== 'BalanceChanged' && decoded?.type !== 'ConflictingDuplicateReceived') return [];
+    const tx = decoded.data.transaction;
+    return [{ event, kind: decoded.type, tx, grantId: decoded.data.grantId, facts: factsOf(event, tx, decoded.data.source) }];
+  });
+  if (items.length === 0) return;
+
+  const booked = items.filter((i) => i.kind === 'BalanceChanged');
+  const conflicts = items.filter((i) => i.kind === 'ConflictingDuplicateReceived');
+  const accountIds = [...new Set(booked.map((i) => accountIdOf(i.tx.fiId, i.tx.accountNumber)))];
+
+  const loader: BookLoader = {
+    async linesAfter(accountId, position, limit) {
+      const { rows } = await sql<LineRow>`
+        select * from ${s}.statement_lines
+        where account_id = ${accountId} and (instant, group_seq) > (${new Date(position.instant)}, ${position.seq})
+        order by instant, group_seq limit ${limit}`.execute(trx);
+      return rows.map(storedOf);
+    },
+  };
+
+  const accounts = new Map<string, AccountState>();
+  const [accountRows, islands, breakRows, conflictLines] = await Promise.all([
+    accountIds.length
+      ? sql<AccountRow>`select * from ${s}.accounts where account_id = any(${accountIds}::uuid[]) for update`.execute(trx)
+      : { rows: [] as AccountRow[] },
+    loadIslands(trx, s, booked.map((i) => ({ accountId: accountIdOf(i.tx.fiId, i.tx.accountNumber), instant: i.facts.instant }))),
+    accountIds.length
+      ? sql<BreakRow>`select * from ${s}.breaks where account_id = any(${accountIds}::uuid[]) and status = 'open'`.execute(trx)
+      : { rows: [] as BreakRow[] },
+    conflicts.length
+      ? sql<{ transaction_id: string; account_id: string }>`
+          select transaction_id, account_id from ${s}.statement_lines
+          where transaction_id = any(${conflicts.map((c) => c.tx.id)}::text[])`.execute(trx)
+      : { rows: [] as { transaction_id: string; account_id: string }[] },
+  ]);
+  for (const row of accountRows.rows) {
+    accounts.set(row.account_id, { row, book: new AccountBook(row.account_id, loader), lateAdded: 0, touched: false });
+  }
+  const stateOf = (tx: BankTransaction, event: ProjectionEvent, grantId: string | null): AccountState => {
+    const accountId = accountIdOf(tx.fiId, tx.accountNumber);
+    let state = accounts.get(accountId);
+    if (!state) {
+      state = {
+        row: {
+          account_id: accountId,
+          fi_id: tx.fiId,
+          fi_name: tx.fiName,
+          account_number: tx.accountNumber,
+          currency: tx.currency,
+          balance: null,
+          last_transaction_id: null,
+          last_transaction_at: null,
+          last_transaction_date_time: null,
+          line_count: '0',
+          open_breaks: 0,
+          late_deliveries: 0,
+          grant_id: grantId,
+          first_seen_at: new Date(receivedAtOf(event)),
+        },
+        book: new AccountBook(accountId, loader),
+        lateAdded: 0,
+        touched: false,
+      };
+      accounts.set(accountId, state);
+    }
+    return state;
+  };
+  for (const island of islands) {
+    const state = accounts.get(island.accountId);
+    state?.book.addStored(island.prev, island.from, island.from.length < WINDOW);
+  }
+  for (const row of breakRows.rows) {
+    accounts.get(row.account_id)?.book.addOpenBreaks([
+      {
+        afterTransactionId: row.after_transaction_id,
+        beforeTransactionId: row.before_transaction_id,
+        missingAmount: BigInt(row.missing_amount),
+        openedAt: row.opened_at.toISOString(),
+        openedByEventId: row.opened_by_event_id,
+        status: 'open',
+        resolvedAt: null,
+        resolvedByEventId: null,
+        resolvedBySource: null,
+        resolution: null,
+        dirty: false,
+      },
+    ]);
+  }
+
+  const anomalies: Anomaly[] = [];
+  const conflictAccount = new Map(conflictLines.rows.map((r) => [r.transaction_id, r.account_id]));
+  for (const item of items) {
+    if (item.kind === 'ConflictingDuplicateReceived') {
+      const accountId = conflictAccount.get(item.tx.id) ?? accountIdOf(item.tx.fiId, item.tx.accountNumber);
+      anomalies.push({
+        kind: 'conflict',
+        accountId,
+        transactionId: item.tx.id,
+        eventId: item.event.eventId,
+        receivedAt: item.facts.receivedAt,
+        source: item.facts.source,
+        details: {
+          originalEventId: String(item.event.data.originalEventId ?? ''),
+          amount: item.tx.amount.toString(),
+          runningBalance: item.tx.runningBalance?.toString() ?? null,
+          transactionDateTime: item.tx.transactionDateTime,
+        },
+        position: item.event.position,
+      });
+      continue;
+    }
+    const state = stateOf(item.tx, item.event, item.grantId);
+    const outcome = await state.book.insert(item.facts);
+    if (!outcome) continue;
+    state.touched = true;
+    if (outcome.late) {
+      state.lateAdded += 1;
+      const next = state.book.lines[state.book.lines.indexOf(outcome.line) + 1];
+      anomalies.push({
+        kind: 'late',
+        accountId: state.row.account_id,
+        transactionId: item.tx.id,
+        eventId: item.event.eventId,
+        receivedAt: item.facts.receivedAt,
+        source: item.facts.source,
+        details: { followingTransactionId: next?.id ?? null, transactionDateTime: item.tx.transactionDateTime },
+        position: item.event.position,
+      });
+    }
+  }
+
+  const touched = [...accounts.values()].filter((a) => a.touched);
+  await writeLines(trx, s, touched);
+  await writeBreaks(trx, s, touched);
+  await writeAnomalies(trx, s, anomalies);
+  await writeAccounts(trx, s, touched);
+}
+
+function factsOf(event: ProjectionEvent, tx: BankTransaction, source: string): LineFacts {
+  return {
+    id: tx.id,
+    eventId: event.eventId,
+    instant: Date.parse(tx.transactionDateTime),
+    amount: tx.amount,
+    runningBalance: tx.runningBalance,
+    transactionDate: tx.transactionDate,
+    receivedAt: receivedAtOf(event),
+    source,
+    details: {
+      transactionDateTime: tx.transactionDateTime,
+      bookingDate: tx.bookingDate,
+      description: tx.description,
+      reference: tx.reference,
+      counterAccountNumber: tx.counterAccountNumber,
+      counterAccountName: tx.counterAccountName,
+      counterAccountBankName: tx.counterAccountBankName,
+      virtualAccountNumber: tx.virtualAccountNumber,
+      virtualAccountName: tx.virtualAccountName,
+      paymentChannel: tx.paymentChannel,
+      logPosition: event.position,
+    },
+  };
+}
+
+/** When Cas's delivery reached us; the log's own timestamp for events written before receivedAt existed. */
+function receivedAtOf(event: ProjectionEvent): string {
+  const stated = event.metadata.receivedAt;
+  return typeof stated === 'string' ? new Date(stated).toISOString() : event.recordedAt.toISOString();
+}
+
+function storedOf(row: LineRow): StoredLine & { accountId: string } {
+  return {
+    accountId: row.account_id,
+    id: row.transaction_id,
+    eventId: row.event_id,
+    instant: row.instant.getTime(),
+    amount: BigInt(row.amount),
+    runningBalance: row.running_balance === null ? null : BigInt(row.running_balance),
+    transactionDate: row.transaction_date,
+    receivedAt: row.received_at.toISOString(),
+    source: row.source,
+    seq: row.group_seq,
+    before: row.balance_before === null ? null : BigInt(row.balance_before),
+    after: row.balance_after === null ? null : BigInt(row.balance_after),
+    late: row.late,
+    details: {
+      transactionDateTime: row.transaction_date_time,
+      bookingDate: row.booking_date,
+      description: row.description,
+      reference: row.reference,
+      counterAccountNumber: row.counter_account_number,
+      counterAccountName: row.counter_account_name,
+      counterAccountBankName: row.counter_account_bank_name,
+      virtualAccountNumber: row.virtual_account_number,
+      virtualAccountName: row.virtual_account_name,
+      paymentChannel: row.payment_channel,
+      logPosition: row.log_position,
+    },
+  };
+}
+
+/** For each new transaction: the line before its instant and up to WINDOW lines from its instant on. */
+async function loadIslands(trx: Kysely<any>, s: ReturnType<typeof sql.id>, probes: { accountId: string; instant: number }[]) {
+  const unique = [...new Map(probes.map((p) => [`${p.accountId}@${p.instant}`, p])).values()];
+  if (unique.length === 0) return [];
+  const { rows } = await sql<LineRow & { probe: string; role: 'prev' | 'from' }>`
+    with probe as (
+      select * from unnest(${unique.map((p) => p.accountId)}::uuid[], ${unique.map((p) => new Date(p.instant))}::timestamptz[])
+        with ordinality as p(account_id, instant, n)
+    )
+    select p.n as probe, 'prev' as role, l.* from probe p cross join lateral (
+      select * from ${s}.statement_lines l where l.account_id = p.account_id and l.instant < p.instant
+      order by l.instant desc, l.group_seq desc limit 1) l
+    union all
+    select p.n, 'from', l.* from probe p cross join lateral (
+      select * from ${s}.statement_lines l where l.account_id = p.account_id and l.instant >= p.instant
+      order by l.instant, l.group_seq limit ${WINDOW}) l`.execute(trx);
+  return unique.map((probe, i) => {
+    const mine = rows.filter((r) => Number(r.probe) === i + 1);
+    const prevRow = mine.find((r) => r.role === 'prev');
+    const from = mine
+      .filter((r) => r.role === 'from')
+      .map(storedOf)
+      .sort((a, b) => a.instant - b.instant || a.seq - b.seq);
+    return { accountId: probe.accountId, prev: prevRow ? storedOf(prevRow) : null, from };
+  });
+}
+
+async function writeLines(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accounts: AccountState[]) {
+  const lines = accounts.flatMap((a) => a.book.lines.filter((l) => l.dirty).map((l) => ({ accountId: a.row.account_id, l })));
+  if (lines.length === 0) return;
+  const col = <T>(f: (x: (typeof lines)[number]) => T) => lines.map(f);
+  const text = (v: bigint | null) => (v === null ? null : v.toString());
+  await sql`
+    insert into ${s}.statement_lines (
+      transaction_id, account_id, event_id, instant, group_seq, transaction_date, transaction_date_time, booking_date,
+      amount, running_balance, balance_before, balance_after, description, reference, counter_account_number,
+      counter_account_name, counter_account_bank_name, virtual_account_number, virtual_account_name, payment_channel,
+      late, received_at, source, log_position)
+    select * from unnest(
+      ${col((x) => x.l.id)}::text[], ${col((x) => x.accountId)}::uuid[], ${col((x) => x.l.eventId)}::uuid[],
+      ${col((x) => new Date(x.l.instant))}::timestamptz[], ${col((x) => x.l.seq)}::int[],
+      ${col((x) => x.l.transactionDate)}::date[], ${col((x) => x.l.details.transactionDateTime)}::text[],
+      ${col((x) => x.l.details.bookingDate)}::date[], ${col((x) => x.l.amount.toString())}::bigint[],
+      ${col((x) => text(x.l.runningBalance))}::bigint[], ${col((x) => text(x.l.before))}::bigint[],
+      ${col((x) => text(x.l.after))}::bigint[], ${col((x) => x.l.details.description)}::text[],
+      ${col((x) => x.l.details.reference)}::text[], ${col((x) => x.l.details.counterAccountNumber)}::text[],
+      ${col((x) => x.l.details.counterAccountName)}::text[], ${col((x) => x.l.details.counterAccountBankName)}::text[],
+      ${col((x) => x.l.details.virtualAccountNumber)}::text[], ${col((x) => x.l.details.virtualAccountName)}::text[],
+      ${col((x) => x.l.details.paymentChannel)}::text[], ${col((x) => x.l.late)}::boolean[],
+      ${col((x) => new Date(x.l.receivedAt))}::timestamptz[], ${col((x) => x.l.source)}::text[],
+      ${col((x) => x.l.details.logPosition)}::text[])
+    on conflict (transaction_id) do update set
+      group_seq = excluded.group_seq, balance_before = excluded.balance_before, balance_after = excluded.balance_after`.execute(
+    trx,
+  );
+  for (const { l } of lines) l.dirty = false;
+}
+
+async function writeBreaks(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accounts: AccountState[]) {
+  const rows = accounts.flatMap((a) =>
+    [...a.book.openBreaks, ...a.book.closedBreaks].filter((b) => b.dirty).map((b) => ({ accountId: a.row.account_id, b })),
+  );
+  if (rows.length === 0) return;
+  const col = <T>(f: (x: (typeof rows)[number]) => T) => rows.map(f);
+  await sql`
+    insert into ${s}.breaks (break_id, account_id, after_transaction_id, before_transaction_id, missing_amount, status,
+      opened_at, opened_by_event_id, resolved_at, resolved_by_event_id, resolved_by_source, resolution)
+    select * from unnest(
+      ${col((x) => breakIdOf(x.accountId, x.b))}::uuid[], ${col((x) => x.accountId)}::uuid[],
+      ${col((x) => x.b.afterTransactionId)}::text[], ${col((x) => x.b.beforeTransactionId)}::text[],
+      ${col((x) => x.b.missingAmount.toString())}::bigint[], ${col((x) => x.b.status)}::text[],
+      ${col((x) => new Date(x.b.openedAt))}::timestamptz[], ${col((x) => x.b.openedByEventId)}::uuid[],
+      ${col((x) => (x.b.resolvedAt ? new Date(x.b.resolvedAt) : null))}::timestamptz[],
+      ${col((x) => x.b.resolvedByEventId)}::uuid[], ${col((x) => x.b.resolvedBySource)}::text[],
+      ${col((x) => x.b.resolution)}::text[])
+    on conflict (break_id) do update set
+      status = excluded.status, resolved_at = excluded.resolved_at, resolved_by_event_id = excluded.resolved_by_event_id,
+      resolved_by_source = excluded.resolved_by_source, resolution = excluded.resolution`.execute(trx);
+  for (const { b } of rows) b.dirty = false;
+}
+
+async function writeAnomalies(trx: Kysely<any>, s: ReturnType<typeof sql.id>, anomalies: Anomaly[]) {
+  if (anomalies.length === 0) return;
+  const col = <T>(f: (x: Anomaly) => T) => anomalies.map(f);
+  await sql`
+    insert into ${s}.anomalies (anomaly_id, kind, account_id, transaction_id, event_id, received_at, source, details, log_position)
+    select * from unnest(
+      ${col((a) => anomalyIdOf(a.kind, a.eventId))}::uuid[], ${col((a) => a.kind)}::text[], ${col((a) => a.accountId)}::uuid[],
+      ${col((a) => a.transactionId)}::text[], ${col((a) => a.eventId)}::uuid[], ${col((a) => new Date(a.receivedAt))}::timestamptz[],
+      ${col((a) => a.source)}::text[], ${col((a) => JSON.stringify(a.details))}::jsonb[], ${col((a) => a.position)}::text[])
+    on conflict (anomaly_id) do nothing`.execute(trx);
+}
+
+async function writeAccounts(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accounts: AccountState[]) {
+  if (accounts.length === 0) return;
+  const rows = accounts.map(({ row, book, lateAdded }) => {
+    const tail = book.tail();
+    return {
+      ...row,
+      balance: tail ? (tail.after === null ? null : tail.after.toString()) : row.balance,
+      last_transaction_id: tail ? tail.id : row.last_transaction_id,
+      last_transaction_at: tail ? new Date(tail.instant) : row.last_transaction_at,
+      last_transaction_date_time: tail ? (tail.details.transactionDateTime ?? null) : row.last_transaction_date_time,
+      line_count: (BigInt(row.line_count) + BigInt(book.inserted)).toString(),
+      open_breaks: book.openBreaks.length,
+      late_deliveries: row.late_deliveries + lateAdded,
+    };
+  });
+  const col = <T>(f: (x: (typeof rows)[number]) => T) => rows.map(f);
+  await sql`
+    insert into ${s}.accounts (account_id, fi_id, fi_name, account_number, currency, balance, last_transaction_id,
+      last_transaction_at, last_transaction_date_time, line_count, open_breaks, late_deliveries, grant_id, first_seen_at)
+    select * from unnest(
+      ${col((r) => r.account_id)}::uuid[], ${col((r) => r.fi_id)}::text[], ${col((r) => r.fi_name)}::text[],
+      ${col((r) => r.account_number)}::text[], ${col((r) => r.currency)}::text[], ${col((r) => r.balance)}::bigint[],
+      ${col((r) => r.last_transaction_id)}::text[], ${col((r) => r.last_transaction_at)}::timestamptz[],
+      ${col((r) => r.last_transaction_date_time)}::text[], ${col((r) => r.line_count)}::bigint[],
+      ${col((r) => r.open_breaks)}::int[], ${col((r) => r.late_deliveries)}::int[], ${col((r) => r.grant_id)}::text[],
+      ${col((r) => r.first_seen_at)}::timestamptz[])
+    on conflict (account_id) do update set
+      balance = excluded.balance, last_transaction_id = excluded.last_transaction_id,
+      last_transaction_at = excluded.last_transaction_at, last_transaction_date_time = excluded.last_transaction_date_time,
+      line_count = excluded.line_count, open_breaks = excluded.open_breaks, late_deliveries = excluded.late_deliveries,
+      grant_id = coalesce(${s}.accounts.grant_id, excluded.grant_id)`.execute(trx);
+}

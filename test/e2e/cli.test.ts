@@ -1,0 +1,73 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCheckpoint } from '../../src/infrastructure/projection-store';
+import { bankTx, createLedgerContext, type LedgerContext } from '../support/ledger';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..', '..');
+const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+
+let ctx: LedgerContext;
+const env = () => ({ ...process.env, DATABASE_URL: ctx.testDb.url, LOG_LEVEL: 'warn' });
+const ledger = (...args: string[]) => run(TSX, ['src/cli.ts', ...args], { cwd: ROOT, env: env() });
+
+beforeAll(async () => {
+  ctx = await createLedgerContext('cli');
+  let balance = 0n;
+  for (let i = 0; i < 1500; i++) {
+    balance += 7n;
+    await ctx.deliver(bankTx({ fiId: 'fi-cli', accountNumber: String(i % 20), amount: 7n, runningBalance: balance }));
+  }
+});
+afterAll(async () => {
+  await ctx?.close();
+});
+
+describe('ledger CLI', () => {
+  it('survives being killed mid-projection: after a restart the read models equal a rebuild', async () => {
+    let child: ChildProcess = spawn(TSX, ['src/cli.ts', 'project'], { cwd: ROOT, env: { ...env(), LOG_LEVEL: 'silent' } });
+    // Kill it hard as soon as it has committed something but not everything.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const { events } = await readCheckpoint(ctx.database.db, 'ledger', 'ledger').catch(() => ({ events: 0n }));
+      if (events > 0n) break;
+      if (Date.now() > deadline) throw new Error('the runner never committed a batch');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const { events } = await readCheckpoint(ctx.database.db, 'ledger', 'ledger');
+    expect(events).toBeLessThan(1500n);
+
+    child = spawn(TSX, ['src/cli.ts', 'project'], { cwd: ROOT, env: { ...env(), LOG_LEVEL: 'silent' } });
+    try {
+      for (;;) {
+        if ((await readCheckpoint(ctx.database.db, 'ledger', 'ledger')).events === 1500n) break;
+        if (Date.now() > deadline) throw new Error('the restarted runner did not catch up');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+    const { stdout } = await ledger('verify');
+    expect(JSON.parse(stdout.slice(stdout.indexOf('{')))).toMatchObject({ ok: true, differences: [] });
+  });
+
+  it('verify exits 1 and names the row when a read model was altered by hand; rebuild mends it', async () => {
+    await sql`update ledger.accounts set balance = balance - 1 where account_number = '3'`.execute(ctx.database.db);
+    const failed = await ledger('verify').then(
+      () => null,
+      (error: { code: number; stdout: string }) => error,
+    );
+    expect(failed?.code).toBe(1);
+    const report = JSON.parse(failed!.stdout.slice(failed!.stdout.indexOf('{')));
+    expect(report.differences).toMatchObject([{ table: 'accounts', kind: 'changed' }]);
+    const rebuilt = await ledger('rebuild');
+    expect(rebuilt.stdout).toMatch(/rebuilt from 1500 events/);
+    await ledger('verify');
+  });
+});

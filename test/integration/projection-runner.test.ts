@@ -1,0 +1,82 @@
+import { sql } from 'kysely';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProjectionRunner } from '../../src/infrastructure/projection-runner';
+import { verifyProjection } from '../../src/infrastructure/read-model-maintenance';
+import { eventually } from '../support/postgres';
+import { accountOf, bankTx, createLedgerContext, type LedgerContext } from '../support/ledger';
+
+let ctx: LedgerContext;
+const logger = pino({ level: 'silent' });
+beforeAll(async () => {
+  ctx = await createLedgerContext('runner');
+});
+afterAll(async () => {
+  await ctx?.close();
+});
+
+const runnerFor = (c: LedgerContext, batchSize = 50) =>
+  createProjectionRunner({ database: c.database, eventStore: c.store, projection: c.projection, logger, batchSize });
+
+describe('projection runner', () => {
+  it('follows the log live, reports its lag, and resumes from its checkpoint after a restart', async () => {
+    const acct = { fiId: 'fi-runner', accountNumber: '1' };
+    let balance = 0n;
+    const deliverMany = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        balance += 1000n;
+        await ctx.deliver(bankTx({ ...acct, amount: 1000n, runningBalance: balance }));
+      }
+    };
+    await deliverMany(120);
+    const runner = runnerFor(ctx);
+    const before = await runner.status();
+    expect(before.eventsBehind).toBe(120n);
+    expect(before.secondsBehind).toBeGreaterThanOrEqual(0);
+    runner.start();
+    await runner.caughtUp();
+    await eventually(async () => expect((await accountOf(ctx, acct.fiId, acct.accountNumber))?.balance).toBe('120000'));
+    const caught = await runner.status();
+    expect(caught).toMatchObject({ active: true, eventsBehind: 0n, secondsBehind: 0, lastError: null });
+    await runner.stop();
+
+    await deliverMany(30); // while no runner runs
+    const again = runnerFor(ctx, 7);
+    expect((await again.status()).eventsBehind).toBe(30n);
+    again.start();
+    await again.caughtUp();
+    await eventually(async () => expect((await accountOf(ctx, acct.fiId, acct.accountNumber))?.balance).toBe('150000'));
+    await again.stop();
+    expect((await verifyProjection({ db: ctx.database.db, eventStore: ctx.store, projection: ctx.projection })).ok).toBe(true);
+  });
+
+  it('lets one runner work while a second one stands by', async () => {
+    const first = runnerFor(ctx);
+    const second = runnerFor(ctx);
+    first.start();
+    await eventually(async () => expect((await first.status()).active).toBe(true));
+    second.start();
+    await ctx.deliver(bankTx({ fiId: 'fi-runner', accountNumber: '2', amount: 5n, runningBalance: 5n }));
+    await eventually(async () => expect((await accountOf(ctx, 'fi-runner', '2'))?.balance).toBe('5'));
+    expect((await second.status()).active).toBe(false);
+    await first.stop();
+    // The stand-by takes over once the lock is free.
+    await ctx.deliver(bankTx({ fiId: 'fi-runner', accountNumber: '2', amount: 5n, runningBalance: 10n }));
+    await eventually(async () => expect((await accountOf(ctx, 'fi-runner', '2'))?.balance).toBe('10'), { timeoutMs: 15_000 });
+    expect((await second.status()).active).toBe(true);
+    await second.stop();
+  });
+
+  it('follows a rebuild that swaps the schema under it', async () => {
+    const runner = runnerFor(ctx);
+    runner.start();
+    await runner.caughtUp();
+    const { rebuildProjection } = await import('../../src/infrastructure/read-model-maintenance');
+    await rebuildProjection({ db: ctx.database.db, eventStore: ctx.store, projection: ctx.projection });
+    await ctx.deliver(bankTx({ fiId: 'fi-runner', accountNumber: '3', amount: 9n, runningBalance: 9n }));
+    await eventually(async () => expect((await accountOf(ctx, 'fi-runner', '3'))?.balance).toBe('9'), { timeoutMs: 15_000 });
+    await runner.stop();
+    const { rows } = await sql<{ n: string }>`select count(*) as n from ledger.statement_lines`.execute(ctx.database.db);
+    expect(Number(rows[0]!.n)).toBeGreaterThan(150);
+  });
+});

@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256 } from '../../src/application/ingest-webhook';
+import { reingestQuarantined } from '../../src/application/reingest-quarantined';
+import { createTestApp, sample, type TestApp } from '../support/app';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+describe('re-ingesting a quarantined body', () => {
+  const deps = () => ({ eventStore: t.stores.eventStore, quarantine: t.stores.quarantine });
+
+  it('books a body that an older version refused, keeping when Cas sent it', async () => {
+    const body = sample('transaction-webhook.json');
+    const receivedAt = new Date('2026-11-01T10:00:00Z');
+    const id = await t.stores.quarantine.put({
+      rawBody: body,
+      bodySha256: sha256(body),
+      contentType: 'application/json',
+      problems: [{ field: 'transaction.amount', message: 'refused by an older version' }],
+      source: 'webhook',
+      requestId: 'r-old',
+      remoteAddress: '20.2.69.168',
+      receivedAt,
+    });
+    const result = await reingestQuarantined(deps(), id, new Date());
+    expect(result).toMatchObject({ status: 'ingested', outcome: { status: 'accepted' } });
+    const [event] = await t.stores.eventStore.readStream('bankTx-3cacecf6935011ee952542010a400022');
+    expect(event!.metadata.receivedAt).toBe(receivedAt.toISOString());
+    expect(await reingestQuarantined(deps(), id, new Date())).toMatchObject({ status: 'already_reingested' });
+  });
+
+  it('leaves a still-invalid body in quarantine and says why', async () => {
+    const res = await t.app.inject({ method: 'POST', url: '/webhooks/bankhub', headers: { 'x-webhook-token': t.config.webhookToken! }, payload: '{"webhookType":1}' });
+    const { quarantineId } = res.json();
+    const result = await reingestQuarantined(deps(), String(quarantineId), new Date());
+    expect(result).toMatchObject({ status: 'still_invalid', problems: [{ field: 'webhookType' }, { field: 'webhookCode' }] });
+    expect((await t.stores.quarantine.get(String(quarantineId)))?.reingestedAt).toBeNull();
+    expect(await reingestQuarantined(deps(), '999999', new Date())).toEqual({ status: 'not_found' });
+  });
+});

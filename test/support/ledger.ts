@@ -1,0 +1,115 @@
+import { sql } from 'kysely';
+import { recordTransaction } from '../../src/application/ingest-webhook';
+import type { EventStore } from '../../src/application/ports/event-store';
+import type { BankTransaction } from '../../src/domain/bank-transaction';
+import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
+import { type Database, openDatabase } from '../../src/infrastructure/postgres/database';
+import { migrateToLatest } from '../../src/infrastructure/postgres/migrations';
+import { createProjectionSchema } from '../../src/infrastructure/projection-store';
+import { projectFromLog } from '../../src/infrastructure/read-model-maintenance';
+import { accountIdOf, createLedgerProjection } from '../../src/projections/ledger.projection';
+import type { Projection } from '../../src/projections/projection';
+import { createTestDatabase, type TestDatabase } from './postgres';
+
+export interface LedgerContext {
+  readonly database: Database;
+  readonly store: EventStore;
+  readonly projection: Projection;
+  readonly testDb: TestDatabase;
+  /** Books a transaction as a webhook would (duplicates and conflicts decided by the store). */
+  deliver(tx: BankTransaction, receivedAt?: Date, source?: 'webhook' | 'backfill'): Promise<string>;
+  /** Projects everything not yet projected into the live schema, in batches of `batchSize`. */
+  project(batchSize?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function createLedgerContext(label: string): Promise<LedgerContext> {
+  const testDb = await createTestDatabase(label);
+  const database = openDatabase({ databaseUrl: testDb.url, dataDir: '', poolSize: 10 });
+  await migrateToLatest(database.db);
+  const store = createPostgresEventStore(database.db);
+  const projection = createLedgerProjection();
+  await createProjectionSchema(database.db, projection, 'ledger');
+  let clock = Date.parse('2026-01-01T00:00:00Z');
+  return {
+    database,
+    store,
+    projection,
+    testDb,
+    async deliver(tx, receivedAt, source = 'webhook') {
+      clock += 1000;
+      const result = await recordTransaction(store, {
+        transaction: tx,
+        source,
+        grantId: 'grant-1',
+        metadata: { rawBody: '{}', receivedAt: (receivedAt ?? new Date(clock)).toISOString(), source },
+      });
+      return result.status;
+    },
+    async project(batchSize = 500) {
+      await projectFromLog({ db: database.db, eventStore: store, projection, schema: 'ledger', batchSize });
+    },
+    async close() {
+      await database.close();
+      await testDb.drop();
+    },
+  };
+}
+
+let counter = 0;
+/** A transaction of the sample's shape; the running balance decides where it sits in the chain. */
+export function bankTx(partial: Partial<BankTransaction> & { amount: bigint; runningBalance: bigint | null }): BankTransaction {
+  counter += 1;
+  const instant = partial.transactionDateTime ?? new Date(Date.parse('2026-03-01T09:00:00+07:00') + counter * 60_000).toISOString();
+  return {
+    id: `tx${counter.toString().padStart(10, '0')}${Math.random().toString(16).slice(2, 10)}`,
+    transactionCode: null,
+    reference: null,
+    transactionDate: '2026-03-01',
+    transactionDateTime: instant,
+    bookingDate: '2026-03-01',
+    description: 'Chuyển tiền',
+    accountNumber: '0123456789',
+    virtualAccountNumber: null,
+    virtualAccountName: null,
+    paymentChannel: null,
+    counterAccountNumber: null,
+    counterAccountName: null,
+    counterAccountBankId: null,
+    counterAccountBankName: null,
+    paymentMeta: null,
+    fiId: 'fi-vietinbank',
+    fiName: 'VietinBank',
+    fiServiceId: null,
+    fiServiceName: null,
+    currency: 'VND',
+    ...partial,
+  };
+}
+
+export async function linesOf(ctx: LedgerContext, fiId: string, accountNumber: string) {
+  const { rows } = await sql<{ transaction_id: string; balance_before: string | null; balance_after: string | null; late: boolean }>`
+    select transaction_id, balance_before, balance_after, late from ledger.statement_lines
+    where account_id = ${accountIdOf(fiId, accountNumber)} order by instant, group_seq`.execute(ctx.database.db);
+  return rows;
+}
+
+export async function breaksOf(ctx: LedgerContext, fiId: string, accountNumber: string) {
+  const { rows } = await sql<{
+    after_transaction_id: string;
+    before_transaction_id: string;
+    missing_amount: string;
+    status: string;
+    resolution: string | null;
+    resolved_by_event_id: string | null;
+  }>`select * from ledger.breaks where account_id = ${accountIdOf(fiId, accountNumber)} order by opened_at, after_transaction_id`.execute(
+    ctx.database.db,
+  );
+  return rows;
+}
+
+export async function accountOf(ctx: LedgerContext, fiId: string, accountNumber: string) {
+  const { rows } = await sql<{ balance: string | null; open_breaks: number; late_deliveries: number; line_count: string }>`
+    select * from ledger.accounts where account_id = ${accountIdOf(fiId, accountNumber)}`.execute(ctx.database.db);
+  return rows[0];
+}
