@@ -55,6 +55,7 @@ async function main(): Promise<void> {
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    readModels: { db: stores.database.db, schema: 'ledger' },
     runners,
     now,
   });

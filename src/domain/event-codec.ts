@@ -16,6 +16,7 @@ export function encodeEvent(event: LedgerEvent): { type: LedgerEvent['type']; da
     case 'GrantWebhookReceived':
       return { type: event.type, data: { ...event.data, error: event.data.error ? { ...event.data.error } : null } };
     case 'WebhookReceived':
+    case 'GapHealAttempted':
       return { type: event.type, data: { ...event.data } };
     default:
       return assertNever(event);
@@ -46,6 +47,7 @@ export function decodeEvent(type: string, data: JsonObject): LedgerEvent | null 
       };
     case 'GrantWebhookReceived':
     case 'WebhookReceived':
+    case 'GapHealAttempted':
       return { type, data } as unknown as LedgerEvent;
     default:
       return null;

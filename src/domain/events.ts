@@ -51,9 +51,35 @@ export interface WebhookReceived {
   };
 }
 
-export type LedgerEvent = BalanceChanged | ConflictingDuplicateReceived | GrantWebhookReceived | WebhookReceived;
+/**
+ * The ledger asked Cas (GET /transactions) for the window of an open break, because the push channel seemed to
+ * have lost what fills it. The transactions it recovered are BalanceChanged events of their own (source backfill).
+ */
+export interface GapHealAttempted {
+  readonly type: 'GapHealAttempted';
+  readonly data: {
+    readonly breakId: string;
+    readonly accountId: string;
+    readonly grantId: string | null;
+    readonly fromDate: string;
+    readonly toDate: string;
+    /** closed: the break is resolved now; not_closed: Cas has nothing that fills it; failed: Cas could not be asked. */
+    readonly outcome: 'closed' | 'not_closed' | 'failed';
+    readonly detail: string | null;
+    readonly fetched: number;
+    readonly accepted: number;
+  };
+}
+
+export type LedgerEvent =
+  | BalanceChanged
+  | ConflictingDuplicateReceived
+  | GrantWebhookReceived
+  | WebhookReceived
+  | GapHealAttempted;
 export type LedgerEventType = LedgerEvent['type'];
 
 export const transactionStreamId = (transactionId: string): string => `bankTx-${transactionId}`;
 export const grantStreamId = (grantId: string | null): string => `grant-${grantId ?? 'none'}`;
 export const webhookStreamId = (webhookType: string): string => `webhook-${webhookType.toLowerCase()}`;
+export const healStreamId = (breakId: string): string => `heal-${breakId}`;

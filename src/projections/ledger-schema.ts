@@ -66,7 +66,12 @@ export async function createLedgerSchema(db: Kysely<any>, schema: string): Promi
       resolved_at timestamptz,
       resolved_by_event_id uuid,
       resolved_by_source text,
-      resolution text
+      resolution text,
+      heal_attempts integer not null default 0,
+      last_heal_at timestamptz,
+      last_heal_outcome text,
+      last_heal_detail text,
+      last_heal_event_id uuid
     )`.execute(db);
   await sql`create index on ${s}.breaks (account_id, status)`.execute(db);
   await sql`create index on ${s}.breaks (status, opened_at)`.execute(db);

@@ -100,7 +100,7 @@ export function createLedgerProjection(): Projection {
   return {
     name: 'ledger',
     version: 1,
-    eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived'],
+    eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,
     apply: (trx, schema, events) => applyBatch(trx, schema, events),
@@ -109,6 +109,20 @@ export function createLedgerProjection(): Projection {
 
 async function applyBatch(trx: Kysely<any>, schema: string, events: readonly ProjectionEvent[]): Promise<void> {
   const s = sql.id(schema);
+  await applyLedgerEvents(trx, s, events.filter((e) => e.type !== 'GapHealAttempted'));
+  // Heal attempts come after the transactions they recovered, so they are recorded after those are booked.
+  for (const event of events) {
+    const decoded = event.type === 'GapHealAttempted' ? decodeEvent(event.type, event.data) : null;
+    if (decoded?.type !== 'GapHealAttempted') continue;
+    await sql`
+      update ${s}.breaks set heal_attempts = heal_attempts + 1, last_heal_at = ${new Date(receivedAtOf(event))},
+        last_heal_outcome = ${decoded.data.outcome}, last_heal_detail = ${decoded.data.detail},
+        last_heal_event_id = ${event.eventId}
+      where break_id = ${decoded.data.breakId} and last_heal_event_id is distinct from ${event.eventId}`.execute(trx);
+  }
+}
+
+async function applyLedgerEvents(trx: Kysely<any>, s: ReturnType<typeof sql.id>, events: readonly ProjectionEvent[]): Promise<void> {
   const items = events.flatMap((event) => {
     const decoded = decodeEvent(event.type, event.data);
     if (decoded?.type !== 'BalanceChanged' && decoded?.type !== 'ConflictingDuplicateReceived') return [];

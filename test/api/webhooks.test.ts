@@ -193,11 +193,7 @@ describe('when the store is unreachable', () => {
     dead = new Kysely<any>({
       dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMillis: 500 }) }),
     });
-    const base = await createTestApp();
-    await base.app.close();
-    t = await createTestApp({}, { ingest: { eventStore: createPostgresEventStore(dead), quarantine: base.stores.quarantine } });
-    await base.stores.close();
-    await base.database.drop();
+    t = await createTestApp({}, (stores) => ({ ingest: { eventStore: createPostgresEventStore(dead), quarantine: stores.quarantine } }));
   });
   afterAll(async () => {
     await dead?.destroy();

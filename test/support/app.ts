@@ -29,7 +29,7 @@ export const TEST_TOKEN = 'test-webhook-token-0123456789abcdef';
 /** A server on a database of its own, wired exactly as main.ts wires it. */
 export async function createTestApp(
   env: Record<string, string> = {},
-  overrides: Partial<ServerDeps> = {},
+  overrides: Partial<ServerDeps> | ((stores: Stores) => Partial<ServerDeps>) = {},
 ): Promise<TestApp> {
   const database = await createTestDatabase('api');
   const config = loadConfig({ DATABASE_URL: database.url, WEBHOOK_TOKEN: TEST_TOKEN, LOG_LEVEL: 'silent', ...env });
@@ -47,9 +47,10 @@ export async function createTestApp(
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    readModels: { db: stores.database.db, schema: 'ledger' },
     runners: [runner],
     now: () => new Date(),
-    ...overrides,
+    ...(typeof overrides === 'function' ? overrides(stores) : overrides),
   });
   runner.start();
   return {

@@ -3,6 +3,7 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from '@fastify/type-provider-zod';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ProjectionRunner } from '../projection-runner';
@@ -20,6 +21,8 @@ export interface ServerDeps {
   };
   readonly trustProxy: readonly string[] | undefined;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+  /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
+  readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
   readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;
