@@ -52,6 +52,13 @@ export function describeEventStoreContract(
       expect(read[0]!.recordedAt).toBeInstanceOf(Date);
     });
 
+    it('reads one event by its id, wherever it is stored', async () => {
+      const e = event('ById');
+      await store.appendToStream(stream('by-id'), [event(), e], 'no_stream');
+      expect(await store.readEvent(e.eventId)).toMatchObject({ eventId: e.eventId, streamId: stream('by-id'), revision: 1n, data: e.data });
+      expect(await store.readEvent(randomUUID())).toBeNull();
+    });
+
     it('reads a missing stream as empty', async () => {
       expect(await store.readStream(stream('missing'))).toEqual([]);
     });

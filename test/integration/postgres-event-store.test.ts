@@ -26,40 +26,62 @@ describeEventStoreContract('PostgreSQL', async () => ({
   cleanup: async () => {},
 }));
 
-describe('PostgreSQL event store ordering fence', () => {
-  it('never lets a reader pass an event whose transaction commits after a later one', async () => {
+describe('PostgreSQL event store global order', () => {
+  it('never lets a reader pass an event whose transaction is still open: appends commit in sequence order', async () => {
     const store = createPostgresEventStore(database.db, { pollIntervalMs: 10 });
     const seen: RecordedEvent[] = [];
     const subscription = store.subscribe({
       after: null,
-      filter: { streamPrefixes: ['fence-'] },
+      filter: { streamPrefixes: ['order-'] },
       onEvents: async (events) => {
         seen.push(...events);
       },
     });
-    // Transaction A takes the smaller sequence number but commits last.
+    // A slow appender: it takes the append lock, inserts (taking the smaller sequence number) and dawdles.
     const slow = new pg.Client({ connectionString: testDb.url });
     await slow.connect();
     try {
       await slow.query('begin');
+      await slow.query(`select pg_advisory_xact_lock(${0x6c65646765726576n}::bigint)`);
       await slow.query(
         `insert into events (stream_id, revision, event_id, type, data, metadata)
-         values ('fence-a', 0, gen_random_uuid(), 'Fenced', '{}', '{}')`,
+         values ('order-a', 0, gen_random_uuid(), 'Ordered', '{}', '{}')`,
       );
-      await store.appendToStream('fence-b', [{ eventId: crypto.randomUUID(), type: 'Fenced', data: {}, metadata: {} }], 'no_stream');
-      const seqs = await sql<{ stream_id: string; seq: string }>`
-        select stream_id, seq from events where stream_id like 'fence-%' order by seq`.execute(database.db);
-      expect(seqs.rows.map((r) => r.stream_id)).toEqual(['fence-b']); // A is not visible yet
-      // Give the subscriber every chance to run ahead while A is open.
+      let fastDone = false;
+      const fast = store
+        .appendToStream('order-b', [{ eventId: crypto.randomUUID(), type: 'Ordered', data: {}, metadata: {} }], 'no_stream')
+        .then(() => (fastDone = true));
+      // Give the fast append and the subscriber every chance to run ahead while A is open.
       await new Promise((r) => setTimeout(r, 200));
-      expect(seen.map((e) => e.streamId)).toEqual([]);
+      expect(fastDone).toBe(false);
+      expect(seen).toEqual([]);
       await slow.query('commit');
+      await fast;
       const deadline = Date.now() + 5_000;
       while (seen.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      expect(seen.map((e) => e.streamId)).toEqual(['fence-a', 'fence-b']);
+      expect(seen.map((e) => e.streamId)).toEqual(['order-a', 'order-b']);
+      const seqs = await sql<{ stream_id: string }>`select stream_id from events where stream_id like 'order-%' order by seq`.execute(database.db);
+      expect(seqs.rows.map((r) => r.stream_id)).toEqual(['order-a', 'order-b']);
     } finally {
       await slow.end();
       await subscription.stop();
+    }
+  });
+
+  it('is not held back by a long transaction elsewhere on the server', async () => {
+    const idle = new pg.Client({ connectionString: testDb.url });
+    await idle.connect();
+    try {
+      await idle.query('begin');
+      await idle.query('select txid_current()'); // an open transaction with an id, as a long report would hold
+      const store = createPostgresEventStore(database.db);
+      const e = { eventId: crypto.randomUUID(), type: 'Unblocked', data: {}, metadata: {} };
+      await store.appendToStream('elsewhere-1', [e], 'no_stream');
+      const page = await store.readAll({ after: null, maxCount: 100_000, filter: { eventTypes: ['Unblocked'] } });
+      expect(page.events.map((x) => x.eventId)).toEqual([e.eventId]);
+    } finally {
+      await idle.query('rollback');
+      await idle.end();
     }
   });
 });

@@ -289,6 +289,15 @@ describe('EventStoreDB adapter: appends', () => {
     expect((await store.readStream('s', { fromRevision: 1n, maxCount: 2 })).map((e) => e.revision)).toEqual([1n, 2n]);
     expect(await store.readStream('missing')).toEqual([]);
   });
+
+  it('finds an event by id through the claim that names its stream', async () => {
+    const server = fakeServer();
+    const store = createEventStoreDbEventStoreWithClient(server.client);
+    const second = event('Second');
+    await store.appendToStream('owner', [event(), second], 'no_stream');
+    expect(await store.readEvent(second.eventId)).toMatchObject({ streamId: 'owner', revision: 1n, type: 'Second' });
+    expect(await store.readEvent(randomUUID())).toBeNull();
+  });
 });
 
 describe('EventStoreDB adapter: reading $all', () => {

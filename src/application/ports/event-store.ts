@@ -82,6 +82,8 @@ export interface EventStore {
   /** The stream's events in revision order; an empty list when the stream does not exist. */
   readStream(streamId: string, options?: { fromRevision?: bigint; maxCount?: number }): Promise<RecordedEvent[]>;
   readAll(options: ReadAllOptions): Promise<ReadAllPage>;
+  /** One event by its id, wherever it is stored; null when no such event exists. */
+  readEvent(eventId: string): Promise<RecordedEvent | null>;
   subscribe(options: SubscribeOptions): Subscription;
   /** How many events lie after a position (matching the filter), where the store can count them cheaply. */
   countAfter?(after: string | null, filter?: EventFilter): Promise<bigint>;

@@ -273,6 +273,17 @@ export function createEventStoreDbEventStoreWithClient(
 
     readAll: (options) => translated(() => readAll(options)),
 
+    // The claim stream written before every append says which stream holds an event id.
+    readEvent: (eventId) =>
+      translated(async () => {
+        const [claim] = await readEvents(claimStreamOf(eventId), { fromRevision: 0n, maxCount: 1 });
+        const streamId = claim ? claimedStreamOf(claim) : undefined;
+        if (!streamId) return null;
+        const events = await readEvents(streamId, { fromRevision: 0n, maxCount: DEFAULT_READ_STREAM_COUNT });
+        const found = events.find((event) => event.id === eventId);
+        return found ? toRecordedEvent(found) : null;
+      }),
+
     subscribe(options) {
       const subscription = followAll(client, options, { logger, delays });
       subscriptions.add(subscription);

@@ -22,7 +22,6 @@ import { followLog } from './follow-log';
 
 interface EventRow {
   seq: string;
-  tx_id: string;
   stream_id: string;
   revision: string;
   event_id: string;
@@ -47,15 +46,22 @@ interface PendingAppend {
 }
 
 const UNIQUE_VIOLATION = '23505';
+/** The key of the advisory lock that serialises appends (any stable 64-bit number; 'ledgerev' in ASCII). */
+const APPEND_LOCK = 0x6c65646765726576n;
+
+const lockAppends = (trx: Kysely<any>) => sql`select pg_advisory_xact_lock(${APPEND_LOCK.toString()}::bigint)`.execute(trx);
+const positionOf = (seq: string) => encodePosition(0n, BigInt(seq));
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The event store on PostgreSQL (a server, or PGlite embedded).
  *
  * Ordering: a bigserial is handed out at insert time but becomes visible at commit, so a reader trusting it
- * alone can skip a slow transaction's events. Every row carries the inserting transaction's id (xid8) and
- * readers only return rows of transactions older than the oldest one still running
- * (`pg_snapshot_xmin(pg_current_snapshot())`); below that fence nothing new can ever appear. The global order
- * is (tx_id, seq).
+ * alone could pass a slow transaction's events for ever. Every appending transaction therefore takes one
+ * transaction-scoped advisory lock before it inserts: appends commit one after another, in sequence order, and a
+ * reader that has seen sequence n has seen everything below it. (A fence on the oldest running transaction id also
+ * works, but it is cluster-wide: any long transaction in any database on the server would hold every reader back.)
+ * Group commit keeps the serialisation cheap: one lock per group, not per event.
  *
  * Throughput: concurrent single-event "no stream" appends (one webhook each) are grouped into one INSERT and one
  * commit; each caller's promise resolves only after that commit.
@@ -109,6 +115,7 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
     for (let attempt = 0; ; attempt++) {
       try {
         const result = await db.transaction().execute(async (trx) => {
+          await lockAppends(trx);
           const current = await streamRevision(trx, streamId);
           const stored = await storedIds(trx, events.map((e) => e.eventId));
           if (stored.size > 0) return alreadyStored(streamId, events, stored, current);
@@ -119,7 +126,7 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
           return {
             status: 'appended',
             nextRevision: base + BigInt(events.length) - 1n,
-            position: encodePosition(BigInt(last.tx_id), BigInt(last.seq)),
+            position: positionOf(last.seq),
           } satisfies AppendResult;
         });
         if (result.status === 'appended') announce();
@@ -155,6 +162,13 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
 
     readAll: (options) => translate(() => readAll(db, options)),
 
+    readEvent: (eventId) =>
+      translate(async () => {
+        if (!UUID.test(eventId)) return null;
+        const { rows } = await sql<EventRow>`select * from events where event_id = ${eventId}`.execute(db);
+        return rows[0] ? toRecorded(rows[0]) : null;
+      }),
+
     subscribe(options: SubscribeOptions): Subscription {
       return followLog({
         options,
@@ -178,8 +192,7 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
       translate(async () => {
         const from = after === null ? { major: 0n, minor: 0n } : decodePosition(after);
         const { rows } = await sql<{ n: string }>`
-          select count(*) as n from events e
-          where (e.tx_id, e.seq) > (${from.major.toString()}::xid8, ${from.minor.toString()}::bigint) ${filterSql(filter)}`.execute(db);
+          select count(*) as n from events e where e.seq > ${from.minor.toString()}::bigint ${filterSql(filter)}`.execute(db);
         return BigInt(rows[0]?.n ?? 0);
       }),
 
@@ -195,7 +208,8 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
 }
 
 async function insertGroup(trx: Kysely<any>, group: readonly PendingAppend[]): Promise<(AppendResult | Error)[]> {
-  const inserted = await sql<{ event_id: string; tx_id: string; seq: string }>`
+  await lockAppends(trx);
+  const inserted = await sql<{ event_id: string; seq: string }>`
     insert into events (stream_id, revision, event_id, type, data, metadata)
     select s, 0, e, t, d, m
     from unnest(
@@ -204,7 +218,7 @@ async function insertGroup(trx: Kysely<any>, group: readonly PendingAppend[]): P
       ${group.map((p) => JSON.stringify(p.event.metadata))}::jsonb[]
     ) as g(s, e, t, d, m)
     on conflict do nothing
-    returning event_id, tx_id, seq`.execute(trx);
+    returning event_id, seq`.execute(trx);
   const fresh = new Map(inserted.rows.map((r) => [r.event_id, r]));
   const missed = group.filter((p) => !fresh.has(p.event.eventId));
   // Read in the same transaction, so rows this group just inserted are seen too.
@@ -221,7 +235,7 @@ async function insertGroup(trx: Kysely<any>, group: readonly PendingAppend[]): P
     const row = fresh.get(pending.event.eventId);
     if (row) {
       fresh.delete(pending.event.eventId); // later callers in this group with the same id are repeats
-      return { status: 'appended', nextRevision: 0n, position: encodePosition(BigInt(row.tx_id), BigInt(row.seq)) };
+      return { status: 'appended', nextRevision: 0n, position: positionOf(row.seq) };
     }
     const sameId = stored.find((r) => r.event_id === pending.event.eventId);
     if (sameId && sameId.stream_id !== pending.streamId) return new DuplicateEventId(pending.event.eventId);
@@ -271,7 +285,7 @@ function checkExpected(streamId: string, expected: ExpectedRevision, current: bi
 }
 
 async function insertRows(trx: Kysely<any>, streamId: string, events: readonly EventToAppend[], base: bigint) {
-  const { rows } = await sql<{ tx_id: string; seq: string }>`
+  const { rows } = await sql<{ seq: string }>`
     insert into events (stream_id, revision, event_id, type, data, metadata)
     select ${streamId}, ${base.toString()}::bigint + o - 1, e, t, d, m
     from unnest(
@@ -279,32 +293,27 @@ async function insertRows(trx: Kysely<any>, streamId: string, events: readonly E
       ${events.map((e) => JSON.stringify(e.data))}::jsonb[], ${events.map((e) => JSON.stringify(e.metadata))}::jsonb[]
     ) with ordinality as g(e, t, d, m, o)
     order by o
-    returning tx_id, seq`.execute(trx);
+    returning seq`.execute(trx);
   return rows;
 }
 
 async function readAll(db: Kysely<any>, { after, maxCount, filter }: ReadAllOptions): Promise<ReadAllPage> {
-  const from = after === null ? { major: 0n, minor: 0n } : decodePosition(after);
+  const from = after === null ? 0n : decodePosition(after).minor;
+  // One statement, so the page and the tail (the last sequence of the whole log) come from one snapshot.
   const { rows } = await sql<EventRow & { kind: 'event' | 'tail' }>`
-    with fence as (select pg_snapshot_xmin(pg_current_snapshot()) as xmin),
-    page as (
-      select e.* from events e, fence
-      where (e.tx_id, e.seq) > (${from.major.toString()}::xid8, ${from.minor.toString()}::bigint)
-        and e.tx_id < fence.xmin ${filterSql(filter)}
-      order by e.tx_id, e.seq limit ${maxCount}
+    with page as (
+      select e.* from events e where e.seq > ${from.toString()}::bigint ${filterSql(filter)}
+      order by e.seq limit ${maxCount}
     )
     select 'event' as kind, page.* from page
     union all
-    select 'tail', t.* from (
-      select e.* from events e, fence where e.tx_id < fence.xmin order by e.tx_id desc, e.seq desc limit 1
-    ) t where ${filter ? sql`true` : sql`false`}`.execute(db);
+    select 'tail', t.* from (select e.* from events e order by e.seq desc limit 1) t where ${filter ? sql`true` : sql`false`}`.execute(db);
   const events = rows.filter((r) => r.kind === 'event').map(toRecorded);
   const isEnd = events.length < maxCount;
   const tail = rows.find((r) => r.kind === 'tail');
   const lastEvent = events[events.length - 1]?.position ?? null;
-  // A filtered read that reached the fence may skip ahead to it: nothing below it can still appear.
-  const lastPosition =
-    isEnd && tail ? maxPosition(lastEvent ?? after, encodePosition(BigInt(tail.tx_id), BigInt(tail.seq))) : (lastEvent ?? after);
+  // A filtered read that reached the end skips ahead to the log's end: everything below it was read.
+  const lastPosition = isEnd && tail ? maxPosition(lastEvent ?? after, positionOf(tail.seq)) : (lastEvent ?? after);
   return { events, lastPosition, isEnd };
 }
 
@@ -325,7 +334,7 @@ function filterSql(filter: EventFilter | undefined) {
 
 function toRecorded(row: EventRow): RecordedEvent {
   return {
-    position: encodePosition(BigInt(row.tx_id), BigInt(row.seq)),
+    position: positionOf(row.seq),
     streamId: row.stream_id,
     revision: BigInt(row.revision),
     eventId: row.event_id,

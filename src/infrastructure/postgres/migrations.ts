@@ -10,7 +10,6 @@ const migrations: Record<string, Migration> = {
       await sql`
         create table events (
           seq bigserial primary key,
-          tx_id xid8 not null default pg_current_xact_id(),
           stream_id text not null,
           revision bigint not null,
           event_id uuid not null,
@@ -21,8 +20,8 @@ const migrations: Record<string, Migration> = {
           constraint events_stream_revision unique (stream_id, revision),
           constraint events_event_id unique (event_id)
         )`.execute(db);
-      // The global order: readers follow (tx_id, seq) below the oldest running transaction (see postgres-event-store).
-      await sql`create index events_global_order on events (tx_id, seq)`.execute(db);
+      // The global order is seq: appends are serialised by an advisory lock (see postgres-event-store).
+      await sql`create index events_type_seq on events (type, seq)`.execute(db);
     },
   },
   '0002_quarantine': {
