@@ -1,7 +1,10 @@
 import { SingleBar, Presets } from 'cli-progress';
-import { Command } from 'commander';
+import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { Command, Option } from 'commander';
 import { reingestQuarantined } from './application/reingest-quarantined';
 import { ConfigError, loadConfig } from './config';
+import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner } from './infrastructure/projection-runner';
 import { type Progress, rebuildProjection, verifyProjection } from './infrastructure/read-model-maintenance';
@@ -100,6 +103,45 @@ program
       const runner = createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection: createLedgerProjection(), logger: createLogger('silent') });
       const status = await runner.status();
       process.stdout.write(`${JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+    }),
+  );
+
+const isoDate = (value: string) => {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(value))) throw new Error(`not a date YYYY-MM-DD: ${value}`);
+  return value;
+};
+
+program
+  .command('export')
+  .description("write events as NDJSON: one account's (transactions dated in the period) or the whole log's (recorded in it)")
+  .option('--account <id>', 'the account id (GET /accounts)')
+  .addOption(new Option('--from <date>', 'first day, YYYY-MM-DD').argParser(isoDate))
+  .addOption(new Option('--to <date>', 'last day, YYYY-MM-DD').argParser(isoDate))
+  .option('--out <file>', 'write here instead of standard output')
+  .action((options: { account?: string; from?: string; to?: string; out?: string }) =>
+    withStores(async (stores) => {
+      if ((options.from === undefined) !== (options.to === undefined)) throw new Error('give both --from and --to, or neither');
+      const out = options.out ? createWriteStream(options.out) : process.stdout;
+      const total = options.account || !stores.eventStore.countAfter ? null : Number(await stores.eventStore.countAfter(null));
+      const bar = progressBar('export');
+      let read = 0;
+      for await (const event of exportEvents({
+        eventStore: stores.eventStore,
+        readModels: { db: stores.database.db, schema: 'ledger' },
+        ...(options.account ? { accountId: options.account } : {}),
+        ...(options.from && options.to ? { from: options.from, to: options.to } : {}),
+      })) {
+        if (!out.write(toNdjsonLine(event))) await once(out, 'drain');
+        read += 1;
+        if (read % 500 === 0) bar.update({ eventsDone: read, eventsTotal: total });
+      }
+      bar.update({ eventsDone: read, eventsTotal: total ?? read });
+      bar.stop();
+      if (out !== process.stdout) {
+        out.end();
+        await once(out, 'finish');
+      }
+      process.stderr.write(`exported ${read} events\n`);
     }),
   );
 

@@ -6,6 +6,7 @@ import { type Config, ConfigError, loadConfig } from './config';
 import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
+import { verifyProjection } from './infrastructure/read-model-maintenance';
 import { openStores, type Stores } from './infrastructure/runtime';
 import { createLedgerProjection } from './projections/ledger.projection';
 
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
+    verify: () => verifyProjection({ db: stores.database.db, eventStore: stores.eventStore, projection: createLedgerProjection() }),
     runners,
     now,
   });

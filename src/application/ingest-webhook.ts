@@ -76,6 +76,7 @@ async function recordWebhook(
   const metadata = {
     rawBody: raw.text,
     rawSha256: raw.sha256,
+    contentType: delivery.contentType,
     receivedAt: delivery.receivedAt.toISOString(),
     source: 'webhook',
     requestId: delivery.requestId,

@@ -134,10 +134,13 @@ async function compareTable(
 ): Promise<Difference[]> {
   const l = sql.table(`${live}.${table}`);
   const r = sql.table(`${rebuilt}.${table}`);
+  // Every value as text: a bigint read back through JSON would be rounded to a double.
+  const asText = (alias: ReturnType<typeof sql.id>) =>
+    sql`(select jsonb_object_agg(f.key, f.value #>> '{}') from jsonb_each(to_jsonb(${alias})) f)`;
   const { rows } = await sql<{ side: 'live' | 'rebuilt'; row: Record<string, unknown> }>`
-    (select 'live' as side, to_jsonb(x) as row from (select * from ${l} except all select * from ${r}) x limit ${limit})
+    (select 'live' as side, ${asText(sql.id('x'))} as row from (select * from ${l} except all select * from ${r}) x limit ${limit})
     union all
-    (select 'rebuilt', to_jsonb(y) from (select * from ${r} except all select * from ${l}) y limit ${limit})`.execute(db);
+    (select 'rebuilt', ${asText(sql.id('y'))} from (select * from ${r} except all select * from ${l}) y limit ${limit})`.execute(db);
   const byKey = new Map<string, { live: Record<string, unknown> | null; rebuilt: Record<string, unknown> | null }>();
   for (const { side, row } of rows) {
     const id = JSON.stringify(key.map((k) => row[k]));

@@ -53,6 +53,8 @@ export async function createLedgerSchema(db: Kysely<any>, schema: string): Promi
   // Statement order is (instant, group_seq); both indexes serve it without a sort.
   await sql`create index on ${s}.statement_lines (account_id, instant, group_seq)`.execute(db);
   await sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)`.execute(db);
+  // The auditor's view of one account: its events in log order.
+  await sql`create index on ${s}.statement_lines (account_id, log_position)`.execute(db);
   await sql`
     create table ${s}.breaks (
       break_id uuid primary key,

@@ -12,7 +12,7 @@ const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
 let ctx: LedgerContext;
 const env = () => ({ ...process.env, DATABASE_URL: ctx.testDb.url, LOG_LEVEL: 'warn' });
-const ledger = (...args: string[]) => run(TSX, ['src/cli.ts', ...args], { cwd: ROOT, env: env() });
+const ledger = (...args: string[]) => run(TSX, ['src/cli.ts', ...args], { cwd: ROOT, env: env(), maxBuffer: 64 * 1024 * 1024 });
 
 beforeAll(async () => {
   ctx = await createLedgerContext('cli');
@@ -55,6 +55,21 @@ describe('ledger CLI', () => {
     }
     const { stdout } = await ledger('verify');
     expect(JSON.parse(stdout.slice(stdout.indexOf('{')))).toMatchObject({ ok: true, differences: [] });
+  });
+
+  it('exports the whole log, and one account, as NDJSON', async () => {
+    const { stdout, stderr } = await ledger('export');
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines).toHaveLength(1500);
+    expect(stderr).toContain('exported 1500 events');
+    expect(lines[0]).toMatchObject({ type: 'BalanceChanged', revision: '0', data: { transaction: { amount: '7' } } });
+    const { accountIdOf } = await import('../../src/projections/ledger.projection');
+    const account = await ledger('export', '--account', accountIdOf('fi-cli', '7'), '--from', '2026-03-01', '--to', '2026-03-01');
+    const mine = account.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(mine).toHaveLength(75);
+    expect(mine.every((e) => e.data.transaction.accountNumber === '7')).toBe(true);
+    const none = await ledger('export', '--account', accountIdOf('fi-cli', '7'), '--from', '2026-04-01', '--to', '2026-04-30');
+    expect(none.stdout).toBe('');
   });
 
   it('verify exits 1 and names the row when a read model was altered by hand; rebuild mends it', async () => {

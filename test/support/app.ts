@@ -5,6 +5,7 @@ import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config';
 import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
 import { createProjectionRunner, type ProjectionRunner } from '../../src/infrastructure/projection-runner';
+import { verifyProjection } from '../../src/infrastructure/read-model-maintenance';
 import { openStores, type Stores } from '../../src/infrastructure/runtime';
 import { createLedgerProjection } from '../../src/projections/ledger.projection';
 import { createTestDatabase, type TestDatabase } from './postgres';
@@ -48,6 +49,7 @@ export async function createTestApp(
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
+    verify: () => verifyProjection({ db: stores.database.db, eventStore: stores.eventStore, projection: createLedgerProjection() }),
     runners: [runner],
     now: () => new Date(),
     ...(typeof overrides === 'function' ? overrides(stores) : overrides),

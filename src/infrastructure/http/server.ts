@@ -7,6 +7,8 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ProjectionRunner } from '../projection-runner';
+import type { VerifyReport } from '../read-model-maintenance';
+import { auditRoutes } from './audit.routes';
 import { healthRoutes } from './health.routes';
 import { errorHandler, sendProblem } from './problem';
 import { webhookRoutes } from './webhooks.routes';
@@ -23,6 +25,8 @@ export interface ServerDeps {
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
   readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify). */
+  readonly verify: () => Promise<VerifyReport>;
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
   readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;
@@ -62,6 +66,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
+  await app.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }
