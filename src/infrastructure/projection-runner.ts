@@ -66,6 +66,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
           const subscription: Subscription = eventStore.subscribe({
             after: position,
             filter: { eventTypes: projection.eventTypes },
+            omitMetadata: ['rawBody'],
             maxBatch: batchSize,
             onEvents: async (events, last) => {
               await commitBatch(database.db, projection, schema, position, events, last);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import type { EventStore } from '../application/ports/event-store';
+import type { EventStore, ReadAllPage } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import { commitBatch, createProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
 
@@ -30,9 +30,18 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
   let { position } = await readCheckpoint(db, schema, projection.name);
   const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
   let done = 0;
+  const read = (after: string | null): Promise<ReadAllPage> =>
+    eventStore.readAll({ after, maxCount: options.batchSize ?? 2000, filter, omitMetadata: ['rawBody'] });
+  // The next page is read while this one is applied, so reading and projecting overlap.
+  let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
   for (;;) {
     if (until !== null && position !== null && position >= until) return done;
-    const page = await eventStore.readAll({ after: position, maxCount: options.batchSize ?? 2000, filter });
+    const page: ReadAllPage = await (ahead?.after === position ? ahead.page : read(position));
+    ahead = null;
+    if (!page.isEnd && page.lastPosition) {
+      ahead = { after: page.lastPosition, page: read(page.lastPosition) };
+      ahead.page.catch(() => {});
+    }
     const events = until === null ? page.events : page.events.filter((e) => e.position <= until);
     let last = page.lastPosition ?? position;
     if (until !== null && last !== null && last > until) last = until;

@@ -185,6 +185,7 @@ export class AccountBook {
    * whose pair is no longer adjacent with the same missing amount.
    */
   private reconcileBreaks(start: number, end: number, cause: BookLine) {
+    if (this.openBreaks.length === 0 && this.linksThrough(start, end)) return { opened: [], resolved: [] };
     const pairs = new Map<string, bigint>();
     const lefts = new Set<string>();
     const rights = new Set<string>();
@@ -236,6 +237,14 @@ export class AccountBook {
       opened.push(state);
     }
     return { opened, resolved };
+  }
+
+  /** The common case, checked without allocating: every pair in the region links. */
+  private linksThrough(start: number, end: number): boolean {
+    for (let i = start; i < end; i++) {
+      if (missingBetween(this.lines[i]!.after, this.lines[i + 1]!.before) !== null) return false;
+    }
+    return true;
   }
 
   private resolutionOf(b: BreakState): 'filled' | 'narrowed' | 'reordered' {

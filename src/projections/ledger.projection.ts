@@ -127,13 +127,22 @@ async function applyLedgerEvents(trx: Kysely<any>, s: ReturnType<typeof sql.id>,
     const decoded = decodeEvent(event.type, event.data);
     if (decoded?.type !== 'BalanceChanged' && decoded?.type !== 'ConflictingDuplicateReceived') return [];
     const tx = decoded.data.transaction;
-    return [{ event, kind: decoded.type, tx, grantId: decoded.data.grantId, facts: factsOf(event, tx, decoded.data.source) }];
+    return [
+      {
+        event,
+        kind: decoded.type,
+        tx,
+        accountId: accountIdOf(tx.fiId, tx.accountNumber),
+        grantId: decoded.data.grantId,
+        facts: factsOf(event, tx, decoded.data.source),
+      },
+    ];
   });
   if (items.length === 0) return;
 
   const booked = items.filter((i) => i.kind === 'BalanceChanged');
   const conflicts = items.filter((i) => i.kind === 'ConflictingDuplicateReceived');
-  const accountIds = [...new Set(booked.map((i) => accountIdOf(i.tx.fiId, i.tx.accountNumber)))];
+  const accountIds = [...new Set(booked.map((i) => i.accountId))];
 
   const loader: BookLoader = {
     async linesAfter(accountId, position, limit) {
@@ -145,14 +154,30 @@ async function applyLedgerEvents(trx: Kysely<any>, s: ReturnType<typeof sql.id>,
     },
   };
 
-  const accounts = new Map<string, AccountState>();
-  const [accountRows, islands, breakRows, conflictLines] = await Promise.all([
-    accountIds.length
-      ? sql<AccountRow>`select * from ${s}.accounts where account_id = any(${accountIds}::uuid[]) for update`.execute(trx)
-      : { rows: [] as AccountRow[] },
-    loadIslands(trx, s, booked.map((i) => ({ accountId: accountIdOf(i.tx.fiId, i.tx.accountNumber), instant: i.facts.instant }))),
-    accountIds.length
-      ? sql<BreakRow>`select * from ${s}.breaks where account_id = any(${accountIds}::uuid[]) and status = 'open'`.execute(trx)
+  // The runner is the only writer of its schema (advisory lock), so nothing here needs row locks.
+  const accountRows = accountIds.length
+    ? (await sql<AccountRow>`select * from ${s}.accounts where account_id = any(${accountIds}::uuid[])`.execute(trx)).rows
+    : [];
+  const known = new Map(accountRows.map((row) => [row.account_id, row]));
+  // Live traffic mostly appends after an account's last line: then the last line is all the context needed.
+  const earliest = new Map<string, number>();
+  for (const i of booked) earliest.set(i.accountId, Math.min(earliest.get(i.accountId) ?? Infinity, i.facts.instant));
+  const appendsOnly = new Set(
+    accountIds.filter((id) => {
+      const row = known.get(id);
+      const last = row?.last_transaction_at?.getTime();
+      return !row || (last !== undefined && earliest.get(id)! > last);
+    }),
+  );
+  const tails = accountRows.filter((r) => appendsOnly.has(r.account_id) && r.last_transaction_id !== null);
+  const withBreaks = accountRows.filter((r) => r.open_breaks > 0).map((r) => r.account_id);
+  const [tailRows, islands, breakRows, conflictLines] = await Promise.all([
+    tails.length
+      ? sql<LineRow>`select * from ${s}.statement_lines where transaction_id = any(${tails.map((r) => r.last_transaction_id)}::text[])`.execute(trx)
+      : { rows: [] as LineRow[] },
+    loadIslands(trx, s, booked.filter((i) => !appendsOnly.has(i.accountId)).map((i) => ({ accountId: i.accountId, instant: i.facts.instant }))),
+    withBreaks.length
+      ? sql<BreakRow>`select * from ${s}.breaks where account_id = any(${withBreaks}::uuid[]) and status = 'open'`.execute(trx)
       : { rows: [] as BreakRow[] },
     conflicts.length
       ? sql<{ transaction_id: string; account_id: string }>`
@@ -160,11 +185,11 @@ async function applyLedgerEvents(trx: Kysely<any>, s: ReturnType<typeof sql.id>,
           where transaction_id = any(${conflicts.map((c) => c.tx.id)}::text[])`.execute(trx)
       : { rows: [] as { transaction_id: string; account_id: string }[] },
   ]);
-  for (const row of accountRows.rows) {
+  const accounts = new Map<string, AccountState>();
+  for (const row of accountRows) {
     accounts.set(row.account_id, { row, book: new AccountBook(row.account_id, loader), lateAdded: 0, touched: false });
   }
-  const stateOf = (tx: BankTransaction, event: ProjectionEvent, grantId: string | null): AccountState => {
-    const accountId = accountIdOf(tx.fiId, tx.accountNumber);
+  const stateOf = (tx: BankTransaction, accountId: string, event: ProjectionEvent, grantId: string | null): AccountState => {
     let state = accounts.get(accountId);
     if (!state) {
       state = {
@@ -192,6 +217,7 @@ async function applyLedgerEvents(trx: Kysely<any>, s: ReturnType<typeof sql.id>,
     }
     return state;
   };
+  for (const tail of tailRows.rows) accounts.get(tail.account_id)?.book.addStored(storedOf(tail), [], true);
   for (const island of islands) {
     const state = accounts.get(island.accountId);
     state?.book.addStored(island.prev, island.from, island.from.length < WINDOW);
@@ -218,7 +244,7 @@ async function applyLedgerEvents(trx: Kysely<any>, s: ReturnType<typeof sql.id>,
   const conflictAccount = new Map(conflictLines.rows.map((r) => [r.transaction_id, r.account_id]));
   for (const item of items) {
     if (item.kind === 'ConflictingDuplicateReceived') {
-      const accountId = conflictAccount.get(item.tx.id) ?? accountIdOf(item.tx.fiId, item.tx.accountNumber);
+      const accountId = conflictAccount.get(item.tx.id) ?? item.accountId;
       anomalies.push({
         kind: 'conflict',
         accountId,
@@ -236,7 +262,7 @@ async function applyLedgerEvents(trx: Kysely<any>, s: ReturnType<typeof sql.id>,
       });
       continue;
     }
-    const state = stateOf(item.tx, item.event, item.grantId);
+    const state = stateOf(item.tx, item.accountId, item.event, item.grantId);
     const outcome = await state.book.insert(item.facts);
     if (!outcome) continue;
     state.touched = true;
@@ -353,33 +379,60 @@ async function loadIslands(trx: Kysely<any>, s: ReturnType<typeof sql.id>, probe
   });
 }
 
+/**
+ * Writes a batch's rows of one table in one statement. One JSON parameter per statement costs far less than one
+ * array per column (measured: the projection ran about twice as fast), and the table's own row type names the
+ * columns. Money goes in as decimal strings.
+ */
+async function upsert(
+  trx: Kysely<any>,
+  s: ReturnType<typeof sql.id>,
+  table: string,
+  rows: readonly Record<string, string | number | boolean | null>[],
+  onConflict: ReturnType<typeof sql>,
+): Promise<void> {
+  if (rows.length === 0) return;
+  const t = sql`${s}.${sql.id(table)}`;
+  await sql`insert into ${t} select * from json_populate_recordset(null::${t}, ${JSON.stringify(rows)}::json) ${onConflict}`.execute(trx);
+}
+
+const text = (v: bigint | null) => (v === null ? null : v.toString());
+const iso = (ms: number) => new Date(ms).toISOString();
+
 async function writeLines(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accounts: AccountState[]) {
   const lines = accounts.flatMap((a) => a.book.lines.filter((l) => l.dirty).map((l) => ({ accountId: a.row.account_id, l })));
-  if (lines.length === 0) return;
-  const col = <T>(f: (x: (typeof lines)[number]) => T) => lines.map(f);
-  const text = (v: bigint | null) => (v === null ? null : v.toString());
-  await sql`
-    insert into ${s}.statement_lines (
-      transaction_id, account_id, event_id, instant, group_seq, transaction_date, transaction_date_time, booking_date,
-      amount, running_balance, balance_before, balance_after, description, reference, counter_account_number,
-      counter_account_name, counter_account_bank_name, virtual_account_number, virtual_account_name, payment_channel,
-      late, received_at, source, log_position)
-    select * from unnest(
-      ${col((x) => x.l.id)}::text[], ${col((x) => x.accountId)}::uuid[], ${col((x) => x.l.eventId)}::uuid[],
-      ${col((x) => new Date(x.l.instant))}::timestamptz[], ${col((x) => x.l.seq)}::int[],
-      ${col((x) => x.l.transactionDate)}::date[], ${col((x) => x.l.details.transactionDateTime)}::text[],
-      ${col((x) => x.l.details.bookingDate)}::date[], ${col((x) => x.l.amount.toString())}::bigint[],
-      ${col((x) => text(x.l.runningBalance))}::bigint[], ${col((x) => text(x.l.before))}::bigint[],
-      ${col((x) => text(x.l.after))}::bigint[], ${col((x) => x.l.details.description)}::text[],
-      ${col((x) => x.l.details.reference)}::text[], ${col((x) => x.l.details.counterAccountNumber)}::text[],
-      ${col((x) => x.l.details.counterAccountName)}::text[], ${col((x) => x.l.details.counterAccountBankName)}::text[],
-      ${col((x) => x.l.details.virtualAccountNumber)}::text[], ${col((x) => x.l.details.virtualAccountName)}::text[],
-      ${col((x) => x.l.details.paymentChannel)}::text[], ${col((x) => x.l.late)}::boolean[],
-      ${col((x) => new Date(x.l.receivedAt))}::timestamptz[], ${col((x) => x.l.source)}::text[],
-      ${col((x) => x.l.details.logPosition)}::text[])
-    on conflict (transaction_id) do update set
-      group_seq = excluded.group_seq, balance_before = excluded.balance_before, balance_after = excluded.balance_after`.execute(
+  await upsert(
     trx,
+    s,
+    'statement_lines',
+    lines.map(({ accountId, l }) => ({
+      transaction_id: l.id,
+      account_id: accountId,
+      event_id: l.eventId,
+      instant: iso(l.instant),
+      group_seq: l.seq,
+      transaction_date: l.transactionDate,
+      transaction_date_time: l.details.transactionDateTime ?? null,
+      booking_date: l.details.bookingDate ?? null,
+      amount: l.amount.toString(),
+      running_balance: text(l.runningBalance),
+      balance_before: text(l.before),
+      balance_after: text(l.after),
+      description: l.details.description ?? null,
+      reference: l.details.reference ?? null,
+      counter_account_number: l.details.counterAccountNumber ?? null,
+      counter_account_name: l.details.counterAccountName ?? null,
+      counter_account_bank_name: l.details.counterAccountBankName ?? null,
+      virtual_account_number: l.details.virtualAccountNumber ?? null,
+      virtual_account_name: l.details.virtualAccountName ?? null,
+      payment_channel: l.details.paymentChannel ?? null,
+      late: l.late,
+      received_at: l.receivedAt,
+      source: l.source,
+      log_position: l.details.logPosition ?? null,
+    })),
+    sql`on conflict (transaction_id) do update set
+      group_seq = excluded.group_seq, balance_before = excluded.balance_before, balance_after = excluded.balance_after`,
   );
   for (const { l } of lines) l.dirty = false;
 }
@@ -388,66 +441,84 @@ async function writeBreaks(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accou
   const rows = accounts.flatMap((a) =>
     [...a.book.openBreaks, ...a.book.closedBreaks].filter((b) => b.dirty).map((b) => ({ accountId: a.row.account_id, b })),
   );
-  if (rows.length === 0) return;
-  const col = <T>(f: (x: (typeof rows)[number]) => T) => rows.map(f);
-  await sql`
-    insert into ${s}.breaks (break_id, account_id, after_transaction_id, before_transaction_id, missing_amount, status,
-      opened_at, opened_by_event_id, resolved_at, resolved_by_event_id, resolved_by_source, resolution)
-    select * from unnest(
-      ${col((x) => breakIdOf(x.accountId, x.b))}::uuid[], ${col((x) => x.accountId)}::uuid[],
-      ${col((x) => x.b.afterTransactionId)}::text[], ${col((x) => x.b.beforeTransactionId)}::text[],
-      ${col((x) => x.b.missingAmount.toString())}::bigint[], ${col((x) => x.b.status)}::text[],
-      ${col((x) => new Date(x.b.openedAt))}::timestamptz[], ${col((x) => x.b.openedByEventId)}::uuid[],
-      ${col((x) => (x.b.resolvedAt ? new Date(x.b.resolvedAt) : null))}::timestamptz[],
-      ${col((x) => x.b.resolvedByEventId)}::uuid[], ${col((x) => x.b.resolvedBySource)}::text[],
-      ${col((x) => x.b.resolution)}::text[])
-    on conflict (break_id) do update set
+  await upsert(
+    trx,
+    s,
+    'breaks',
+    rows.map(({ accountId, b }) => ({
+      break_id: breakIdOf(accountId, b),
+      account_id: accountId,
+      after_transaction_id: b.afterTransactionId,
+      before_transaction_id: b.beforeTransactionId,
+      missing_amount: b.missingAmount.toString(),
+      status: b.status,
+      opened_at: b.openedAt,
+      opened_by_event_id: b.openedByEventId,
+      resolved_at: b.resolvedAt,
+      resolved_by_event_id: b.resolvedByEventId,
+      resolved_by_source: b.resolvedBySource,
+      resolution: b.resolution,
+      heal_attempts: 0,
+      last_heal_at: null,
+      last_heal_outcome: null,
+      last_heal_detail: null,
+      last_heal_event_id: null,
+    })),
+    sql`on conflict (break_id) do update set
       status = excluded.status, resolved_at = excluded.resolved_at, resolved_by_event_id = excluded.resolved_by_event_id,
-      resolved_by_source = excluded.resolved_by_source, resolution = excluded.resolution`.execute(trx);
+      resolved_by_source = excluded.resolved_by_source, resolution = excluded.resolution`,
+  );
   for (const { b } of rows) b.dirty = false;
 }
 
 async function writeAnomalies(trx: Kysely<any>, s: ReturnType<typeof sql.id>, anomalies: Anomaly[]) {
-  if (anomalies.length === 0) return;
-  const col = <T>(f: (x: Anomaly) => T) => anomalies.map(f);
-  await sql`
-    insert into ${s}.anomalies (anomaly_id, kind, account_id, transaction_id, event_id, received_at, source, details, log_position)
-    select * from unnest(
-      ${col((a) => anomalyIdOf(a.kind, a.eventId))}::uuid[], ${col((a) => a.kind)}::text[], ${col((a) => a.accountId)}::uuid[],
-      ${col((a) => a.transactionId)}::text[], ${col((a) => a.eventId)}::uuid[], ${col((a) => new Date(a.receivedAt))}::timestamptz[],
-      ${col((a) => a.source)}::text[], ${col((a) => JSON.stringify(a.details))}::jsonb[], ${col((a) => a.position)}::text[])
-    on conflict (anomaly_id) do nothing`.execute(trx);
+  await upsert(
+    trx,
+    s,
+    'anomalies',
+    anomalies.map((a) => ({
+      anomaly_id: anomalyIdOf(a.kind, a.eventId),
+      kind: a.kind,
+      account_id: a.accountId,
+      transaction_id: a.transactionId,
+      event_id: a.eventId,
+      received_at: a.receivedAt,
+      source: a.source,
+      details: JSON.stringify(a.details),
+      log_position: a.position,
+    })),
+    sql`on conflict (anomaly_id) do nothing`,
+  );
 }
 
 async function writeAccounts(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accounts: AccountState[]) {
-  if (accounts.length === 0) return;
-  const rows = accounts.map(({ row, book, lateAdded }) => {
-    const tail = book.tail();
-    return {
-      ...row,
-      balance: tail ? (tail.after === null ? null : tail.after.toString()) : row.balance,
-      last_transaction_id: tail ? tail.id : row.last_transaction_id,
-      last_transaction_at: tail ? new Date(tail.instant) : row.last_transaction_at,
-      last_transaction_date_time: tail ? (tail.details.transactionDateTime ?? null) : row.last_transaction_date_time,
-      line_count: (BigInt(row.line_count) + BigInt(book.inserted)).toString(),
-      open_breaks: book.openBreaks.length,
-      late_deliveries: row.late_deliveries + lateAdded,
-    };
-  });
-  const col = <T>(f: (x: (typeof rows)[number]) => T) => rows.map(f);
-  await sql`
-    insert into ${s}.accounts (account_id, fi_id, fi_name, account_number, currency, balance, last_transaction_id,
-      last_transaction_at, last_transaction_date_time, line_count, open_breaks, late_deliveries, grant_id, first_seen_at)
-    select * from unnest(
-      ${col((r) => r.account_id)}::uuid[], ${col((r) => r.fi_id)}::text[], ${col((r) => r.fi_name)}::text[],
-      ${col((r) => r.account_number)}::text[], ${col((r) => r.currency)}::text[], ${col((r) => r.balance)}::bigint[],
-      ${col((r) => r.last_transaction_id)}::text[], ${col((r) => r.last_transaction_at)}::timestamptz[],
-      ${col((r) => r.last_transaction_date_time)}::text[], ${col((r) => r.line_count)}::bigint[],
-      ${col((r) => r.open_breaks)}::int[], ${col((r) => r.late_deliveries)}::int[], ${col((r) => r.grant_id)}::text[],
-      ${col((r) => r.first_seen_at)}::timestamptz[])
-    on conflict (account_id) do update set
+  await upsert(
+    trx,
+    s,
+    'accounts',
+    accounts.map(({ row, book, lateAdded }) => {
+      const tail = book.tail();
+      return {
+        account_id: row.account_id,
+        fi_id: row.fi_id,
+        fi_name: row.fi_name,
+        account_number: row.account_number,
+        currency: row.currency,
+        balance: tail ? text(tail.after) : row.balance,
+        last_transaction_id: tail ? tail.id : row.last_transaction_id,
+        last_transaction_at: tail ? iso(tail.instant) : (row.last_transaction_at?.toISOString() ?? null),
+        last_transaction_date_time: tail ? (tail.details.transactionDateTime ?? null) : row.last_transaction_date_time,
+        line_count: (BigInt(row.line_count) + BigInt(book.inserted)).toString(),
+        open_breaks: book.openBreaks.length,
+        late_deliveries: row.late_deliveries + lateAdded,
+        grant_id: row.grant_id,
+        first_seen_at: row.first_seen_at.toISOString(),
+      };
+    }),
+    sql`on conflict (account_id) do update set
       balance = excluded.balance, last_transaction_id = excluded.last_transaction_id,
       last_transaction_at = excluded.last_transaction_at, last_transaction_date_time = excluded.last_transaction_date_time,
       line_count = excluded.line_count, open_breaks = excluded.open_breaks, late_deliveries = excluded.late_deliveries,
-      grant_id = coalesce(${s}.accounts.grant_id, excluded.grant_id)`.execute(trx);
+      grant_id = coalesce(${s}.accounts.grant_id, excluded.grant_id)`,
+  );
 }

@@ -42,6 +42,8 @@ export interface ReadAllOptions {
   readonly after: string | null;
   readonly maxCount: number;
   readonly filter?: EventFilter;
+  /** Metadata keys the caller does not need (a projection never reads rawBody); an adapter may still return them. */
+  readonly omitMetadata?: readonly string[];
 }
 
 export interface EventFilter {
@@ -59,6 +61,7 @@ export interface ReadAllPage {
 export interface SubscribeOptions {
   readonly after: string | null;
   readonly filter?: EventFilter;
+  readonly omitMetadata?: readonly string[];
   readonly maxBatch?: number;
   /** Called with events in global order; the next batch waits for the promise. */
   readonly onEvents: (events: readonly RecordedEvent[], lastPosition: string) => Promise<void>;

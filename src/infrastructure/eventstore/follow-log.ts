@@ -18,17 +18,26 @@ export function followLog({ options, read, waitForNews }: FollowLogParts): Subsc
   const done = (async () => {
     let position = options.after;
     let failures = 0;
+    // The next page is read while the handler works on this one: reading and projecting overlap.
+    let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
     while (!stop.signal.aborted) {
       try {
-        const page = await read(position, maxBatch);
+        const page: ReadAllPage = await (ahead?.after === position ? ahead.page : read(position, maxBatch));
+        ahead = null;
         if (stop.signal.aborted) break;
         const events: readonly RecordedEvent[] = page.events;
+        if (!page.isEnd && page.lastPosition) {
+          const next = read(page.lastPosition, maxBatch);
+          next.catch(() => {}); // a failed read-ahead is retried by the loop
+          ahead = { after: page.lastPosition, page: next };
+        }
         if (events.length > 0 && page.lastPosition) await options.onEvents(events, page.lastPosition);
         else if (page.lastPosition && page.lastPosition !== position) await options.onCheckpoint?.(page.lastPosition);
         position = page.lastPosition ?? position;
         failures = 0;
         if (page.isEnd) await waitForNews(stop.signal);
       } catch (error) {
+        ahead = null;
         options.onError?.(error);
         failures += 1;
         await delay(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), stop.signal);

@@ -28,6 +28,7 @@ interface EventRow {
   type: string;
   data: JsonObject;
   metadata: JsonObject;
+  raw_body?: string | null;
   recorded_at: Date;
 }
 
@@ -172,7 +173,8 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
     subscribe(options: SubscribeOptions): Subscription {
       return followLog({
         options,
-        read: (after, maxCount) => readAll(db, { after, maxCount, filter: options.filter }),
+        read: (after, maxCount) =>
+          readAll(db, { after, maxCount, ...(options.filter ? { filter: options.filter } : {}), ...(options.omitMetadata ? { omitMetadata: options.omitMetadata } : {}) }),
         waitForNews: (signal) =>
           new Promise<void>((resolve) => {
             const timer = setTimeout(done, pollIntervalMs);
@@ -210,13 +212,14 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
 async function insertGroup(trx: Kysely<any>, group: readonly PendingAppend[]): Promise<(AppendResult | Error)[]> {
   await lockAppends(trx);
   const inserted = await sql<{ event_id: string; seq: string }>`
-    insert into events (stream_id, revision, event_id, type, data, metadata)
-    select s, 0, e, t, d, m
+    insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
+    select s, 0, e, t, d, m, r
     from unnest(
       ${group.map((p) => p.streamId)}::text[], ${group.map((p) => p.event.eventId)}::uuid[],
-      ${group.map((p) => p.event.type)}::text[], ${group.map((p) => JSON.stringify(p.event.data))}::jsonb[],
-      ${group.map((p) => JSON.stringify(p.event.metadata))}::jsonb[]
-    ) as g(s, e, t, d, m)
+      ${group.map((p) => p.event.type)}::text[], ${group.map((p) => JSON.stringify(p.event.data))}::json[],
+      ${group.map((p) => JSON.stringify(withoutRawBody(p.event.metadata)))}::json[],
+      ${group.map((p) => rawBodyOf(p.event.metadata))}::text[]
+    ) as g(s, e, t, d, m, r)
     on conflict do nothing
     returning event_id, seq`.execute(trx);
   const fresh = new Map(inserted.rows.map((r) => [r.event_id, r]));
@@ -286,28 +289,32 @@ function checkExpected(streamId: string, expected: ExpectedRevision, current: bi
 
 async function insertRows(trx: Kysely<any>, streamId: string, events: readonly EventToAppend[], base: bigint) {
   const { rows } = await sql<{ seq: string }>`
-    insert into events (stream_id, revision, event_id, type, data, metadata)
-    select ${streamId}, ${base.toString()}::bigint + o - 1, e, t, d, m
+    insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
+    select ${streamId}, ${base.toString()}::bigint + o - 1, e, t, d, m, r
     from unnest(
       ${events.map((e) => e.eventId)}::uuid[], ${events.map((e) => e.type)}::text[],
-      ${events.map((e) => JSON.stringify(e.data))}::jsonb[], ${events.map((e) => JSON.stringify(e.metadata))}::jsonb[]
-    ) with ordinality as g(e, t, d, m, o)
+      ${events.map((e) => JSON.stringify(e.data))}::json[], ${events.map((e) => JSON.stringify(withoutRawBody(e.metadata)))}::json[],
+      ${events.map((e) => rawBodyOf(e.metadata))}::text[]
+    ) with ordinality as g(e, t, d, m, r, o)
     order by o
     returning seq`.execute(trx);
   return rows;
 }
 
-async function readAll(db: Kysely<any>, { after, maxCount, filter }: ReadAllOptions): Promise<ReadAllPage> {
+async function readAll(db: Kysely<any>, { after, maxCount, filter, omitMetadata }: ReadAllOptions): Promise<ReadAllPage> {
   const from = after === null ? 0n : decodePosition(after).minor;
+  const rawBody = omitMetadata?.includes('rawBody') ? sql`null::text` : sql`e.raw_body`;
   // One statement, so the page and the tail (the last sequence of the whole log) come from one snapshot.
   const { rows } = await sql<EventRow & { kind: 'event' | 'tail' }>`
     with page as (
-      select e.* from events e where e.seq > ${from.toString()}::bigint ${filterSql(filter)}
+      select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, e.metadata, ${rawBody} as raw_body, e.recorded_at
+      from events e where e.seq > ${from.toString()}::bigint ${filterSql(filter)}
       order by e.seq limit ${maxCount}
     )
     select 'event' as kind, page.* from page
     union all
-    select 'tail', t.* from (select e.* from events e order by e.seq desc limit 1) t where ${filter ? sql`true` : sql`false`}`.execute(db);
+    select 'tail', t.seq, t.stream_id, t.revision, t.event_id, t.type, null, null, null, t.recorded_at
+    from (select e.* from events e order by e.seq desc limit 1) t where ${filter ? sql`true` : sql`false`}`.execute(db);
   const events = rows.filter((r) => r.kind === 'event').map(toRecorded);
   const isEnd = events.length < maxCount;
   const tail = rows.find((r) => r.kind === 'tail');
@@ -340,9 +347,18 @@ function toRecorded(row: EventRow): RecordedEvent {
     eventId: row.event_id,
     type: row.type,
     data: row.data,
-    metadata: row.metadata,
+    // The raw body lives in a column of its own (no JSON escaping of JSON); the port shows it in the metadata.
+    metadata: typeof row.raw_body === 'string' ? { ...row.metadata, rawBody: row.raw_body } : row.metadata,
     recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(row.recorded_at),
   };
+}
+
+const rawBodyOf = (metadata: JsonObject): string | null => (typeof metadata.rawBody === 'string' ? metadata.rawBody : null);
+
+function withoutRawBody(metadata: JsonObject): JsonObject {
+  if (typeof metadata.rawBody !== 'string') return metadata;
+  const { rawBody: _raw, ...rest } = metadata;
+  return rest;
 }
 
 function isUniqueViolation(error: unknown): boolean {

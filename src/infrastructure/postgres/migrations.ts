@@ -14,8 +14,10 @@ const migrations: Record<string, Migration> = {
           revision bigint not null,
           event_id uuid not null,
           type text not null,
-          data jsonb not null,
-          metadata jsonb not null,
+          data json not null,
+          metadata json not null,
+          -- The body exactly as received, kept out of the metadata JSON so it is neither escaped nor re-parsed.
+          raw_body text,
           recorded_at timestamptz not null default clock_timestamp(),
           constraint events_stream_revision unique (stream_id, revision),
           constraint events_event_id unique (event_id)
@@ -41,6 +43,21 @@ const migrations: Record<string, Migration> = {
           times_received integer not null default 1,
           reingested_at timestamptz,
           reingest_outcome jsonb
+        )`.execute(db);
+    },
+  },
+  // Cas access tokens, AES-256-GCM sealed (src/infrastructure/secrets): kept out of the event log so they can be erased.
+  '0003_grant_secrets': {
+    async up(db) {
+      await sql`
+        create table grant_secrets (
+          grant_id text primary key,
+          iv bytea not null,
+          ciphertext bytea not null,
+          auth_tag bytea not null,
+          key_id text not null,
+          created_at timestamptz not null,
+          updated_at timestamptz not null
         )`.execute(db);
     },
   },
