@@ -1,0 +1,177 @@
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type autocannon from 'autocannon';
+import { Command } from 'commander';
+import { sql } from 'kysely';
+import pino from 'pino';
+import { createPostgresEventStore } from '../src/infrastructure/eventstore/postgres-event-store';
+import { openDatabase } from '../src/infrastructure/postgres/database';
+import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
+import { createProjectionSchema } from '../src/infrastructure/projection-store';
+import { projectFromLog, rebuildProjection } from '../src/infrastructure/read-model-maintenance';
+import { accountIdOf, createLedgerProjection } from '../src/projections/ledger.projection';
+import { seedEvents, webhookBodies } from './generate';
+import { freshDatabase, load, ROOT, startService } from './lib';
+
+/**
+ * `npm run bench`: each scenario runs its ceiling in the same run, so the ratio is what we compare.
+ * `npm run bench -- --quick` fits in about a minute.
+ */
+const program = new Command('bench')
+  .option('--quick', 'small sizes and short durations')
+  .option('--duration <s>', 'seconds per load test', Number)
+  .option('--ingest-connections <n>', 'connections for ingest', Number, 64)
+  .option('--statement-connections <n>', 'connections for statements', Number, 32)
+  .option('--project-events <n>', 'events projected from zero', Number)
+  .option('--rebuild-events <n>', 'events in the rebuild and statement scenarios', Number)
+  .option('--accounts <n>', 'accounts', Number, 1000)
+  .option('--only <list>', 'comma-separated: ingest,projection,statements')
+  .parse();
+
+const o = program.opts<{
+  quick?: boolean;
+  duration?: number;
+  ingestConnections: number;
+  statementConnections: number;
+  projectEvents?: number;
+  rebuildEvents?: number;
+  accounts: number;
+  only?: string;
+}>();
+const duration = o.duration ?? (o.quick ? 3 : 10);
+const projectEvents = o.projectEvents ?? (o.quick ? 20_000 : 200_000);
+const rebuildEvents = o.rebuildEvents ?? (o.quick ? 100_000 : 1_000_000);
+const only = new Set((o.only ?? 'ingest,projection,statements').split(','));
+const rows: { scenario: string; measure: string; value: string; ceiling: string; ratio: string; target: string }[] = [];
+const results: Record<string, unknown> = {};
+const silent = pino({ level: 'silent' });
+const TOKEN = 'bench-webhook-token-0123456789abcdef';
+
+async function ingest() {
+  const makeBody = webhookBodies(o.accounts);
+  const request = {
+    method: 'POST' as const,
+    path: `/webhooks/bankhub?token=${TOKEN}`,
+    headers: { 'content-type': 'application/json' },
+    setupRequest: (req: autocannon.Request) => ({ ...req, body: makeBody() }),
+  };
+  const bare = await startService('bench/bare-server.ts', {});
+  const ceiling = await load({ url: bare.url, connections: o.ingestConnections, duration, requests: [request] });
+  const bareRss = bare.peakRssMb();
+  await bare.stop();
+
+  const db = await freshDatabase('ingest');
+  const service = await startService('src/main.ts', { DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
+  try {
+    const result = await load({ url: service.url, connections: o.ingestConnections, duration, requests: [request] });
+    const rss = service.peakRssMb();
+    results.ingest = { service: result, ceiling, peakRssMb: rss, ceilingPeakRssMb: bareRss, connections: o.ingestConnections, duration };
+    rows.push(
+      { scenario: 'ingest', measure: 'durable webhooks/s', value: String(result.perSecond), ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: pct(result.perSecond / ceiling.perSecond), target: '≥ 10 000, ≥ 30 %' },
+      { scenario: 'ingest', measure: 'p50 / p99 ms', value: `${result.p50} / ${result.p99}`, ceiling: `${ceiling.p50} / ${ceiling.p99}`, ratio: '', target: 'p99 ≤ 25' },
+      { scenario: 'ingest', measure: 'errors, non-2xx', value: `${result.errors}, ${result.non2xx}`, ceiling: `${ceiling.errors}, ${ceiling.non2xx}`, ratio: '', target: '0' },
+      { scenario: 'ingest', measure: 'peak RSS MB', value: String(rss), ceiling: String(bareRss), ratio: '', target: '≤ 300' },
+    );
+  } finally {
+    await service.stop();
+    await db.drop();
+  }
+}
+
+async function projection() {
+  const db = await freshDatabase('projection');
+  const database = openDatabase({ databaseUrl: db.url, dataDir: '', poolSize: 4 });
+  try {
+    await migrateToLatest(database.db);
+    await seedEvents(database.db, projectEvents, o.accounts, 'p');
+    const store = createPostgresEventStore(database.db);
+    const ledger = createLedgerProjection();
+    await createProjectionSchema(database.db, ledger, 'ledger');
+    const started = performance.now();
+    const projected = await projectFromLog({ db: database.db, eventStore: store, projection: ledger, schema: 'ledger', batchSize: 1000 });
+    const seconds = (performance.now() - started) / 1000;
+    const perSecond = Math.round(projected / seconds);
+    // Ceiling: plain PostgreSQL writing the same number of statement rows in batches, nothing computed.
+    const ceiling = await plainInsertCeiling(database.db, projected);
+    results.projection = { events: projected, seconds, perSecond, ceilingRowsPerSecond: ceiling };
+    rows.push({ scenario: 'projection', measure: `events/s (${projected} from zero)`, value: String(perSecond), ceiling: `${ceiling} rows/s (plain insert)`, ratio: pct(perSecond / ceiling), target: '≥ 20 000' });
+    console.error(`projection: ${projected} events in ${seconds.toFixed(1)} s`);
+  } finally {
+    await database.close();
+    await db.drop();
+  }
+}
+
+async function plainInsertCeiling(db: import('kysely').Kysely<any>, count: number): Promise<number> {
+  await sql`create table ceiling_rows (id bigint primary key, account_id uuid, amount bigint, balance bigint, description text)`.execute(db);
+  const started = performance.now();
+  for (let i = 0; i < count; i += 1000) {
+    await sql`insert into ceiling_rows select n, md5((n % 1000)::text)::uuid, n, n * 2, 'Chuyển tiền ' || n from generate_series(${i}::bigint, ${Math.min(count, i + 1000) - 1}::bigint) n`.execute(db);
+  }
+  return Math.round(count / ((performance.now() - started) / 1000));
+}
+
+async function statements() {
+  const db = await freshDatabase('statements');
+  const database = openDatabase({ databaseUrl: db.url, dataDir: '', poolSize: 4 });
+  let service: Awaited<ReturnType<typeof startService>> | null = null;
+  try {
+    await migrateToLatest(database.db);
+    await seedEvents(database.db, rebuildEvents, o.accounts, 's');
+    // One account with 100 000 lines, for the one-month statement of a busy account.
+    const busy = Math.min(100_000, rebuildEvents);
+    await seedEvents(database.db, busy, 1, 'busy');
+    const store = createPostgresEventStore(database.db);
+    const started = performance.now();
+    const { eventsReplayed } = await rebuildProjection({ db: database.db, eventStore: store, projection: createLedgerProjection(), batchSize: 2000 });
+    const rebuildSeconds = (performance.now() - started) / 1000;
+    rows.push({ scenario: 'rebuild', measure: `seconds for ${eventsReplayed} events`, value: rebuildSeconds.toFixed(1), ceiling: '', ratio: '', target: '≤ 60 s for 1 000 000' });
+    await database.close();
+
+    service = await startService('src/main.ts', { DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
+    const ids = Array.from({ length: o.accounts }, (_, i) => accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(i).padStart(12, '0')));
+    let k = 0;
+    const month = (m: number) => `from=2025-${String(m).padStart(2, '0')}-01&to=2025-${String(m).padStart(2, '0')}-28`;
+    const result = await load({
+      url: service.url,
+      connections: o.statementConnections,
+      duration,
+      requests: [{ method: 'GET', setupRequest: (req: autocannon.Request) => ({ ...req, path: `/accounts/${ids[(k = (k * 7 + 13) % ids.length)]}/statement?${month((k % 12) + 1)}` }) }],
+    });
+    const busyId = accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', '000000000000');
+    const busyResult = await load({ url: `${service.url}/accounts/${busyId}/statement?${month(6)}&limit=5000`, connections: 1, duration: Math.min(duration, 5) });
+    const rss = service.peakRssMb();
+    results.statements = { events: eventsReplayed, rebuildSeconds, random: result, busyAccount: busyResult, peakRssMb: rss };
+    rows.push(
+      { scenario: 'statements', measure: `req/s, ${o.statementConnections} conns, random accounts`, value: String(result.perSecond), ceiling: '', ratio: '', target: '≥ 3 000' },
+      { scenario: 'statements', measure: 'p50 / p99 ms', value: `${result.p50} / ${result.p99}`, ceiling: '', ratio: '', target: 'p99 ≤ 20' },
+      { scenario: 'statements', measure: `1 month of a ${busy}-line account, p99 ms`, value: String(busyResult.p99), ceiling: '', ratio: '', target: '< 50' },
+      { scenario: 'statements', measure: 'errors, non-2xx', value: `${result.errors}, ${result.non2xx}`, ceiling: '', ratio: '', target: '0' },
+      { scenario: 'statements', measure: 'peak RSS MB', value: String(rss), ceiling: '', ratio: '', target: '≤ 300' },
+    );
+  } finally {
+    await service?.stop();
+    await db.drop();
+  }
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
+
+const machine = {
+  cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+  memoryGb: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  postgres: execSync(`psql "${process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'}" -Atc 'show server_version'`).toString().trim(),
+  fsync: execSync(`psql "${process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres'}" -Atc 'show fsync'`).toString().trim(),
+};
+if (only.has('ingest')) await ingest();
+if (only.has('projection')) await projection();
+if (only.has('statements')) await statements();
+
+console.table(rows);
+mkdirSync(join(ROOT, 'bench'), { recursive: true });
+writeFileSync(join(ROOT, 'bench', 'results.json'), `${JSON.stringify({ at: new Date().toISOString(), machine, options: { duration, projectEvents, rebuildEvents, ...o }, rows, results }, null, 2)}\n`);
+console.log(`machine: ${machine.cpus}, ${machine.memoryGb} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres} (fsync ${machine.fsync}); written to bench/results.json`);
+process.exit(0);
