@@ -7,9 +7,9 @@ import { ConfigError, loadConfig } from './config';
 import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner } from './infrastructure/projection-runner';
-import { type Progress, rebuildProjection, verifyProjection } from './infrastructure/read-model-maintenance';
+import { type Progress, rebuildProjection, verifyProjections } from './infrastructure/read-model-maintenance';
 import { openStores, type Stores } from './infrastructure/runtime';
-import { createLedgerProjection } from './projections/ledger.projection';
+import { allProjections } from './projections/all-projections';
 
 /** Operator commands over the same stores the server uses: `npm run ledger -- <command>`. */
 const program = new Command('ledger').description('balance-ledger operations').showHelpAfterError();
@@ -47,11 +47,13 @@ program
     const config = loadConfig();
     const logger = createLogger(config.logLevel);
     const stores = await openStores(config, logger);
-    const runner = createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection: createLedgerProjection(), logger });
-    runner.start();
-    logger.info('projection runner started');
+    const runners = allProjections().map((projection) =>
+      createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger }),
+    );
+    for (const runner of runners) runner.start();
+    logger.info('projection runners started');
     const stop = async () => {
-      await runner.stop();
+      await Promise.all(runners.map((runner) => runner.stop()));
       await stores.close();
       process.exit(0);
     };
@@ -64,16 +66,18 @@ program
   .description('drop and rebuild every read model from event zero (a fresh schema swapped in when complete)')
   .action(() =>
     withStores(async (stores) => {
-      const bar = progressBar('rebuild');
-      const started = Date.now();
-      const { eventsReplayed } = await rebuildProjection({
-        db: stores.database.db,
-        eventStore: stores.eventStore,
-        projection: createLedgerProjection(),
-        onProgress: bar.update,
-      });
-      bar.stop();
-      process.stdout.write(`rebuilt from ${eventsReplayed} events in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      for (const projection of allProjections()) {
+        const bar = progressBar(`rebuild ${projection.name}`);
+        const started = Date.now();
+        const { eventsReplayed } = await rebuildProjection({
+          db: stores.database.db,
+          eventStore: stores.eventStore,
+          projection,
+          onProgress: bar.update,
+        });
+        bar.stop();
+        process.stdout.write(`${projection.name}: rebuilt from ${eventsReplayed} events in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+      }
     }),
   );
 
@@ -83,12 +87,7 @@ program
   .action(() =>
     withStores(async (stores) => {
       const bar = progressBar('verify');
-      const report = await verifyProjection({
-        db: stores.database.db,
-        eventStore: stores.eventStore,
-        projection: createLedgerProjection(),
-        onProgress: bar.update,
-      });
+      const report = await verifyProjections({ db: stores.database.db, eventStore: stores.eventStore, onProgress: bar.update }, allProjections());
       bar.stop();
       process.stdout.write(`${JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
       if (!report.ok) process.exitCode = 1;
@@ -97,12 +96,14 @@ program
 
 program
   .command('status')
-  .description("the projection's checkpoint and lag")
+  .description("each projection's checkpoint and lag")
   .action(() =>
     withStores(async (stores) => {
-      const runner = createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection: createLedgerProjection(), logger: createLogger('silent') });
-      const status = await runner.status();
-      process.stdout.write(`${JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+      for (const projection of allProjections()) {
+        const runner = createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger: createLogger('silent') });
+        const status = await runner.status();
+        process.stdout.write(`${JSON.stringify(status, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+      }
     }),
   );
 

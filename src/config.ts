@@ -20,6 +20,7 @@ const cidrList = z
   });
 
 const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -40,6 +41,34 @@ const envSchema = z.object({
   TRUST_PROXY: z.preprocess(emptyAsUndefined, cidrList.optional()),
   WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   RUN_PROJECTIONS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  BANKHUB_BASE_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://sandbox.bankhub.dev')),
+  // The sandbox's Cas Link; production's is given by Cas.
+  BANKHUB_LINK_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://dev.link.bankhub.dev')),
+  BANKHUB_CLIENT_ID: z.preprocess(emptyAsUndefined, z.string().trim().min(1).optional()),
+  BANKHUB_SECRET_KEY: z.preprocess(emptyAsUndefined, z.string().trim().min(1).optional()),
+  BANKHUB_API_VERSION: z.preprocess(emptyAsUndefined, z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date like 2023-01-01').default('2023-01-01')),
+  // The docs disagree on the scope that turns Balance Hook on (`transactions` in prose, `qrpay`/`virtual_account` in code).
+  BANKHUB_SCOPES: z.preprocess(emptyAsUndefined, z.string().regex(/^[a-z_]+(,[a-z_]+)*$/, 'must be comma-separated scope names').default('transactions')),
+  BANKHUB_REDIRECT_URI: z.preprocess(
+    emptyAsUndefined,
+    httpUrl.refine((u) => !/[?#]/.test(u), 'must carry no query string or fragment (Cas requires it registered as is)').optional(),
+  ),
+  BANKHUB_RATE_LIMIT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  SECRETS_KEY: z.preprocess(
+    emptyAsUndefined,
+    z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 random bytes, e.g. `openssl rand -hex 32`)').optional(),
+  ),
+  HEAL_AFTER_SECONDS: z.coerce.number().positive().max(30 * 86_400).default(600),
+  HEAL_INTERVAL_SECONDS: z.coerce.number().positive().max(86_400).default(60),
+}).superRefine((env, ctx) => {
+  // Access tokens are stored only encrypted: a linking setup without a key must not start.
+  if (env.BANKHUB_CLIENT_ID && env.BANKHUB_SECRET_KEY && !env.SECRETS_KEY) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['SECRETS_KEY'],
+      message: 'is required when BANKHUB_CLIENT_ID and BANKHUB_SECRET_KEY are set: Cas access tokens are encrypted with it',
+    });
+  }
 });
 
 export type Config = Readonly<{
@@ -55,6 +84,24 @@ export type Config = Readonly<{
   trustProxy: readonly string[] | undefined;
   webhookBodyLimit: number;
   runProjections: boolean;
+  bankHub: Readonly<{
+    baseUrl: string;
+    /** Cas Link, opened by the customer's browser with `?grantToken=…&redirectUri=…`. */
+    linkUrl: string;
+    apiVersion: string;
+    scopes: string;
+    redirectUri: string | undefined;
+    /** The least time between two GET /transactions of one grant. */
+    rateLimitMs: number;
+    /** undefined: linking, backfill and healing are off. */
+    credentials: Readonly<{ clientId: string; secretKey: string }> | undefined;
+    /** The variables still missing for linking (names only), empty when it is configured. */
+    missing: readonly string[];
+  }>;
+  /** 64 hex characters: the AES-256-GCM key of access tokens at rest. */
+  secretsKey: string | undefined;
+  healAfterSeconds: number;
+  healIntervalSeconds: number;
 }>;
 
 export class ConfigError extends Error {
@@ -81,5 +128,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustProxy: e.TRUST_PROXY,
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     runProjections: e.RUN_PROJECTIONS,
+    bankHub: Object.freeze({
+      baseUrl: e.BANKHUB_BASE_URL,
+      linkUrl: e.BANKHUB_LINK_URL,
+      apiVersion: e.BANKHUB_API_VERSION,
+      scopes: e.BANKHUB_SCOPES,
+      redirectUri: e.BANKHUB_REDIRECT_URI,
+      rateLimitMs: e.BANKHUB_RATE_LIMIT_MS,
+      credentials:
+        e.BANKHUB_CLIENT_ID && e.BANKHUB_SECRET_KEY
+          ? Object.freeze({ clientId: e.BANKHUB_CLIENT_ID, secretKey: e.BANKHUB_SECRET_KEY })
+          : undefined,
+      missing: [
+        ...(e.BANKHUB_CLIENT_ID ? [] : ['BANKHUB_CLIENT_ID']),
+        ...(e.BANKHUB_SECRET_KEY ? [] : ['BANKHUB_SECRET_KEY']),
+      ],
+    }),
+    secretsKey: e.SECRETS_KEY,
+    healAfterSeconds: e.HEAL_AFTER_SECONDS,
+    healIntervalSeconds: e.HEAL_INTERVAL_SECONDS,
   });
 }

@@ -3,12 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { container } from 'tsyringe';
 import { type Config, ConfigError, loadConfig } from './config';
+import { createBankHubServices } from './infrastructure/bankhub/bankhub-services';
+import { createHealLoop, type HealLoop } from './infrastructure/heal-loop';
 import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
-import { verifyProjection } from './infrastructure/read-model-maintenance';
+import { verifyProjections } from './infrastructure/read-model-maintenance';
 import { openStores, type Stores } from './infrastructure/runtime';
-import { createLedgerProjection } from './projections/ledger.projection';
+import { allProjections } from './projections/all-projections';
 
 /** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
 const TOKENS = {
@@ -47,8 +49,22 @@ async function main(): Promise<void> {
   }
 
   const runners: ProjectionRunner[] = config.runProjections
-    ? [createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection: createLedgerProjection(), logger, now })]
+    ? allProjections().map((projection) =>
+        createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now }),
+      )
     : [];
+
+  const bankHub = createBankHubServices({ config, stores, logger, now });
+  let healLoop: HealLoop | null = null;
+  if (bankHub.heal) {
+    healLoop = createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger });
+    logger.info({ healAfterSeconds: config.healAfterSeconds, baseUrl: config.bankHub.baseUrl }, 'Cas BankHub configured: linking on, gap healing on');
+  } else {
+    logger.warn(
+      { missing: config.bankHub.missing },
+      `Cas BankHub is not configured (${config.bankHub.missing.join(', ')} unset): linking and backfill answer 503, gap healing is off`,
+    );
+  }
 
   const app: FastifyInstance = await buildServer({
     logger,
@@ -57,9 +73,10 @@ async function main(): Promise<void> {
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
-    verify: () => verifyProjection({ db: stores.database.db, eventStore: stores.eventStore, projection: createLedgerProjection() }),
+    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
     runners,
     now,
+    links: bankHub.links,
   });
 
   let closing = false;
@@ -69,6 +86,7 @@ async function main(): Promise<void> {
     logger.info({ signal }, 'shutting down');
     try {
       await app.close(); // stops accepting, lets in-flight webhooks finish their commits
+      await healLoop?.stop(); // between Cas calls; every heal attempt is one event, never half recorded
       await Promise.all(runners.map((r) => r.stop())); // the batch in flight commits or rolls back whole
       await stores.close();
       process.exit(0);
@@ -82,6 +100,7 @@ async function main(): Promise<void> {
 
   await app.listen({ port: config.port, host: config.host });
   for (const runner of runners) runner.start();
+  healLoop?.start();
 }
 
 main().catch((error: unknown) => {

@@ -1,4 +1,6 @@
-import { type IngestDeps, type IngestOutcome, ingestWebhook } from './ingest-webhook';
+import { parseCasTransaction, parseExactJson } from './cas-webhook';
+import { type IngestDeps, type IngestOutcome, ingestWebhook, recordTransaction } from './ingest-webhook';
+import type { QuarantinedBody } from './ports/quarantine';
 
 export type ReingestResult =
   | { readonly status: 'not_found' }
@@ -14,6 +16,7 @@ export async function reingestQuarantined(deps: IngestDeps, id: string, now: Dat
   const entry = await deps.quarantine.get(id);
   if (!entry) return { status: 'not_found' };
   if (entry.reingestedAt) return { status: 'already_reingested', outcome: entry.reingestOutcome };
+  if (entry.source === 'backfill') return reingestBackfilled(deps, entry, now);
   const result = await ingestWebhook(deps, {
     body: entry.rawBody,
     contentType: entry.contentType,
@@ -24,4 +27,32 @@ export async function reingestQuarantined(deps: IngestDeps, id: string, now: Dat
   if (!result.ok) return { status: 'still_invalid', problems: result.error.problems };
   await deps.quarantine.markReingested(id, result.value, now);
   return { status: 'ingested', outcome: result.value };
+}
+
+/** A backfill item is one Cas transaction object, not a webhook: it is validated and booked as backfill was. */
+async function reingestBackfilled(deps: IngestDeps, entry: QuarantinedBody, now: Date): Promise<ReingestResult> {
+  const text = new TextDecoder().decode(entry.rawBody);
+  let item: unknown;
+  try {
+    item = parseExactJson(text);
+  } catch (error) {
+    return { status: 'still_invalid', problems: [{ field: '(body)', message: `malformed JSON: ${(error as Error).message}` }] };
+  }
+  const parsed = parseCasTransaction(item);
+  if (!parsed.ok) return { status: 'still_invalid', problems: parsed.error };
+  const outcome = await recordTransaction(deps.eventStore, {
+    transaction: parsed.value,
+    source: 'backfill',
+    grantId: null,
+    metadata: {
+      rawBody: text,
+      rawSha256: entry.bodySha256,
+      receivedAt: entry.firstReceivedAt.toISOString(),
+      source: 'backfill',
+      casRequestId: entry.requestId,
+      reingestedFrom: entry.id,
+    },
+  });
+  await deps.quarantine.markReingested(entry.id, outcome, now);
+  return { status: 'ingested', outcome };
 }

@@ -18,6 +18,8 @@ export function encodeEvent(event: LedgerEvent): { type: LedgerEvent['type']; da
     case 'WebhookReceived':
     case 'GapHealAttempted':
       return { type: event.type, data: { ...event.data } };
+    case 'GrantLinked':
+      return { type: event.type, data: { ...event.data, accounts: event.data.accounts.map((a) => ({ ...a })) } };
     default:
       return assertNever(event);
   }
@@ -48,6 +50,7 @@ export function decodeEvent(type: string, data: JsonObject): LedgerEvent | null 
     case 'GrantWebhookReceived':
     case 'WebhookReceived':
     case 'GapHealAttempted':
+    case 'GrantLinked':
       return { type, data } as unknown as LedgerEvent;
     default:
       return null;

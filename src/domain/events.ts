@@ -71,12 +71,38 @@ export interface GapHealAttempted {
   };
 }
 
+/** An account owned by a grant, as Cas's /identity described it when the grant was linked. */
+export interface LinkedAccount {
+  readonly accountNumber: string;
+  readonly accountName: string | null;
+  readonly currency: string | null;
+  /** The bank, when Cas said; an account is (fiId, accountNumber). */
+  readonly fiId: string | null;
+}
+
+/**
+ * A customer linked accounts through Cas Link and the public token was exchanged for a grant. The access token is
+ * a secret kept encrypted outside the log: it never appears in an event.
+ */
+export interface GrantLinked {
+  readonly type: 'GrantLinked';
+  readonly data: {
+    readonly grantId: string;
+    readonly fiId: string | null;
+    readonly accounts: readonly LinkedAccount[];
+    readonly linkedAt: string;
+    /** Cas's requestId of /grant/exchange, for a support ticket. */
+    readonly requestId: string | null;
+  };
+}
+
 export type LedgerEvent =
   | BalanceChanged
   | ConflictingDuplicateReceived
   | GrantWebhookReceived
   | WebhookReceived
-  | GapHealAttempted;
+  | GapHealAttempted
+  | GrantLinked;
 export type LedgerEventType = LedgerEvent['type'];
 
 export const transactionStreamId = (transactionId: string): string => `bankTx-${transactionId}`;

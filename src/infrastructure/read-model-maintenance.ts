@@ -86,6 +86,7 @@ export async function rebuildProjection(options: MaintenanceOptions): Promise<{ 
 }
 
 export interface Difference {
+  readonly projection: string;
   readonly table: string;
   readonly key: Record<string, unknown>;
   readonly kind: 'changed' | 'missing_from_live' | 'unexpected_in_live';
@@ -158,10 +159,27 @@ async function compareTable(
     byKey.set(id, entry);
   }
   return [...byKey.values()].map(({ live: lv, rebuilt: rb }) => ({
+    projection: rebuilt.replace(/_verify_[0-9a-f]+$/, ''),
     table,
     key: Object.fromEntries(key.map((k) => [k, (lv ?? rb)![k]])),
     kind: lv && rb ? 'changed' : lv ? 'unexpected_in_live' : 'missing_from_live',
     live: lv,
     rebuilt: rb,
   }));
+}
+
+/** Verifies every projection; the books are sound only when all of them are. */
+export async function verifyProjections(
+  options: Omit<MaintenanceOptions, 'projection' | 'schema'> & { maxDifferences?: number },
+  projections: readonly Projection[],
+): Promise<VerifyReport> {
+  const reports: VerifyReport[] = [];
+  for (const projection of projections) reports.push(await verifyProjection({ ...options, projection }));
+  return {
+    ok: reports.every((r) => r.ok),
+    eventsReplayed: reports.reduce((n, r) => n + r.eventsReplayed, 0),
+    tablesCompared: reports.reduce((n, r) => n + r.tablesCompared, 0),
+    position: reports[0]?.position ?? null,
+    differences: reports.flatMap((r) => r.differences),
+  };
 }

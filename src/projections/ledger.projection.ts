@@ -388,7 +388,7 @@ async function upsert(
   trx: Kysely<any>,
   s: ReturnType<typeof sql.id>,
   table: string,
-  rows: readonly Record<string, string | number | boolean | null>[],
+  rows: readonly Record<string, string | number | boolean | null | Readonly<Record<string, string | null>>>[],
   onConflict: ReturnType<typeof sql>,
 ): Promise<void> {
   if (rows.length === 0) return;
@@ -484,7 +484,7 @@ async function writeAnomalies(trx: Kysely<any>, s: ReturnType<typeof sql.id>, an
       event_id: a.eventId,
       received_at: a.receivedAt,
       source: a.source,
-      details: JSON.stringify(a.details),
+      details: a.details,
       log_position: a.position,
     })),
     sql`on conflict (anomaly_id) do nothing`,

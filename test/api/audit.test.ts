@@ -111,14 +111,15 @@ describe('GET /audit/accounts/{id}/events', () => {
 describe('POST /audit/verify', () => {
   it('reports healthy books as ok, and names the table and row of a hand-made change', async () => {
     const healthy = await t.app.inject({ method: 'POST', url: '/audit/verify' });
-    expect(healthy.json()).toMatchObject({ ok: true, eventsReplayed: 4, tablesCompared: 4, differences: [] });
+    // Both read models: the ledger (4 transaction events, 4 tables) and the grants (1 GRANT webhook, 1 table).
+    expect(healthy.json()).toMatchObject({ ok: true, eventsReplayed: 5, tablesCompared: 5, differences: [] });
     await sql`update ledger.statement_lines set amount = amount + 1 where transaction_id = 'aud00000000000000000000000000003'`.execute(
       t.stores.database.db,
     );
     const tampered = (await t.app.inject({ method: 'POST', url: '/audit/verify' })).json();
     expect(tampered.ok).toBe(false);
     expect(tampered.differences).toMatchObject([
-      { table: 'statement_lines', key: { transaction_id: 'aud00000000000000000000000000003' }, kind: 'changed', live: { amount: '-24999' }, rebuilt: { amount: '-25000' } },
+      { projection: 'ledger', table: 'statement_lines', key: { transaction_id: 'aud00000000000000000000000000003' }, kind: 'changed', live: { amount: '-24999' }, rebuilt: { amount: '-25000' } },
     ]);
   });
 });

@@ -82,7 +82,8 @@ describe('ledger CLI', () => {
     const report = JSON.parse(failed!.stdout.slice(failed!.stdout.indexOf('{')));
     expect(report.differences).toMatchObject([{ table: 'accounts', kind: 'changed' }]);
     const rebuilt = await ledger('rebuild');
-    expect(rebuilt.stdout).toMatch(/rebuilt from 1500 events/);
+    expect(rebuilt.stdout).toMatch(/ledger: rebuilt from 1500 events/);
+    expect(rebuilt.stdout).toMatch(/grants: rebuilt from 0 events/);
     await ledger('verify');
   });
 });

@@ -58,15 +58,17 @@ describe('npm start on PostgreSQL (DATABASE_URL)', () => {
     db = await createTestDatabase('start');
     const { url, child, output } = await start({ DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN });
     try {
-      const answers = await Promise.all(Array.from({ length: 20 }, () => post(url, sample('transaction-webhook.json')).then((r) => r.json())));
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => post(url, sample('transaction-webhook.json')).then((r) => r.json() as Promise<{ status: string }>)),
+      );
       const statuses = answers.map((a) => a.status).sort();
       expect(statuses.filter((s) => s === 'accepted')).toHaveLength(1);
       expect(statuses.filter((s) => s === 'duplicate')).toHaveLength(19);
 
       const bad = await post(url, '{"webhookType":"TRANSACTIONS","webhookCode":"DEFAULT_UPDATE","transaction":{"id":"x1","amount":1.5}}');
       expect(bad.status).toBe(400);
-      const problem = await bad.json();
-      expect(problem.errors.map((e: { field: string }) => e.field)).toContain('transaction.amount');
+      const problem = (await bad.json()) as { errors: { field: string }[]; quarantineId?: string };
+      expect(problem.errors.map((e) => e.field)).toContain('transaction.amount');
       expect(problem.quarantineId).toBeDefined();
 
       const unauthorised = await post(url, sample('transaction-webhook.json'), 'wrong-token');
@@ -76,8 +78,8 @@ describe('npm start on PostgreSQL (DATABASE_URL)', () => {
       const deadline = Date.now() + 15_000;
       let projected = '0';
       while (projected !== '1' && Date.now() < deadline) {
-        const { projections } = await (await fetch(`${url}/projections`)).json();
-        projected = projections.find((p: { projection: string }) => p.projection === 'ledger')?.eventsProjected ?? '0';
+        const { projections } = (await (await fetch(`${url}/projections`)).json()) as { projections: { projection: string; eventsProjected: string }[] };
+        projected = projections.find((p) => p.projection === 'ledger')?.eventsProjected ?? '0';
         if (projected !== '1') await new Promise((r) => setTimeout(r, 50));
       }
       expect(projected).toBe('1');

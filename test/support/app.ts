@@ -3,10 +3,14 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config';
+import { createBankHubServices, type BankHubServices } from '../../src/infrastructure/bankhub/bankhub-services';
+import { createHealLoop, type HealLoop } from '../../src/infrastructure/heal-loop';
 import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
 import { createProjectionRunner, type ProjectionRunner } from '../../src/infrastructure/projection-runner';
-import { verifyProjection } from '../../src/infrastructure/read-model-maintenance';
+import { verifyProjections } from '../../src/infrastructure/read-model-maintenance';
 import { openStores, type Stores } from '../../src/infrastructure/runtime';
+import { allProjections } from '../../src/projections/all-projections';
+import { createGrantsProjection } from '../../src/projections/grants.projection';
 import { createLedgerProjection } from '../../src/projections/ledger.projection';
 import { createTestDatabase, type TestDatabase } from './postgres';
 
@@ -19,6 +23,12 @@ export interface TestApp {
   readonly app: FastifyInstance;
   /** The ledger projection, running as main.ts runs it. */
   readonly runner: ProjectionRunner;
+  /** The grants projection (GET /grants). */
+  readonly grantsRunner: ProjectionRunner;
+  /** Cas BankHub wiring from the env (BANKHUB_*), as main.ts builds it. */
+  readonly bankHub: BankHubServices;
+  /** Running when Cas BankHub is configured, every HEAL_INTERVAL_SECONDS. */
+  readonly healLoop: HealLoop | null;
   readonly stores: Stores;
   readonly config: Config;
   readonly database: TestDatabase;
@@ -42,6 +52,18 @@ export async function createTestApp(
     projection: createLedgerProjection(),
     logger,
   });
+  const grantsRunner = createProjectionRunner({
+    database: stores.database,
+    eventStore: stores.eventStore,
+    projection: createGrantsProjection(),
+    logger,
+  });
+  const extra = typeof overrides === 'function' ? overrides(stores) : overrides;
+  const now = () => new Date();
+  const bankHub = createBankHubServices({ config, stores, logger: extra.logger ?? logger, now });
+  const healLoop = bankHub.heal
+    ? createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger: extra.logger ?? logger })
+    : null;
   const app = await buildServer({
     logger,
     ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
@@ -49,21 +71,28 @@ export async function createTestApp(
     trustProxy: config.trustProxy,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
-    verify: () => verifyProjection({ db: stores.database.db, eventStore: stores.eventStore, projection: createLedgerProjection() }),
-    runners: [runner],
-    now: () => new Date(),
-    ...(typeof overrides === 'function' ? overrides(stores) : overrides),
+    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
+    runners: [runner, grantsRunner],
+    now,
+    links: bankHub.links,
+    ...extra,
   });
   runner.start();
+  grantsRunner.start();
+  healLoop?.start();
   return {
     app,
     runner,
+    grantsRunner,
+    bankHub,
+    healLoop,
     stores,
     config,
     database,
     async close() {
       await app.close();
-      await runner.stop();
+      await healLoop?.stop();
+      await Promise.all([runner.stop(), grantsRunner.stop()]);
       await stores.close();
       await database.drop();
     },

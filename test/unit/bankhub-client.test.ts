@@ -97,6 +97,7 @@ describe('BankHub client against the Cas simulator', () => {
         accountName: a.accountName,
         currency: 'VND',
         balance: bankBalance(a),
+        fiId: a.fiId,
       })),
     );
 

@@ -17,6 +17,11 @@ describe('configuration', () => {
     [{ TRUST_PROXY: '300.1.1.1' }, 'TRUST_PROXY'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ EVENTSTORE_URL: 'http://localhost:2113' }, 'EVENTSTORE_URL'],
+    [{ BANKHUB_BASE_URL: 'sandbox.bankhub.dev' }, 'BANKHUB_BASE_URL'],
+    [{ BANKHUB_REDIRECT_URI: 'https://shop.example/cas?from=link' }, 'BANKHUB_REDIRECT_URI'],
+    [{ SECRETS_KEY: 'ab'.repeat(16) }, 'SECRETS_KEY'],
+    [{ BANKHUB_CLIENT_ID: 'id', BANKHUB_SECRET_KEY: 'secret' }, 'SECRETS_KEY'],
+    [{ HEAL_AFTER_SECONDS: '0' }, 'HEAL_AFTER_SECONDS'],
   ])('refuses %o and names %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(`^invalid configuration:\\n  ${variable}: `));
@@ -36,5 +41,26 @@ describe('configuration', () => {
 
   it('reads lists of networks', () => {
     expect(loadConfig({ WEBHOOK_ALLOWED_IPS: ' 20.2.69.168 , 10.0.0.0/8' }).webhookAllowedIps).toEqual(['20.2.69.168', '10.0.0.0/8']);
+  });
+
+  it('leaves Cas BankHub off without credentials, naming what is missing', () => {
+    const { bankHub, secretsKey, healAfterSeconds } = loadConfig({ BANKHUB_CLIENT_ID: 'id' });
+    expect(bankHub).toMatchObject({
+      baseUrl: 'https://sandbox.bankhub.dev',
+      linkUrl: 'https://dev.link.bankhub.dev',
+      apiVersion: '2023-01-01',
+      scopes: 'transactions',
+      credentials: undefined,
+      missing: ['BANKHUB_SECRET_KEY'],
+    });
+    expect(secretsKey).toBeUndefined();
+    expect(healAfterSeconds).toBe(600);
+  });
+
+  it('turns Cas BankHub on with credentials and a 32-byte key', () => {
+    const key = '0f'.repeat(32);
+    const config = loadConfig({ BANKHUB_CLIENT_ID: 'id', BANKHUB_SECRET_KEY: 'secret', SECRETS_KEY: key, BANKHUB_SCOPES: 'qrpay,virtual_account' });
+    expect(config.bankHub).toMatchObject({ credentials: { clientId: 'id', secretKey: 'secret' }, missing: [], scopes: 'qrpay,virtual_account' });
+    expect(config.secretsKey).toBe(key);
   });
 });

@@ -36,6 +36,8 @@ export interface IdentityAccount {
   readonly currency: string | null;
   /** Whole minor units, exact; null when Cas sends none or something that is not a whole amount. */
   readonly balance: bigint | null;
+  /** The bank, when Cas names it (no public schema promises it). */
+  readonly fiId?: string | null;
 }
 
 export interface Identity {

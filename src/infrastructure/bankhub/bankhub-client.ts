@@ -310,7 +310,9 @@ const identitySchema = z.preprocess(
   unwrapData,
   z.object({
     requestId,
-    accounts: z.array(z.object({ accountNumber, accountName: optionalText, currency: optionalText, balance })),
+    accounts: z.array(
+      z.object({ accountNumber, accountName: optionalText, currency: optionalText, balance, fiId: optionalText }),
+    ),
   }),
 );
 

@@ -129,6 +129,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
             position: z.string().nullable(),
             differences: z.array(
               z.object({
+                projection: z.string(),
                 table: z.string(),
                 key: z.record(z.string(), z.unknown()),
                 kind: z.enum(['changed', 'missing_from_live', 'unexpected_in_live']),

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod';
 import { z } from 'zod';
+import { BankHubError } from '../../application/ports/bankhub';
 import { EventStoreUnavailable } from '../../application/ports/event-store';
 import { isUnavailableError } from '../postgres/errors';
 
@@ -49,6 +50,7 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
     reply.header('retry-after', '5');
     return sendProblem(reply, 503, 'unavailable', 'Storage is unavailable; nothing was stored, try again');
   }
+  if (error instanceof BankHubError) return sendCasProblem(reply, error);
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return sendProblem(reply, 413, 'body-too-large', 'The body is larger than this endpoint accepts');
   }
@@ -58,4 +60,32 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   }
   request.log.error({ err: error }, 'request failed');
   return sendProblem(reply, 500, 'internal', 'Internal error');
+}
+
+/**
+ * A failed Cas call, after the client's retries: Cas's own errorCode and requestId (as `casRequestId`; `requestId`
+ * stays ours) so that support can find it on both sides. Cas refusing → 422, Cas's rate limit → 429, no answer in
+ * time → 504, anything else → 502. The client has already removed credentials from Cas's message.
+ */
+export function sendCasProblem(reply: FastifyReply, error: BankHubError, extra: Record<string, unknown> = {}): FastifyReply {
+  const status =
+    error.errorCode === 'RATE_LIMIT'
+      ? 429
+      : error.errorCode === 'TIMEOUT'
+        ? 504
+        : error.httpStatus !== null && error.httpStatus >= 400 && error.httpStatus < 500
+          ? 422
+          : 502;
+  reply.request.log.warn(
+    { errorCode: error.errorCode, casRequestId: error.requestId, operation: error.operation, httpStatus: error.httpStatus },
+    'Cas BankHub call failed',
+  );
+  if (status === 429 && error.retryAfterMs !== null) reply.header('retry-after', String(Math.ceil(error.retryAfterMs / 1000)));
+  return sendProblem(reply, status, 'cas-error', status === 422 ? 'Cas BankHub refused the call' : 'Cas BankHub call failed', {
+    detail: `${error.operation ?? 'Cas call'}: ${error.errorCode}${error.errorMessage ? ` (${error.errorMessage})` : ''}`,
+    errorCode: error.errorCode,
+    errorType: error.errorType,
+    casRequestId: error.requestId,
+    ...extra,
+  });
 }

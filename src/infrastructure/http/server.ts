@@ -8,8 +8,11 @@ import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyReport } from '../read-model-maintenance';
+import { accountRoutes } from './accounts.routes';
 import { auditRoutes } from './audit.routes';
+import { breakRoutes } from './breaks.routes';
 import { healthRoutes } from './health.routes';
+import { linkRoutes, type LinkRouteOptions } from './links.routes';
 import { errorHandler, sendProblem } from './problem';
 import { webhookRoutes } from './webhooks.routes';
 
@@ -30,6 +33,8 @@ export interface ServerDeps {
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
   readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;
+  /** Linking, grants and backfill (links.routes.ts); absent: Cas BankHub is not configured, those routes answer 503. */
+  readonly links?: LinkRouteOptions;
 }
 
 /** Builds the app and never listens: main.ts listens, tests use `inject`. */
@@ -67,6 +72,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
   await app.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
+  await app.register(accountRoutes, { readModels: deps.readModels });
+  await app.register(breakRoutes, { readModels: deps.readModels });
+  await app.register(
+    linkRoutes,
+    deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
+  );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

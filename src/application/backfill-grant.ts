@@ -1,0 +1,115 @@
+import { stringify } from 'lossless-json';
+import { err, ok, type Result } from '../domain/result';
+import { parseCasTransaction } from './cas-webhook';
+import type { GrantCallQueue } from './grant-call-queue';
+import { recordTransaction, sha256 } from './ingest-webhook';
+import type { BankHubClient } from './ports/bankhub';
+import type { EventStore } from './ports/event-store';
+import type { GrantSecrets } from './ports/grant-secrets';
+import type { Quarantine } from './ports/quarantine';
+
+/**
+ * Pulls a grant's transactions back from Cas (GET /transactions) and books each through `recordTransaction`, the
+ * path webhooks take: a transaction the push channel already delivered is a duplicate, one it lost is accepted.
+ */
+export interface BackfillDeps {
+  readonly bankHub: Pick<BankHubClient, 'getTransactions'>;
+  readonly secrets: GrantSecrets;
+  /** One lane per grant: Cas's rate limit is waited out, never returned to the caller. */
+  readonly queue: GrantCallQueue;
+  readonly eventStore: EventStore;
+  readonly quarantine: Quarantine;
+  readonly now: () => Date;
+}
+
+export interface BackfillRequest {
+  readonly grantId: string;
+  /** YYYY-MM-DD, bank-local, inclusive. */
+  readonly from: string;
+  readonly to: string;
+  /** Only these accounts of the grant; all of them when absent. */
+  readonly accountNumbers?: readonly string[];
+  /** Our own request id (HTTP), null for the healer. */
+  readonly requestId?: string | null;
+}
+
+export interface BackfillReport {
+  readonly fetched: number;
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly conflicts: number;
+  /** Items that failed validation: quarantined with source `backfill`, never dropped. */
+  readonly invalid: number;
+  readonly casRequestId: string | null;
+}
+
+export type BackfillRejection = 'unknown_grant' | 'invalid_window';
+
+const utf8 = new TextEncoder();
+
+export async function backfillGrant(
+  deps: BackfillDeps,
+  request: BackfillRequest,
+): Promise<Result<BackfillReport, BackfillRejection>> {
+  if (!isCalendarDate(request.from) || !isCalendarDate(request.to) || request.from > request.to) return err('invalid_window');
+  const accessToken = await deps.secrets.accessTokenOf(request.grantId);
+  if (accessToken === null) return err('unknown_grant');
+
+  const page = await deps.queue.run(request.grantId, () =>
+    deps.bankHub.getTransactions(accessToken, {
+      fromDate: request.from,
+      toDate: request.to,
+      ...(request.accountNumbers?.length
+        ? { accounts: request.accountNumbers.map((accountNumber) => ({ accountNumber, fromReference: '' })) }
+        : {}),
+    }),
+  );
+  const receivedAt = deps.now();
+  const responseSha256 = sha256(page.rawBody);
+  const counts = { fetched: page.transactions.length, accepted: 0, duplicates: 0, conflicts: 0, invalid: 0 };
+
+  for (const item of page.transactions) {
+    // The item's own JSON text, numbers digit for digit: what the auditor gets back for this transaction.
+    const text = stringify(item) ?? 'null';
+    const itemSha256 = sha256(text);
+    const parsed = parseCasTransaction(item);
+    if (!parsed.ok) {
+      await deps.quarantine.put({
+        rawBody: utf8.encode(text),
+        bodySha256: itemSha256,
+        contentType: 'application/json',
+        problems: parsed.error,
+        source: 'backfill',
+        requestId: page.requestId,
+        remoteAddress: null,
+        receivedAt,
+      });
+      counts.invalid += 1;
+      continue;
+    }
+    const outcome = await recordTransaction(deps.eventStore, {
+      transaction: parsed.value,
+      source: 'backfill',
+      grantId: request.grantId,
+      metadata: {
+        rawBody: text,
+        rawSha256: itemSha256,
+        receivedAt: receivedAt.toISOString(),
+        source: 'backfill',
+        requestId: request.requestId ?? null,
+        casRequestId: page.requestId,
+        responseSha256,
+      },
+    });
+    if (outcome.status === 'accepted') counts.accepted += 1;
+    else if (outcome.status === 'duplicate') counts.duplicates += 1;
+    else if (outcome.status === 'conflict') counts.conflicts += 1;
+  }
+  return ok({ ...counts, casRequestId: page.requestId });
+}
+
+function isCalendarDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const date = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
+}

@@ -1,0 +1,103 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { type HealDeps, type HealReport, healGaps } from '../application/heal-gaps';
+import type { EventStore } from '../application/ports/event-store';
+import type { Projection } from '../projections/projection';
+import type { Database } from './postgres/database';
+import { readCheckpoint } from './projection-store';
+
+/**
+ * Runs `healGaps` every `intervalMs`. One healer at a time across instances (a session advisory lock, as the
+ * projection runner does), so two servers never ask Cas twice for the same break. `stop()` lets the pass in flight
+ * finish its current Cas call and records nothing half-done: every heal attempt is one event.
+ */
+export interface HealLoop {
+  start(): void;
+  stop(): Promise<void>;
+  /** One pass, now (tests and operators). */
+  runOnce(): Promise<HealReport>;
+}
+
+export interface HealLoopOptions {
+  readonly database: Database;
+  readonly heal: Omit<HealDeps, 'shouldStop'>;
+  readonly intervalMs: number;
+  readonly logger: Logger;
+}
+
+export function createHealLoop(options: HealLoopOptions): HealLoop {
+  const log = options.logger.child({ component: 'heal' });
+  let stopping = false;
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  let loop: Promise<void> | null = null;
+  const pause = (ms: number, also?: Promise<void>) =>
+    Promise.race([stopped, new Promise<void>((r) => setTimeout(r, ms)), ...(also ? [also] : [])]);
+
+  const pass = async (): Promise<HealReport> => {
+    const report = await healGaps({ ...options.heal, shouldStop: () => stopping });
+    if (report.attempted > 0) log.info(report, 'heal pass');
+    return report;
+  };
+
+  return {
+    start() {
+      loop ??= (async () => {
+        while (!stopping) {
+          try {
+            const ran = await options.database.tryWithAdvisoryLock(HEAL_LOCK_KEY, async (lost) => {
+              let gone = false;
+              void lost.then(() => (gone = true));
+              while (!stopping && !gone) {
+                try {
+                  await pass();
+                } catch (error) {
+                  log.error({ err: error }, 'heal pass failed; trying again next interval');
+                }
+                await pause(options.intervalMs, lost);
+              }
+            });
+            if (!ran) log.debug('another instance is healing; standing by');
+          } catch (error) {
+            log.error({ err: error }, 'heal loop failed; restarting');
+          }
+          if (!stopping) await pause(options.intervalMs);
+        }
+      })();
+    },
+    async stop() {
+      stopping = true;
+      wake();
+      await loop;
+    },
+    runOnce: pass,
+  };
+}
+
+/** Stable 63-bit key of the healer's advisory lock (FNV-1a, like the projection runner's). */
+const HEAL_LOCK_KEY = (() => {
+  let h = 1469598103934665603n;
+  for (const c of 'balance-ledger:heal') h = ((h ^ BigInt(c.charCodeAt(0))) * 1099511628211n) & 0x7fffffffffffffffn;
+  return h;
+})();
+
+/**
+ * Resolves once the projection's committed checkpoint has passed every event appended before the call, wherever the
+ * runner runs (this process, `ledger project`, another instance).
+ */
+export async function waitForCheckpoint(
+  db: Kysely<any>,
+  eventStore: EventStore,
+  projection: Projection,
+  schema: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { position } = await readCheckpoint(db, schema, projection.name);
+    const next = await eventStore.readAll({ after: position, maxCount: 1, filter: { eventTypes: projection.eventTypes } });
+    if (next.events.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`projection ${projection.name} did not catch up in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

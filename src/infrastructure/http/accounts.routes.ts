@@ -1,0 +1,314 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from '@fastify/type-provider-zod';
+import { z } from 'zod';
+import {
+  type AccountView,
+  balanceAt,
+  type BreakView,
+  decodeCursor,
+  getAccount,
+  type LineView,
+  listAccounts,
+  type ReadModels,
+  type Statement,
+  statement,
+} from '../../projections/ledger.queries';
+import { problemSchema, sendProblem } from './problem';
+
+export interface ReadRouteOptions {
+  readonly readModels: ReadModels;
+}
+
+/** Money leaves as an exact decimal string of whole đồng: JSON numbers are doubles. */
+export const moneySchema = z
+  .string()
+  .regex(/^-?(0|[1-9]\d*)$/)
+  .meta({ id: 'Money', description: 'An exact decimal string of whole đồng, e.g. "3330000"', example: '3330000' });
+export const money = (v: bigint | null): string | null => (v === null ? null : v.toString());
+
+export const breakSchema = z
+  .object({
+    id: z.uuid(),
+    accountId: z.uuid(),
+    afterTransactionId: z.string().describe('The line whose balance after does not lead on'),
+    beforeTransactionId: z.string().describe('The next line in statement order, whose balance before differs'),
+    missingAmount: moneySchema.describe('before(next) − after(previous): what the missing transactions should add up to'),
+    status: z.enum(['open', 'resolved']),
+    openedAt: z.iso.datetime(),
+    resolvedAt: z.iso.datetime().nullable(),
+    resolution: z.string().nullable().describe('filled, narrowed or reordered'),
+    resolvedBySource: z.string().nullable().describe("'backfill' when healed by a transaction pulled back from Cas"),
+    healing: z.object({
+      attempts: z.number().int(),
+      lastAttemptAt: z.iso.datetime().nullable(),
+      lastOutcome: z.string().nullable(),
+      lastDetail: z.string().nullable(),
+    }),
+  })
+  .meta({ id: 'Break', description: "A gap in the bank's running-balance chain between two consecutive lines" });
+export const breakJson = (b: BreakView) => ({ ...b, missingAmount: b.missingAmount.toString() });
+
+const accountSchema = z
+  .object({
+    id: z.uuid().describe('Opaque and URL-safe'),
+    fiId: z.string(),
+    fiName: z.string().nullable(),
+    accountNumber: z.string(),
+    currency: z.string(),
+    balance: moneySchema.nullable().describe('after(t) of the last line in statement order'),
+    lastTransactionAt: z.string().nullable().describe('transactionDateTime of the last line, as the bank sent it'),
+    openBreaks: z.number().int(),
+    lateDeliveries: z.number().int(),
+  })
+  .meta({ id: 'Account' });
+const accountJson = (a: AccountView) => ({ ...a, balance: money(a.balance) });
+
+const lineSchema = z
+  .object({
+    transactionId: z.string(),
+    eventId: z.uuid().describe('The BalanceChanged event this line comes from'),
+    transactionDate: z.iso.date(),
+    transactionDateTime: z.string().describe('As the bank sent it, with its offset'),
+    bookingDate: z.iso.date().nullable(),
+    amount: moneySchema.describe('Positive for a credit, negative for a debit'),
+    runningBalance: moneySchema.nullable().describe("The bank's running balance as sent (null when it sent none)"),
+    balanceBefore: moneySchema.nullable(),
+    balanceAfter: moneySchema.nullable().describe('runningBalance, or carried from the line before when the bank sent none'),
+    description: z.string().nullable(),
+    reference: z.string().nullable(),
+    counterAccountNumber: z.string().nullable(),
+    counterAccountName: z.string().nullable(),
+    counterAccountBankName: z.string().nullable(),
+    virtualAccountNumber: z.string().nullable(),
+    late: z.boolean().describe('Delivered after a line that follows it in statement order'),
+  })
+  .meta({ id: 'StatementLine' });
+const lineJson = (l: LineView) => ({
+  ...l,
+  amount: l.amount.toString(),
+  runningBalance: money(l.runningBalance),
+  balanceBefore: money(l.balanceBefore),
+  balanceAfter: money(l.balanceAfter),
+});
+
+const statementSchema = z
+  .object({
+    accountId: z.uuid(),
+    currency: z.string(),
+    from: z.iso.date(),
+    to: z.iso.date(),
+    openingBalance: moneySchema.nullable().describe('before(first line), or the balance at the end of the day before `from`'),
+    closingBalance: moneySchema.nullable().describe('after(last line), or the opening balance when the period has no lines'),
+    totalCredits: moneySchema,
+    totalDebits: moneySchema.describe('The sum of the magnitudes of the debits (a positive figure)'),
+    reconciled: z
+      .boolean()
+      .describe('Every consecutive pair of lines links, and the first line links to the line before it; unknown balances do not'),
+    digest: z.string().describe('SHA-256 (hex) of the whole period: each line (event id, amount, balances), then opening and closing'),
+    lineCount: z.number().int().describe('Lines in the whole period'),
+    breaks: z.array(breakSchema).describe('Open breaks with a line in the period'),
+    lines: z.array(lineSchema).describe('One page, in statement order'),
+    nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last page'),
+  })
+  .meta({ id: 'Statement' });
+
+const idParams = z.object({ id: z.string().describe('Account id (from GET /accounts)') });
+const unknownAccount = (id: string) => ({ detail: `no account with id ${id}` });
+
+const statementQuery = z
+  .object({
+    from: z.iso.date().describe('First bank-local date, YYYY-MM-DD'),
+    to: z.iso.date().describe('Last bank-local date, YYYY-MM-DD (included)'),
+    limit: z.coerce.number().int().min(1).max(5000).default(500).describe('Lines per page'),
+    cursor: z
+      .string()
+      .transform((text, ctx) => {
+        const cursor = decodeCursor(text);
+        if (cursor) return cursor;
+        ctx.addIssue({ code: 'custom', message: 'not a cursor this API returned' });
+        return z.NEVER;
+      })
+      .optional()
+      .describe('nextCursor of the previous page'),
+    format: z.enum(['json', 'csv']).optional().describe('csv: the same as Accept: text/csv'),
+  })
+  .refine((q) => q.from <= q.to, { path: ['from'], message: 'must not be after to' });
+
+export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { readModels }) => {
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+
+  typed.get(
+    '/accounts',
+    {
+      schema: {
+        summary: 'Every account the ledger has seen, with its balance',
+        tags: ['accounts'],
+        response: { 200: z.object({ accounts: z.array(accountSchema) }) },
+      },
+    },
+    async () => ({ accounts: (await listAccounts(readModels)).map(accountJson) }),
+  );
+
+  typed.get(
+    '/accounts/:id',
+    {
+      schema: {
+        summary: 'One account',
+        tags: ['accounts'],
+        params: idParams,
+        response: { 200: accountSchema, 404: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const account = await getAccount(readModels, request.params.id);
+      if (!account) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(request.params.id));
+      return accountJson(account);
+    },
+  );
+
+  typed.get(
+    '/accounts/:id/balance',
+    {
+      schema: {
+        summary: 'The balance as of an instant',
+        description: 'after(t) of the last line in statement order whose transactionDateTime ≤ at; null and null when there is none.',
+        tags: ['accounts'],
+        params: idParams,
+        querystring: z.object({ at: z.iso.datetime({ offset: true }).describe('ISO-8601 instant with Z or an offset') }),
+        response: {
+          200: z.object({
+            accountId: z.uuid(),
+            at: z.string(),
+            balance: moneySchema.nullable(),
+            transactionId: z.string().nullable().describe('The line that balance is after'),
+          }),
+          400: problemSchema,
+          404: problemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const result = await balanceAt(readModels, id, new Date(request.query.at));
+      if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
+      return { accountId: id, at: request.query.at, balance: money(result.balance), transactionId: result.transactionId };
+    },
+  );
+
+  typed.get(
+    '/accounts/:id/statement',
+    {
+      schema: {
+        summary: 'A reconciled statement of the bank-local dates [from, to]',
+        description:
+          'Lines are paged (`limit`, `cursor`); opening and closing balances, totals, `reconciled`, `digest` and `breaks` ' +
+          'always cover the whole period. With `Accept: text/csv` or `format=csv` the answer is CSV (UTF-8 with a BOM): a ' +
+          'header row, an opening-balance row, every line of the period (not paged) and a closing-balance row.',
+        tags: ['accounts'],
+        params: idParams,
+        querystring: statementQuery,
+        response: { 200: statementSchema, 400: problemSchema, 404: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const { from, to, limit, cursor, format } = request.query;
+      const csv = format === 'csv' || (format === undefined && prefersCsv(request.headers.accept));
+      const result = await statement(readModels, id, { from, to, limit: csv ? 'all' : limit, cursor: csv ? null : (cursor ?? null) });
+      if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
+      if (csv) {
+        const name = `statement-${result.account.accountNumber.replace(/[^A-Za-z0-9_-]/g, '_')}-${from}-${to}.csv`;
+        return reply
+          .type('text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="${name}"`)
+          // A string with a non-JSON type is sent as it is: the response schema describes the JSON answer only.
+          .send(statementCsv(result) as never);
+      }
+      return {
+        accountId: result.account.id,
+        currency: result.account.currency,
+        from: result.from,
+        to: result.to,
+        openingBalance: money(result.openingBalance),
+        closingBalance: money(result.closingBalance),
+        totalCredits: result.totalCredits.toString(),
+        totalDebits: result.totalDebits.toString(),
+        reconciled: result.reconciled,
+        digest: result.digest,
+        lineCount: result.lineCount,
+        breaks: result.breaks.map(breakJson),
+        lines: result.lines.map(lineJson),
+        nextCursor: result.nextCursor,
+      };
+    },
+  );
+};
+
+/** text/csv wins when the client names it and does not rank application/json above it. */
+function prefersCsv(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const weight = (type: string) =>
+    Math.max(
+      -1,
+      ...accept.split(',').flatMap((range) => {
+        const [media = '', ...params] = range.split(';').map((p) => p.trim().toLowerCase());
+        if (media !== type) return [];
+        const q = params.find((p) => p.startsWith('q='));
+        return [q ? Number.parseFloat(q.slice(2)) || 0 : 1];
+      }),
+    );
+  const csv = weight('text/csv');
+  return csv > 0 && csv >= weight('application/json');
+}
+
+const CSV_COLUMNS = [
+  'row',
+  'transactionId',
+  'transactionDate',
+  'transactionDateTime',
+  'bookingDate',
+  'amount',
+  'balanceBefore',
+  'balanceAfter',
+  'runningBalance',
+  'description',
+  'reference',
+  'counterAccountNumber',
+  'counterAccountName',
+  'counterAccountBankName',
+  'virtualAccountNumber',
+  'late',
+  'eventId',
+] as const;
+type CsvRow = Partial<Record<(typeof CSV_COLUMNS)[number], string | null>>;
+
+/** RFC 4180 fields; text a spreadsheet would run as a formula (=, +, -, @ first) is kept as text by a leading '. */
+function csvField(value: string | null | undefined, text: boolean): string {
+  if (value === null || value === undefined) return '';
+  const safe = text && /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
+}
+
+const TEXT_COLUMNS = new Set<string>([
+  'transactionId',
+  'description',
+  'reference',
+  'counterAccountNumber',
+  'counterAccountName',
+  'counterAccountBankName',
+  'virtualAccountNumber',
+]);
+
+/** A header row, the opening balance, every line, the closing balance; UTF-8 with a BOM for spreadsheet programs. */
+function statementCsv(s: Statement): string {
+  const rows: CsvRow[] = [
+    { row: 'opening', transactionDate: s.from, balanceAfter: money(s.openingBalance), description: 'Opening balance' },
+    ...s.lines.map((l) => ({ row: 'line', ...lineJson(l), late: String(l.late) })),
+    { row: 'closing', transactionDate: s.to, balanceAfter: money(s.closingBalance), description: 'Closing balance' },
+  ];
+  const lines = [
+    CSV_COLUMNS.join(','),
+    ...rows.map((r) => CSV_COLUMNS.map((c) => csvField(r[c], r.row === 'line' && TEXT_COLUMNS.has(c))).join(',')),
+  ];
+  return `\uFEFF${lines.join('\r\n')}\r\n`;
+}

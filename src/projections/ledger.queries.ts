@@ -1,0 +1,483 @@
+import { createHash } from 'node:crypto';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+
+/** Where the ledger's read models live (the projection's schema; renamed whole by a rebuild). */
+export interface ReadModels {
+  readonly db: Kysely<any>;
+  readonly schema: string;
+}
+
+export interface AccountView {
+  readonly id: string;
+  readonly fiId: string;
+  readonly fiName: string | null;
+  readonly accountNumber: string;
+  readonly currency: string;
+  readonly balance: bigint | null;
+  /** transactionDateTime of the account's last line in statement order, as the bank sent it (with its offset). */
+  readonly lastTransactionAt: string | null;
+  readonly openBreaks: number;
+  readonly lateDeliveries: number;
+}
+
+export interface LineView {
+  readonly transactionId: string;
+  readonly eventId: string;
+  readonly transactionDate: string;
+  readonly transactionDateTime: string;
+  readonly bookingDate: string | null;
+  readonly amount: bigint;
+  /** As the bank sent it; null when it sent none (the balances are then carried from the line before). */
+  readonly runningBalance: bigint | null;
+  readonly balanceBefore: bigint | null;
+  readonly balanceAfter: bigint | null;
+  readonly description: string | null;
+  readonly reference: string | null;
+  readonly counterAccountNumber: string | null;
+  readonly counterAccountName: string | null;
+  readonly counterAccountBankName: string | null;
+  readonly virtualAccountNumber: string | null;
+  readonly late: boolean;
+}
+
+export interface BreakView {
+  readonly id: string;
+  readonly accountId: string;
+  readonly afterTransactionId: string;
+  readonly beforeTransactionId: string;
+  readonly missingAmount: bigint;
+  readonly status: 'open' | 'resolved';
+  readonly openedAt: string;
+  readonly resolvedAt: string | null;
+  readonly resolution: string | null;
+  readonly resolvedBySource: string | null;
+  readonly healing: {
+    readonly attempts: number;
+    readonly lastAttemptAt: string | null;
+    readonly lastOutcome: string | null;
+    readonly lastDetail: string | null;
+  };
+}
+
+export interface AnomalyView {
+  readonly kind: 'late' | 'conflict';
+  readonly accountId: string;
+  readonly transactionId: string;
+  readonly receivedAt: string;
+  readonly eventId: string;
+  readonly source: string;
+  readonly details: Readonly<Record<string, string | null>>;
+}
+
+/** A position in statement order: lines strictly after it come next. */
+export interface StatementCursor {
+  readonly instant: Date;
+  readonly seq: number;
+}
+
+export interface StatementQuery {
+  /** Bank-local dates YYYY-MM-DD, both included. */
+  readonly from: string;
+  readonly to: string;
+  /** Lines per page; `all` for every line of the period (CSV). */
+  readonly limit: number | 'all';
+  readonly cursor: StatementCursor | null;
+}
+
+export interface Statement {
+  readonly account: AccountView;
+  readonly from: string;
+  readonly to: string;
+  readonly openingBalance: bigint | null;
+  readonly closingBalance: bigint | null;
+  readonly totalCredits: bigint;
+  readonly totalDebits: bigint;
+  readonly lineCount: number;
+  readonly reconciled: boolean;
+  readonly digest: string;
+  readonly breaks: readonly BreakView[];
+  readonly lines: readonly LineView[];
+  readonly nextCursor: string | null;
+}
+
+export interface DigestInput {
+  readonly lines: readonly {
+    readonly eventId: string;
+    readonly amount: bigint;
+    readonly balanceBefore: bigint | null;
+    readonly balanceAfter: bigint | null;
+  }[];
+  readonly openingBalance: bigint | null;
+  readonly closingBalance: bigint | null;
+}
+
+const DIGEST_TAG = 'ledger-statement-v1';
+
+/**
+ * SHA-256 (hex) of a statement's canonical content, for the whole period. The bytes: the ASCII tag
+ * `ledger-statement-v1`, the number of lines (int64), then per line in statement order the event id (16 bytes),
+ * the amount (int64) and the balances before and after; then the opening and closing balances. Integers are
+ * big-endian two's complement; a balance is 0x01 + int64, or 0x00 when unknown. Pure, so that an auditor can
+ * recompute it from the events; the statement query builds the same bytes in SQL.
+ */
+export function statementDigest({ lines, openingBalance, closingBalance }: DigestInput): string {
+  const int64 = (v: bigint) => {
+    const b = Buffer.alloc(8);
+    b.writeBigInt64BE(v);
+    return b;
+  };
+  const balance = (v: bigint | null) => (v === null ? Buffer.of(0) : Buffer.concat([Buffer.of(1), int64(v)]));
+  const hash = createHash('sha256').update(DIGEST_TAG, 'ascii').update(int64(BigInt(lines.length)));
+  for (const line of lines) {
+    if (!UUID.test(line.eventId)) throw new Error(`not an event id: ${line.eventId}`);
+    hash.update(Buffer.from(line.eventId.replaceAll('-', ''), 'hex'));
+    hash.update(int64(line.amount)).update(balance(line.balanceBefore)).update(balance(line.balanceAfter));
+  }
+  return hash.update(balance(openingBalance)).update(balance(closingBalance)).digest('hex');
+}
+
+export function encodeCursor(cursor: StatementCursor): string {
+  return Buffer.from(`${cursor.instant.toISOString()}~${cursor.seq}`, 'utf8').toString('base64url');
+}
+
+/** The position a cursor names, or null when it is not one this API wrote. */
+export function decodeCursor(text: string): StatementCursor | null {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(text)) return null;
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)~(0|[1-9]\d{0,8})$/.exec(Buffer.from(text, 'base64url').toString('utf8'));
+  if (!match) return null;
+  const instant = new Date(match[1]!);
+  if (Number.isNaN(instant.getTime()) || instant.toISOString() !== match[1]) return null;
+  const cursor = { instant, seq: Number.parseInt(match[2]!, 10) };
+  return encodeCursor(cursor) === text ? cursor : null;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Account ids are opaque: anything that is not one of ours is simply unknown (never an SQL cast error). */
+const isAccountId = (id: string) => UUID.test(id);
+
+const money = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+
+interface AccountRow {
+  account_id: string;
+  fi_id: string;
+  fi_name: string | null;
+  account_number: string;
+  currency: string;
+  balance: string | null;
+  last_transaction_date_time: string | null;
+  open_breaks: number;
+  late_deliveries: number;
+}
+
+const accountOf = (r: AccountRow): AccountView => ({
+  id: r.account_id,
+  fiId: r.fi_id,
+  fiName: r.fi_name,
+  accountNumber: r.account_number,
+  currency: r.currency,
+  balance: money(r.balance),
+  lastTransactionAt: r.last_transaction_date_time,
+  openBreaks: r.open_breaks,
+  lateDeliveries: r.late_deliveries,
+});
+
+export async function listAccounts({ db, schema }: ReadModels): Promise<AccountView[]> {
+  const { rows } = await sql<AccountRow>`
+    select * from ${sql.id(schema)}.accounts order by fi_id, account_number`.execute(db);
+  return rows.map(accountOf);
+}
+
+export async function getAccount({ db, schema }: ReadModels, accountId: string): Promise<AccountView | null> {
+  if (!isAccountId(accountId)) return null;
+  const { rows } = await sql<AccountRow>`
+    select * from ${sql.id(schema)}.accounts where account_id = ${accountId}`.execute(db);
+  return rows[0] ? accountOf(rows[0]) : null;
+}
+
+/** after(t) of the last line in statement order whose instant is at or before `at`; null for an unknown account. */
+export async function balanceAt(
+  readModels: ReadModels,
+  accountId: string,
+  at: Date,
+): Promise<{ balance: bigint | null; transactionId: string | null } | null> {
+  const s = sql.id(readModels.schema);
+  return readModels.db.transaction().execute(async (trx) => {
+    if (!(await getAccount({ db: trx, schema: readModels.schema }, accountId))) return null;
+    const { rows } = await sql<{ transaction_id: string; balance_after: string | null }>`
+      select transaction_id, balance_after from ${s}.statement_lines
+      where account_id = ${accountId} and instant <= ${at}
+      order by instant desc, group_seq desc limit 1`.execute(trx);
+    const line = rows[0];
+    return { balance: line ? money(line.balance_after) : null, transactionId: line?.transaction_id ?? null };
+  });
+}
+
+interface LineRow {
+  transaction_id: string;
+  event_id: string;
+  instant: Date;
+  group_seq: number;
+  transaction_date: string;
+  transaction_date_time: string;
+  booking_date: string | null;
+  amount: string;
+  running_balance: string | null;
+  balance_before: string | null;
+  balance_after: string | null;
+  description: string | null;
+  reference: string | null;
+  counter_account_number: string | null;
+  counter_account_name: string | null;
+  counter_account_bank_name: string | null;
+  virtual_account_number: string | null;
+  late: boolean;
+}
+
+const LINE_COLUMNS = sql.raw(
+  `transaction_id, event_id, instant, group_seq, transaction_date, transaction_date_time, booking_date, amount,
+  running_balance, balance_before, balance_after, description, reference, counter_account_number, counter_account_name,
+  counter_account_bank_name, virtual_account_number, late`,
+);
+
+const lineOf = (r: LineRow): LineView => ({
+  transactionId: r.transaction_id,
+  eventId: r.event_id,
+  transactionDate: r.transaction_date,
+  transactionDateTime: r.transaction_date_time,
+  bookingDate: r.booking_date,
+  amount: BigInt(r.amount),
+  runningBalance: money(r.running_balance),
+  balanceBefore: money(r.balance_before),
+  balanceAfter: money(r.balance_after),
+  description: r.description,
+  reference: r.reference,
+  counterAccountNumber: r.counter_account_number,
+  counterAccountName: r.counter_account_name,
+  counterAccountBankName: r.counter_account_bank_name,
+  virtualAccountNumber: r.virtual_account_number,
+  late: r.late,
+});
+
+/**
+ * One account's statement for the bank-local dates [from, to]. Every figure (opening, closing, totals, reconciled,
+ * digest, breaks) covers the whole period; only `lines` is a page. All of it is read in one repeatable-read
+ * transaction, so the page, the totals and the digest describe the same state of the read model.
+ * Cost: one pass over the period's lines (date index), one page read in order from the instant index, and
+ * one-row probes; never the account's whole history.
+ */
+export async function statement(readModels: ReadModels, accountId: string, query: StatementQuery): Promise<Statement | null> {
+  const s = sql.id(readModels.schema);
+  const { from, to } = query;
+  const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
+  return readModels.db
+    .transaction()
+    .setIsolationLevel('repeatable read')
+    .execute(async (trx) => {
+      const account = await getAccount({ db: trx, schema: readModels.schema }, accountId);
+      if (!account) return null;
+
+      const { rows: summaries } = await sql<PeriodSummary>`${periodSummary(s, inPeriod)}`.execute(trx);
+      const p = summaries[0]!;
+      // The line before the period: the one before its first line in statement order; for a period without lines,
+      // the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
+      const first = p.line_count > 0 ? { instant: p.first_instant!, seq: p.first_seq! } : null;
+      const before = first
+        ? await lineBefore(trx, s, sql`account_id = ${accountId} and (instant, group_seq) < (${first.instant}::timestamptz, ${first.seq})`)
+        : await lineBefore(
+            trx,
+            s,
+            sql`account_id = ${accountId} and transaction_date = (
+              select max(transaction_date) from ${s}.statement_lines where account_id = ${accountId} and transaction_date < ${from}::date)`,
+          );
+      const openingBalance = first ? money(p.first_before) : before ? money(before.balance_after) : null;
+      const closingBalance = first ? money(p.last_after) : openingBalance;
+      // A link needs both balances known and equal: an unknown balance cannot be reconciled.
+      const reconciled =
+        p.lines_link && (!first || !before || (before.balance_after !== null && before.balance_after === p.first_before));
+
+      const page = query.limit === 'all' ? null : query.limit;
+      let lineRows: LineRow[] = [];
+      if (first) {
+        // Bounded by the period's first and last lines, the page is read in statement order from the
+        // (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
+        const afterCursor = query.cursor ? sql`and (instant, group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
+        ({ rows: lineRows } = await sql<LineRow>`
+          select ${LINE_COLUMNS} from ${s}.statement_lines
+          where ${inPeriod} and (instant, group_seq) >= (${first.instant}::timestamptz, ${first.seq}) ${afterCursor}
+            and (instant, group_seq) <= (${p.last_instant}::timestamptz, ${p.last_seq})
+          order by instant, group_seq ${page === null ? sql`` : sql`limit ${page + 1}`}`.execute(trx));
+      }
+      const lines = page === null ? lineRows : lineRows.slice(0, page);
+      const lastOfPage = lines[lines.length - 1];
+      const nextCursor =
+        page !== null && lineRows.length > page && lastOfPage
+          ? encodeCursor({ instant: lastOfPage.instant, seq: lastOfPage.group_seq })
+          : null;
+
+      const { rows: breakRows } = await sql<BreakRow>`
+        select b.* from ${s}.breaks b
+        where b.account_id = ${accountId} and b.status = 'open' and exists (
+          select 1 from ${s}.statement_lines l
+          where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
+            and l.transaction_date between ${from}::date and ${to}::date)
+        order by b.opened_at, b.break_id`.execute(trx);
+
+      return {
+        account,
+        from,
+        to,
+        openingBalance,
+        closingBalance,
+        totalCredits: BigInt(p.total_credits),
+        totalDebits: BigInt(p.total_debits),
+        lineCount: p.line_count,
+        reconciled,
+        digest: p.digest ?? statementDigest({ lines: [], openingBalance, closingBalance }),
+        breaks: breakRows.map(breakOf),
+        lines: lines.map(lineOf),
+        nextCursor,
+      };
+    });
+}
+
+interface PeriodSummary {
+  line_count: number;
+  total_credits: string;
+  total_debits: string;
+  lines_link: boolean;
+  /** As text, so that the bounds keep the column's full precision. */
+  first_instant: string | null;
+  first_seq: number | null;
+  first_before: string | null;
+  last_instant: string | null;
+  last_seq: number | null;
+  last_after: string | null;
+  digest: string | null;
+}
+
+/**
+ * Every figure of a period in one pass over its lines, in statement order: totals (numeric, so a sum cannot
+ * overflow), whether each line links to the one before it in the period (lag), the first and last lines, and the
+ * digest. The digest's bytes are statementDigest's, built here so that the lines never leave the database; the
+ * API tests recompute it with statementDigest. Null digest when the period has no lines.
+ */
+function periodSummary(s: RawBuilder<unknown>, inPeriod: RawBuilder<unknown>) {
+  return sql`
+    with period as (
+      select event_id, instant, group_seq, amount, balance_before, balance_after,
+        lag(balance_after) over w = balance_before as links,
+        row_number() over w as n,
+        lead(instant) over w is null as is_last
+      from ${s}.statement_lines where ${inPeriod}
+      window w as (order by instant, group_seq)
+    ), summary as (
+      select count(*)::int as line_count,
+        coalesce(sum(amount) filter (where amount > 0), 0)::numeric as total_credits,
+        coalesce(sum(-amount) filter (where amount < 0), 0)::numeric as total_debits,
+        coalesce(bool_and(coalesce(links, false)) filter (where n > 1), true) as lines_link,
+        min(instant) filter (where n = 1)::text as first_instant,
+        min(group_seq) filter (where n = 1) as first_seq,
+        min(balance_before) filter (where n = 1) as first_before,
+        min(instant) filter (where is_last)::text as last_instant,
+        min(group_seq) filter (where is_last) as last_seq,
+        min(balance_after) filter (where is_last) as last_after,
+        string_agg(uuid_send(event_id) || int8send(amount) || ${balanceBytes(sql`balance_before`)}
+          || ${balanceBytes(sql`balance_after`)}, ''::bytea order by n) as canonical
+      from period
+    )
+    select line_count, total_credits, total_debits, lines_link, first_instant, first_seq, first_before,
+      last_instant, last_seq, last_after,
+      encode(sha256(convert_to(${DIGEST_TAG}::text, 'UTF8') || int8send(line_count::bigint) || canonical
+        || ${balanceBytes(sql`first_before`)} || ${balanceBytes(sql`last_after`)}), 'hex') as digest
+    from summary`;
+}
+
+function balanceBytes(value: RawBuilder<unknown>) {
+  return sql`coalesce('\\x01'::bytea || int8send(${value}), '\\x00'::bytea)`;
+}
+
+/** The last line in statement order among those `where` selects, read backwards from an index. */
+async function lineBefore(trx: Kysely<any>, s: RawBuilder<unknown>, where: RawBuilder<unknown>) {
+  const { rows } = await sql<{ balance_after: string | null }>`
+    select balance_after from ${s}.statement_lines where ${where}
+    order by instant desc, group_seq desc limit 1`.execute(trx);
+  return rows[0] ?? null;
+}
+
+interface BreakRow {
+  break_id: string;
+  account_id: string;
+  after_transaction_id: string;
+  before_transaction_id: string;
+  missing_amount: string;
+  status: 'open' | 'resolved';
+  opened_at: Date;
+  resolved_at: Date | null;
+  resolved_by_source: string | null;
+  resolution: string | null;
+  heal_attempts: number;
+  last_heal_at: Date | null;
+  last_heal_outcome: string | null;
+  last_heal_detail: string | null;
+}
+
+const breakOf = (r: BreakRow): BreakView => ({
+  id: r.break_id,
+  accountId: r.account_id,
+  afterTransactionId: r.after_transaction_id,
+  beforeTransactionId: r.before_transaction_id,
+  missingAmount: BigInt(r.missing_amount),
+  status: r.status,
+  openedAt: r.opened_at.toISOString(),
+  resolvedAt: r.resolved_at?.toISOString() ?? null,
+  resolution: r.resolution,
+  resolvedBySource: r.resolved_by_source,
+  healing: {
+    attempts: r.heal_attempts,
+    lastAttemptAt: r.last_heal_at?.toISOString() ?? null,
+    lastOutcome: r.last_heal_outcome,
+    lastDetail: r.last_heal_detail,
+  },
+});
+
+export async function listBreaks(
+  { db, schema }: ReadModels,
+  filter: { status?: 'open' | 'resolved' | undefined; accountId?: string | undefined } = {},
+): Promise<BreakView[]> {
+  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return [];
+  const { rows } = await sql<BreakRow>`
+    select * from ${sql.id(schema)}.breaks where true
+      ${filter.status ? sql`and status = ${filter.status}` : sql``}
+      ${filter.accountId !== undefined ? sql`and account_id = ${filter.accountId}` : sql``}
+    order by opened_at, break_id`.execute(db);
+  return rows.map(breakOf);
+}
+
+export async function listAnomalies(
+  { db, schema }: ReadModels,
+  filter: { kind?: 'late' | 'conflict' | undefined; accountId?: string | undefined } = {},
+): Promise<AnomalyView[]> {
+  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return [];
+  const { rows } = await sql<{
+    kind: 'late' | 'conflict';
+    account_id: string;
+    transaction_id: string;
+    received_at: Date;
+    event_id: string;
+    source: string;
+    details: Record<string, string | null>;
+  }>`
+    select * from ${sql.id(schema)}.anomalies where true
+      ${filter.kind ? sql`and kind = ${filter.kind}` : sql``}
+      ${filter.accountId !== undefined ? sql`and account_id = ${filter.accountId}` : sql``}
+    order by log_position, anomaly_id`.execute(db);
+  return rows.map((r) => ({
+    kind: r.kind,
+    accountId: r.account_id,
+    transactionId: r.transaction_id,
+    receivedAt: r.received_at.toISOString(),
+    eventId: r.event_id,
+    source: r.source,
+    details: r.details,
+  }));
+}
