@@ -108,6 +108,33 @@ describe('GET /audit/accounts/{id}/events', () => {
   });
 });
 
+describe('GET /audit/statements/verify', () => {
+  it("confirms a statement's digest while the books are unchanged, and not after a line changed", async () => {
+    const id = accountIdOf(FI, '0071000123456');
+    const period = 'from=2026-05-01&to=2026-05-31';
+    const { digest } = (await t.app.inject({ url: `/accounts/${id}/statement?${period}` })).json();
+    expect(digest).toMatch(/^[0-9a-f]{64}$/);
+    const check = () => t.app.inject({ url: `/audit/statements/verify?accountId=${id}&${period}&digest=${digest}` }).then((r) => r.json());
+    expect(await check()).toMatchObject({ matches: true, currentDigest: digest });
+    await sql`update ledger.statement_lines set balance_after = balance_after + 1 where transaction_id = 'aud00000000000000000000000000001'`.execute(
+      t.stores.database.db,
+    );
+    const after = await check();
+    expect(after.matches).toBe(false);
+    expect(after.currentDigest).not.toBe(digest);
+    await sql`update ledger.statement_lines set balance_after = balance_after - 1 where transaction_id = 'aud00000000000000000000000000001'`.execute(
+      t.stores.database.db,
+    );
+    expect(await check()).toMatchObject({ matches: true });
+  });
+
+  it('names a bad parameter', async () => {
+    const res = await t.app.inject({ url: '/audit/statements/verify?accountId=x&from=2026-05-31&to=2026-05-01&digest=abc' });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().errors.map((e: { field: string }) => e.field).sort()).toEqual(['querystring.digest', 'querystring.from']);
+  });
+});
+
 describe('POST /audit/verify', () => {
   it('reports healthy books as ok, and names the table and row of a hand-made change', async () => {
     const healthy = await t.app.inject({ method: 'POST', url: '/audit/verify' });

@@ -115,10 +115,19 @@ const statementSchema = z
 const idParams = z.object({ id: z.string().describe('Account id (from GET /accounts)') });
 const unknownAccount = (id: string) => ({ detail: `no account with id ${id}` });
 
+/** A statement period: bank-local dates, both included. Shared with the audit route that re-checks a digest. */
+export const periodFields = {
+  from: z.iso.date().describe('First bank-local date, YYYY-MM-DD'),
+  to: z.iso.date().describe('Last bank-local date, YYYY-MM-DD (included)'),
+};
+export const fromNotAfterTo: [(q: { from: string; to: string }) => boolean, { path: string[]; message: string }] = [
+  (q) => q.from <= q.to,
+  { path: ['from'], message: 'must not be after to' },
+];
+
 const statementQuery = z
   .object({
-    from: z.iso.date().describe('First bank-local date, YYYY-MM-DD'),
-    to: z.iso.date().describe('Last bank-local date, YYYY-MM-DD (included)'),
+    ...periodFields,
     limit: z.coerce.number().int().min(1).max(5000).default(500).describe('Lines per page'),
     cursor: z
       .string()
@@ -132,7 +141,7 @@ const statementQuery = z
       .describe('nextCursor of the previous page'),
     format: z.enum(['json', 'csv']).optional().describe('csv: the same as Accept: text/csv'),
   })
-  .refine((q) => q.from <= q.to, { path: ['from'], message: 'must not be after to' });
+  .refine(...fromNotAfterTo);
 
 export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { readModels }) => {
   const typed = app.withTypeProvider<ZodTypeProvider>();

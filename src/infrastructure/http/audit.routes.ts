@@ -5,6 +5,8 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { EventStore, RecordedEvent } from '../../application/ports/event-store';
 import { accountEventRefs, accountExists } from '../../projections/audit.queries';
+import { statement } from '../../projections/ledger.queries';
+import { fromNotAfterTo, periodFields } from './accounts.routes';
 import type { VerifyReport } from '../read-model-maintenance';
 import { problemSchema, sendProblem } from './problem';
 
@@ -112,6 +114,40 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
         .header('x-content-sha256', digest.toString('hex'))
         .header('repr-digest', `sha-256=:${digest.toString('base64')}:`)
         .send(bytes);
+    },
+  );
+
+  typed.get(
+    '/audit/statements/verify',
+    {
+      schema: {
+        summary: "Whether today's books still give the digest a statement carried",
+        description:
+          'Recomputes the digest of GET /accounts/{id}/statement for the same period (each line: event id, amount, balances; ' +
+          'then opening and closing balances) and compares it with the one given.',
+        tags: ['audit'],
+        querystring: z
+          .object({ accountId: z.string(), ...periodFields, digest: z.string().regex(/^[0-9a-f]{64}$/, 'expected a SHA-256 in hex') })
+          .refine(...fromNotAfterTo),
+        response: {
+          200: z.object({
+            accountId: z.string(),
+            from: z.string(),
+            to: z.string(),
+            digest: z.string(),
+            currentDigest: z.string(),
+            matches: z.boolean(),
+          }),
+          400: problemSchema,
+          404: problemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { accountId, from, to, digest } = request.query;
+      const current = await statement(readModels, accountId, { from, to, limit: 1, cursor: null });
+      if (!current) return sendProblem(reply, 404, 'unknown-account', 'No such account', { detail: accountId });
+      return { accountId, from, to, digest, currentDigest: current.digest, matches: current.digest === digest };
     },
   );
 
