@@ -26,9 +26,10 @@ export function webhookBodies(accounts: number) {
 
 /**
  * Writes `count` BalanceChanged events over `accounts` accounts straight into the event table (as the webhook path
- * would have stored them, raw body included), a year of history with chained running balances.
+ * would have stored them, raw body included), a year of history with chained running balances. Account numbers are
+ * firstAccount … firstAccount + accounts − 1, zero-padded to 12 digits.
  */
-export async function seedEvents(db: Kysely<any>, count: number, accounts: number, label: string): Promise<void> {
+export async function seedEvents(db: Kysely<any>, count: number, accounts: number, label: string, firstAccount = 0): Promise<void> {
   const perAccount = Math.ceil(count / accounts);
   // One statement: the running balance is a window over each account's whole history.
   {
@@ -39,7 +40,7 @@ export async function seedEvents(db: Kysely<any>, count: number, accounts: numbe
           'id', tx_id, 'transactionCode', null, 'reference', null,
           'transactionDate', to_char(at_local, 'YYYY-MM-DD'), 'transactionDateTime', to_char(at_local, 'YYYY-MM-DD"T"HH24:MI:00+07:00'),
           'bookingDate', to_char(at_local, 'YYYY-MM-DD'), 'amount', amount::text, 'description', 'Chuyển tiền ' || n,
-          'runningBalance', (1000000000 + running)::text, 'accountNumber', lpad(acct::text, 12, '0'),
+          'runningBalance', (1000000000 + running)::text, 'accountNumber', lpad((acct + ${firstAccount}::bigint)::text, 12, '0'),
           'virtualAccountNumber', null, 'virtualAccountName', null, 'paymentChannel', 'Napas247',
           'counterAccountNumber', '0123456789', 'counterAccountName', 'NGUYEN VAN A', 'counterAccountBankId', '970436',
           'counterAccountBankName', 'Vietcombank', 'paymentMeta', null, 'fiId', ${FI}::text, 'fiName', 'VietinBank',

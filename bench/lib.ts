@@ -48,9 +48,14 @@ export interface Service {
 }
 
 /** Starts a Node process (one process, so its memory is its own) and waits until `readyPath` answers. */
-export async function startService(script: string, env: Record<string, string>, readyPath = '/health'): Promise<Service> {
+export async function startService(
+  script: string,
+  env: Record<string, string>,
+  readyPath = '/health',
+  nodeFlags: readonly string[] = [],
+): Promise<Service> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],

@@ -28,6 +28,7 @@ const program = new Command('bench')
   .option('--rebuild-events <n>', 'events in the rebuild and statement scenarios', Number)
   .option('--accounts <n>', 'accounts', Number, 1000)
   .option('--only <list>', 'comma-separated: ingest,projection,statements')
+  .option('--no-projections-in-service', 'run the service with RUN_PROJECTIONS=false during ingest')
   .parse();
 
 const o = program.opts<{
@@ -39,6 +40,7 @@ const o = program.opts<{
   rebuildEvents?: number;
   accounts: number;
   only?: string;
+  projectionsInService: boolean;
 }>();
 const duration = o.duration ?? (o.quick ? 3 : 10);
 const projectEvents = o.projectEvents ?? (o.quick ? 20_000 : 200_000);
@@ -63,7 +65,7 @@ async function ingest() {
   await bare.stop();
 
   const db = await freshDatabase('ingest');
-  const service = await startService('src/main.ts', { DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'warn' });
+  const service = await startService('src/main.ts', { DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: String(o.projectionsInService) });
   try {
     const result = await load({ url: service.url, connections: o.ingestConnections, duration, requests: [request] });
     const rss = service.peakRssMb();
@@ -122,7 +124,7 @@ async function statements() {
     await seedEvents(database.db, rebuildEvents, o.accounts, 's');
     // One account with 100 000 lines, for the one-month statement of a busy account.
     const busy = Math.min(100_000, rebuildEvents);
-    await seedEvents(database.db, busy, 1, 'busy');
+    await seedEvents(database.db, busy, 1, 'busy', o.accounts);
     const store = createPostgresEventStore(database.db);
     const started = performance.now();
     const { eventsReplayed } = await rebuildProjection({ db: database.db, eventStore: store, projection: createLedgerProjection(), batchSize: 2000 });
@@ -140,7 +142,7 @@ async function statements() {
       duration,
       requests: [{ method: 'GET', setupRequest: (req: autocannon.Request) => ({ ...req, path: `/accounts/${ids[(k = (k * 7 + 13) % ids.length)]}/statement?${month((k % 12) + 1)}` }) }],
     });
-    const busyId = accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', '000000000000');
+    const busyId = accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(o.accounts).padStart(12, '0'));
     const busyResult = await load({ url: `${service.url}/accounts/${busyId}/statement?${month(6)}&limit=5000`, connections: 1, duration: Math.min(duration, 5) });
     const rss = service.peakRssMb();
     results.statements = { events: eventsReplayed, rebuildSeconds, random: result, busyAccount: busyResult, peakRssMb: rss };

@@ -61,9 +61,11 @@ export function parseCasWebhook(body: Uint8Array): Result<CasWebhook, FieldProbl
     return ok({ kind: 'transaction', envelope: envelope.data, transaction: tx.data });
   }
   if (webhookType === 'GRANT') {
-    const error = casErrorSchema.nullable().optional().safeParse((json as { error?: unknown }).error);
+    const error = casErrorSchema.nullish().safeParse((json as { error?: unknown }).error);
     if (!error.success) return err(problemsOf(error.error, ['error']));
-    return ok({ kind: 'grant', envelope: envelope.data, error: error.data ?? null });
+    const e = error.data;
+    const casError = e ? { errorType: e.errorType ?? null, errorCode: e.errorCode ?? null, errorMessage: e.errorMessage ?? null } : null;
+    return ok({ kind: 'grant', envelope: envelope.data, error: casError });
   }
   return ok({ kind: 'other', envelope: envelope.data, body: toPlainJson(json) });
 }
@@ -95,41 +97,48 @@ export function parseExactJson(text: string): unknown {
 /** A number in value position with a fraction or an exponent (a string that merely looks so costs a slower parse). */
 const MAYBE_INEXACT = /(^|[:,[])\s*-?\d+(\.|[eE])/;
 
-const nullableText = z.string().nullable().optional().transform((v) => v ?? null);
+const nullableText = z.string().nullish();
 const isoDate = z.iso.date({ error: 'expected a date YYYY-MM-DD' });
 const isoInstant = z.iso.datetime({ offset: true, local: false, error: 'expected an ISO-8601 instant with an offset' });
 
-const exactInteger = (what: string) =>
-  z.union([z.custom<LosslessNumber>(isLosslessNumber), z.string()], { error: `${what} must be a number` }).transform((value, ctx) => {
-    const parsed = parseMinorUnits(typeof value === 'string' ? value.trim() : value.value);
-    if (parsed.ok) return parsed.value;
+/** The exact text of a JSON number, or of a string holding one (other Casso shapes send strings). */
+const numberText = (value: unknown): string | null =>
+  isLosslessNumber(value) ? value.value : typeof value === 'string' ? value.trim() : null;
+
+// One transform per money field (no union): this schema runs on every webhook.
+const exactInteger = (what: string, nullable: boolean) =>
+  z.unknown().optional().transform((value, ctx): bigint | null => {
+    if (nullable && (value === null || value === undefined)) return null;
+    const text = numberText(value);
+    const parsed = text === null ? null : parseMinorUnits(text);
+    if (parsed?.ok) return parsed.value;
     ctx.addIssue({
       code: 'custom',
       message:
-        parsed.error === 'fractional_amount'
+        parsed?.error === 'fractional_amount'
           ? `${what} must be a whole number of đồng (VND has no minor unit)`
           : `${what} must be a number`,
     });
     return z.NEVER;
   });
 
-const accountNumber = z
-  .union([z.custom<LosslessNumber>(isLosslessNumber), z.string()], { error: 'accountNumber must be a string or a number' })
-  .transform((value, ctx) => {
-    const text = typeof value === 'string' ? value.trim() : value.value;
-    if (!/^[0-9A-Za-z.\-]{1,64}$/.test(text)) {
-      ctx.addIssue({ code: 'custom', message: 'accountNumber must be 1–64 letters or digits' });
-      return z.NEVER;
-    }
-    return text;
-  });
-
-const envelopeSchema = z.object({
-  environment: nullableText,
-  webhookType: z.string({ error: 'webhookType is required' }).min(1),
-  webhookCode: z.string({ error: 'webhookCode is required' }).min(1),
-  grantId: nullableText,
+const accountNumber = z.unknown().optional().transform((value, ctx) => {
+  const text = numberText(value);
+  if (text === null || !/^[0-9A-Za-z.\-]{1,64}$/.test(text)) {
+    ctx.addIssue({ code: 'custom', message: 'accountNumber must be 1–64 letters or digits (a string or a number)' });
+    return z.NEVER;
+  }
+  return text;
 });
+
+const envelopeSchema = z
+  .object({
+    environment: nullableText,
+    webhookType: z.string({ error: 'webhookType is required' }).min(1),
+    webhookCode: z.string({ error: 'webhookCode is required' }).min(1),
+    grantId: nullableText,
+  })
+  .transform((e): Envelope => ({ ...e, environment: e.environment ?? null, grantId: e.grantId ?? null }));
 
 const casErrorSchema = z.object({
   errorType: nullableText,
@@ -137,41 +146,63 @@ const casErrorSchema = z.object({
   errorMessage: nullableText,
 });
 
-const casTransactionSchema = z.object(
-  {
-    id: z.string({ error: 'id (the Cas transaction id) is required' }).regex(/^[0-9A-Za-z_-]{1,128}$/, 'id must be 1–128 letters, digits, _ or -'),
-    transactionCode: nullableText,
-    reference: nullableText,
-    transactionDate: isoDate,
-    transactionDateTime: isoInstant,
-    bookingDate: isoDate.nullable().optional().transform((v) => v ?? null),
-    amount: exactInteger('amount'),
-    description: nullableText,
-    runningBalance: exactInteger('runningBalance').nullable().optional().transform((v) => v ?? null),
-    accountNumber,
-    virtualAccountNumber: nullableText,
-    virtualAccountName: nullableText,
-    paymentChannel: nullableText,
-    counterAccountNumber: z
-      .union([z.custom<LosslessNumber>(isLosslessNumber).transform((n) => n.value), z.string()])
-      .nullable()
-      .optional()
-      .transform((v) => v ?? null),
-    counterAccountName: nullableText,
-    counterAccountBankId: nullableText,
-    counterAccountBankName: nullableText,
-    paymentMeta: z.unknown().optional().transform((v) => (v === undefined || v === null ? null : toPlainJson(v))),
-    fiId: z.string({ error: 'fiId (the bank) is required' }).min(1),
-    fiName: nullableText,
-    fiServiceId: nullableText,
-    fiServiceName: nullableText,
-    currency: z
-      .string({ error: 'currency is required' })
-      .refine(isSupportedCurrency, 'unsupported currency: only VND is booked')
-      .transform((c) => c as Currency),
-  },
-  { error: 'transaction must be an object' },
-);
+const casTransactionSchema = z
+  .object(
+    {
+      id: z.string({ error: 'id (the Cas transaction id) is required' }).regex(/^[0-9A-Za-z_-]{1,128}$/, 'id must be 1–128 letters, digits, _ or -'),
+      transactionCode: nullableText,
+      reference: nullableText,
+      transactionDate: isoDate,
+      transactionDateTime: isoInstant,
+      bookingDate: isoDate.nullish(),
+      amount: exactInteger('amount', false),
+      description: nullableText,
+      runningBalance: exactInteger('runningBalance', true),
+      accountNumber,
+      virtualAccountNumber: nullableText,
+      virtualAccountName: nullableText,
+      paymentChannel: nullableText,
+      counterAccountNumber: z.unknown().optional().transform((v) => (v === null || v === undefined ? null : (numberText(v) ?? String(v)))),
+      counterAccountName: nullableText,
+      counterAccountBankId: nullableText,
+      counterAccountBankName: nullableText,
+      paymentMeta: z.unknown().optional(),
+      fiId: z.string({ error: 'fiId (the bank) is required' }).min(1),
+      fiName: nullableText,
+      fiServiceId: nullableText,
+      fiServiceName: nullableText,
+      currency: z.string({ error: 'currency is required' }).refine(isSupportedCurrency, 'unsupported currency: only VND is booked'),
+    },
+    { error: 'transaction must be an object' },
+  )
+  // Absent and null are the same to the ledger: every optional field becomes null, in one pass.
+  .transform(
+    (t): BankTransaction => ({
+      id: t.id,
+      transactionCode: t.transactionCode ?? null,
+      reference: t.reference ?? null,
+      transactionDate: t.transactionDate,
+      transactionDateTime: t.transactionDateTime,
+      bookingDate: t.bookingDate ?? null,
+      amount: t.amount as bigint,
+      description: t.description ?? null,
+      runningBalance: t.runningBalance,
+      accountNumber: t.accountNumber,
+      virtualAccountNumber: t.virtualAccountNumber ?? null,
+      virtualAccountName: t.virtualAccountName ?? null,
+      paymentChannel: t.paymentChannel ?? null,
+      counterAccountNumber: t.counterAccountNumber,
+      counterAccountName: t.counterAccountName ?? null,
+      counterAccountBankId: t.counterAccountBankId ?? null,
+      counterAccountBankName: t.counterAccountBankName ?? null,
+      paymentMeta: t.paymentMeta === undefined || t.paymentMeta === null ? null : toPlainJson(t.paymentMeta),
+      fiId: t.fiId,
+      fiName: t.fiName ?? null,
+      fiServiceId: t.fiServiceId ?? null,
+      fiServiceName: t.fiServiceName ?? null,
+      currency: t.currency as Currency,
+    }),
+  );
 
 function problemsOf(error: z.ZodError, prefix: readonly (string | number)[] = []): FieldProblem[] {
   return error.issues.map((issue) => {

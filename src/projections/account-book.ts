@@ -23,6 +23,8 @@ export interface BookLine extends LineFacts {
   /** True when the store may hold lines between this line and the next one in memory (not loaded yet). */
   frontierAfter: boolean;
   dirty: boolean;
+  /** False for a line this batch added: it is inserted, the others are updated. */
+  readonly stored: boolean;
 }
 
 export interface StoredLine extends LineFacts {
@@ -63,7 +65,10 @@ const LAZY_PAGE = 64;
 export class AccountBook {
   readonly lines: BookLine[] = [];
   private readonly ids = new Set<string>();
-  readonly openBreaks: BreakState[] = [];
+  /** Open breaks by pair, and by their two lines: a line is the left (right) of at most one open break. */
+  private readonly open = new Map<string, BreakState>();
+  private readonly openByLeft = new Map<string, BreakState>();
+  private readonly openByRight = new Map<string, BreakState>();
   readonly closedBreaks: BreakState[] = [];
   inserted = 0;
 
@@ -91,9 +96,27 @@ export class AccountBook {
   }
 
   addOpenBreaks(breaks: readonly BreakState[]): void {
-    for (const b of breaks) {
-      if (!this.openBreaks.some((o) => sameBreak(o, b))) this.openBreaks.push(b);
-    }
+    for (const b of breaks) if (!this.open.has(pairKey(b))) this.track(b);
+  }
+
+  get openBreaks(): BreakState[] {
+    return [...this.open.values()];
+  }
+
+  get openBreakCount(): number {
+    return this.open.size;
+  }
+
+  private track(b: BreakState): void {
+    this.open.set(pairKey(b), b);
+    this.openByLeft.set(b.afterTransactionId, b);
+    this.openByRight.set(b.beforeTransactionId, b);
+  }
+
+  private untrack(b: BreakState): void {
+    this.open.delete(pairKey(b));
+    if (this.openByLeft.get(b.afterTransactionId) === b) this.openByLeft.delete(b.afterTransactionId);
+    if (this.openByRight.get(b.beforeTransactionId) === b) this.openByRight.delete(b.beforeTransactionId);
   }
 
   /** The account's last line, when the window reaches it. */
@@ -107,7 +130,7 @@ export class AccountBook {
     if (this.lines[firstAtOrAfter]?.instant === facts.instant) await this.completeGroup(firstAtOrAfter, facts.instant);
     if (this.ids.has(facts.id)) return null; // replaying an event already projected changes nothing
     const prev = this.lines[firstAtOrAfter - 1] ?? null;
-    const line: BookLine = { ...facts, seq: 0, before: null, after: null, late: false, frontierAfter: false, dirty: true };
+    const line: BookLine = { ...facts, seq: 0, before: null, after: null, late: false, frontierAfter: false, dirty: true, stored: false };
     this.lines.splice(firstAtOrAfter, 0, line);
     this.ids.add(line.id);
     this.inserted += 1;
@@ -185,7 +208,7 @@ export class AccountBook {
    * whose pair is no longer adjacent with the same missing amount.
    */
   private reconcileBreaks(start: number, end: number, cause: BookLine) {
-    if (this.openBreaks.length === 0 && this.linksThrough(start, end)) return { opened: [], resolved: [] };
+    if (this.open.size === 0 && this.linksThrough(start, end)) return { opened: [], resolved: [] };
     const pairs = new Map<string, bigint>();
     const lefts = new Set<string>();
     const rights = new Set<string>();
@@ -198,9 +221,17 @@ export class AccountBook {
       if (missing !== null) pairs.set(`${t.id}>${u.id}`, missing);
     }
     const resolved: BreakState[] = [];
-    for (const open of [...this.openBreaks]) {
-      if (!lefts.has(open.afterTransactionId) && !rights.has(open.beforeTransactionId)) continue;
-      const key = `${open.afterTransactionId}>${open.beforeTransactionId}`;
+    const affected = new Set<BreakState>();
+    for (const id of lefts) {
+      const b = this.openByLeft.get(id);
+      if (b) affected.add(b);
+    }
+    for (const id of rights) {
+      const b = this.openByRight.get(id);
+      if (b) affected.add(b);
+    }
+    for (const open of affected) {
+      const key = pairKey(open);
       if (pairs.get(key) === open.missingAmount) {
         pairs.delete(key);
         continue;
@@ -213,7 +244,7 @@ export class AccountBook {
         resolution: this.resolutionOf(open),
         dirty: true,
       });
-      this.openBreaks.splice(this.openBreaks.indexOf(open), 1);
+      this.untrack(open);
       this.closedBreaks.push(open);
       resolved.push(open);
     }
@@ -233,7 +264,7 @@ export class AccountBook {
         resolution: null,
         dirty: true,
       };
-      this.openBreaks.push(state);
+      this.track(state);
       opened.push(state);
     }
     return { opened, resolved };
@@ -260,7 +291,7 @@ export class AccountBook {
   /** Puts a stored line in its place (or returns the one already in memory, which may be newer). */
   private place(stored: StoredLine): BookLine {
     if (this.ids.has(stored.id)) return this.lines.find((l) => l.id === stored.id)!;
-    const line: BookLine = { ...stored, frontierAfter: true, dirty: false };
+    const line: BookLine = { ...stored, frontierAfter: true, dirty: false, stored: true };
     let lo = 0;
     let hi = this.lines.length;
     while (lo < hi) {
@@ -286,5 +317,5 @@ export class AccountBook {
   }
 }
 
-const sameBreak = (a: BreakState, b: BreakState) =>
-  a.afterTransactionId === b.afterTransactionId && a.beforeTransactionId === b.beforeTransactionId;
+const pairKey = (b: Pick<BreakState, 'afterTransactionId' | 'beforeTransactionId'>) =>
+  `${b.afterTransactionId}>${b.beforeTransactionId}`;

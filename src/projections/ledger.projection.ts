@@ -2,7 +2,7 @@ import { type Kysely, sql } from 'kysely';
 import { v5 as uuidv5 } from 'uuid';
 import type { BankTransaction } from '../domain/bank-transaction';
 import { decodeEvent } from '../domain/event-codec';
-import { AccountBook, type BookLoader, type BreakState, type LineFacts, type StoredLine } from './account-book';
+import { AccountBook, type BookLine, type BookLoader, type BreakState, type LineFacts, type StoredLine } from './account-book';
 import { createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
 import type { Projection, ProjectionEvent } from './projection';
 
@@ -400,41 +400,54 @@ const text = (v: bigint | null) => (v === null ? null : v.toString());
 const iso = (ms: number) => new Date(ms).toISOString();
 
 async function writeLines(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accounts: AccountState[]) {
-  const lines = accounts.flatMap((a) => a.book.lines.filter((l) => l.dirty).map((l) => ({ accountId: a.row.account_id, l })));
+  const dirty = accounts.flatMap((a) => a.book.lines.filter((l) => l.dirty).map((l) => ({ accountId: a.row.account_id, l })));
+  // New lines are plain inserts (no speculative insertion); a line already stored only moves or changes balances.
   await upsert(
     trx,
     s,
     'statement_lines',
-    lines.map(({ accountId, l }) => ({
-      transaction_id: l.id,
-      account_id: accountId,
-      event_id: l.eventId,
-      instant: iso(l.instant),
-      group_seq: l.seq,
-      transaction_date: l.transactionDate,
-      transaction_date_time: l.details.transactionDateTime ?? null,
-      booking_date: l.details.bookingDate ?? null,
-      amount: l.amount.toString(),
-      running_balance: text(l.runningBalance),
-      balance_before: text(l.before),
-      balance_after: text(l.after),
-      description: l.details.description ?? null,
-      reference: l.details.reference ?? null,
-      counter_account_number: l.details.counterAccountNumber ?? null,
-      counter_account_name: l.details.counterAccountName ?? null,
-      counter_account_bank_name: l.details.counterAccountBankName ?? null,
-      virtual_account_number: l.details.virtualAccountNumber ?? null,
-      virtual_account_name: l.details.virtualAccountName ?? null,
-      payment_channel: l.details.paymentChannel ?? null,
-      late: l.late,
-      received_at: l.receivedAt,
-      source: l.source,
-      log_position: l.details.logPosition ?? null,
-    })),
-    sql`on conflict (transaction_id) do update set
-      group_seq = excluded.group_seq, balance_before = excluded.balance_before, balance_after = excluded.balance_after`,
+    dirty.filter(({ l }) => !l.stored).map(({ accountId, l }) => lineRow(accountId, l)),
+    sql``,
   );
-  for (const { l } of lines) l.dirty = false;
+  const moved = dirty.filter(({ l }) => l.stored);
+  if (moved.length > 0) {
+    await sql`
+      update ${s}.statement_lines l set group_seq = m.group_seq, balance_before = m.balance_before, balance_after = m.balance_after
+      from json_to_recordset(${JSON.stringify(
+        moved.map(({ l }) => ({ transaction_id: l.id, group_seq: l.seq, balance_before: text(l.before), balance_after: text(l.after) })),
+      )}::json) as m(transaction_id text, group_seq integer, balance_before bigint, balance_after bigint)
+      where l.transaction_id = m.transaction_id`.execute(trx);
+  }
+  for (const { l } of dirty) l.dirty = false;
+}
+
+function lineRow(accountId: string, l: BookLine) {
+  return {
+    transaction_id: l.id,
+    account_id: accountId,
+    event_id: l.eventId,
+    instant: iso(l.instant),
+    group_seq: l.seq,
+    transaction_date: l.transactionDate,
+    transaction_date_time: l.details.transactionDateTime ?? null,
+    booking_date: l.details.bookingDate ?? null,
+    amount: l.amount.toString(),
+    running_balance: text(l.runningBalance),
+    balance_before: text(l.before),
+    balance_after: text(l.after),
+    description: l.details.description ?? null,
+    reference: l.details.reference ?? null,
+    counter_account_number: l.details.counterAccountNumber ?? null,
+    counter_account_name: l.details.counterAccountName ?? null,
+    counter_account_bank_name: l.details.counterAccountBankName ?? null,
+    virtual_account_number: l.details.virtualAccountNumber ?? null,
+    virtual_account_name: l.details.virtualAccountName ?? null,
+    payment_channel: l.details.paymentChannel ?? null,
+    late: l.late,
+    received_at: l.receivedAt,
+    source: l.source,
+    log_position: l.details.logPosition ?? null,
+  };
 }
 
 async function writeBreaks(trx: Kysely<any>, s: ReturnType<typeof sql.id>, accounts: AccountState[]) {
@@ -509,7 +522,7 @@ async function writeAccounts(trx: Kysely<any>, s: ReturnType<typeof sql.id>, acc
         last_transaction_at: tail ? iso(tail.instant) : (row.last_transaction_at?.toISOString() ?? null),
         last_transaction_date_time: tail ? (tail.details.transactionDateTime ?? null) : row.last_transaction_date_time,
         line_count: (BigInt(row.line_count) + BigInt(book.inserted)).toString(),
-        open_breaks: book.openBreaks.length,
+        open_breaks: book.openBreakCount,
         late_deliveries: row.late_deliveries + lateAdded,
         grant_id: row.grant_id,
         first_seen_at: row.first_seen_at.toISOString(),

@@ -35,6 +35,7 @@ beforeAll(async () => {
     posted.push(body);
   }
   await t.runner.caughtUp();
+  await t.grantsRunner.caughtUp();
 });
 afterAll(async () => {
   await t?.close();

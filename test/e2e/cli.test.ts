@@ -9,6 +9,9 @@ import { bankTx, createLedgerContext, type LedgerContext } from '../support/ledg
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+/** The runner as one process (node with the tsx loader), so that SIGKILL reaches the process that does the work. */
+const projectProcess = (env: NodeJS.ProcessEnv) =>
+  spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'project'], { cwd: ROOT, env, stdio: 'ignore' });
 
 let ctx: LedgerContext;
 const env = () => ({ ...process.env, DATABASE_URL: ctx.testDb.url, LOG_LEVEL: 'warn' });
@@ -28,7 +31,7 @@ afterAll(async () => {
 
 describe('ledger CLI', () => {
   it('survives being killed mid-projection: after a restart the read models equal a rebuild', async () => {
-    let child: ChildProcess = spawn(TSX, ['src/cli.ts', 'project'], { cwd: ROOT, env: { ...env(), LOG_LEVEL: 'silent' } });
+    let child: ChildProcess = projectProcess({ ...env(), LOG_LEVEL: 'silent' });
     // Kill it hard as soon as it has committed something but not everything.
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -42,7 +45,7 @@ describe('ledger CLI', () => {
     const { events } = await readCheckpoint(ctx.database.db, 'ledger', 'ledger');
     expect(events).toBeLessThan(1500n);
 
-    child = spawn(TSX, ['src/cli.ts', 'project'], { cwd: ROOT, env: { ...env(), LOG_LEVEL: 'silent' } });
+    child = projectProcess({ ...env(), LOG_LEVEL: 'silent' });
     try {
       for (;;) {
         if ((await readCheckpoint(ctx.database.db, 'ledger', 'ledger')).events === 1500n) break;
