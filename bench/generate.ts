@@ -35,7 +35,7 @@ export async function seedEvents(db: Kysely<any>, count: number, accounts: numbe
   {
     await sql`
       insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
-      select 'bankTx-' || tx_id, 0, md5(tx_id)::uuid, 'BalanceChanged',
+      select 'bankTx-' || tx_id, 0, overlay(overlay(md5(tx_id) placing '5' from 13) placing '8' from 17)::uuid, 'BalanceChanged',
         json_build_object('source', 'webhook', 'grantId', null, 'transaction', json_build_object(
           'id', tx_id, 'transactionCode', null, 'reference', null,
           'transactionDate', to_char(at_local, 'YYYY-MM-DD'), 'transactionDateTime', to_char(at_local, 'YYYY-MM-DD"T"HH24:MI:00+07:00'),

@@ -200,16 +200,18 @@ export async function balanceAt(
   accountId: string,
   at: Date,
 ): Promise<{ balance: bigint | null; transactionId: string | null } | null> {
+  if (!isAccountId(accountId)) return null;
   const s = sql.id(readModels.schema);
-  return readModels.db.transaction().execute(async (trx) => {
-    if (!(await getAccount({ db: trx, schema: readModels.schema }, accountId))) return null;
-    const { rows } = await sql<{ transaction_id: string; balance_after: string | null }>`
+  // One statement: the account's existence and its line at `at` from one snapshot.
+  const { rows } = await sql<{ known: boolean; transaction_id: string | null; balance_after: string | null }>`
+    select exists (select 1 from ${s}.accounts where account_id = ${accountId}) as known, l.transaction_id, l.balance_after::text
+    from (select 1) one left join lateral (
       select transaction_id, balance_after from ${s}.statement_lines
       where account_id = ${accountId} and instant <= ${at}
-      order by instant desc, group_seq desc limit 1`.execute(trx);
-    const line = rows[0];
-    return { balance: line ? money(line.balance_after) : null, transactionId: line?.transaction_id ?? null };
-  });
+      order by instant desc, group_seq desc limit 1) l on true`.execute(readModels.db);
+  const row = rows[0]!;
+  if (!row.known) return null;
+  return { balance: money(row.balance_after), transactionId: row.transaction_id };
 }
 
 interface LineRow {
@@ -260,85 +262,109 @@ const lineOf = (r: LineRow): LineView => ({
 
 /**
  * One account's statement for the bank-local dates [from, to]. Every figure (opening, closing, totals, reconciled,
- * digest, breaks) covers the whole period; only `lines` is a page. All of it is read in one repeatable-read
- * transaction, so the page, the totals and the digest describe the same state of the read model.
+ * digest, breaks) covers the whole period; only `lines` is a page. It is ONE statement: one round trip, and one
+ * snapshot, so the page, the totals and the digest describe the same state of the read model.
  * Cost: one pass over the period's lines (date index), one page read in order from the instant index, and
  * one-row probes; never the account's whole history.
  */
 export async function statement(readModels: ReadModels, accountId: string, query: StatementQuery): Promise<Statement | null> {
+  if (!isAccountId(accountId)) return null;
   const s = sql.id(readModels.schema);
   const { from, to } = query;
   const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
-  return readModels.db
-    .transaction()
-    .setIsolationLevel('repeatable read')
-    .execute(async (trx) => {
-      const account = await getAccount({ db: trx, schema: readModels.schema }, accountId);
-      if (!account) return null;
-
-      const { rows: summaries } = await sql<PeriodSummary>`${periodSummary(s, inPeriod)}`.execute(trx);
-      const p = summaries[0]!;
-      // The line before the period: the one before its first line in statement order; for a period without lines,
-      // the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
-      const first = p.line_count > 0 ? { instant: p.first_instant!, seq: p.first_seq! } : null;
-      const before = first
-        ? await lineBefore(trx, s, sql`account_id = ${accountId} and (instant, group_seq) < (${first.instant}::timestamptz, ${first.seq})`)
-        : await lineBefore(
-            trx,
-            s,
-            sql`account_id = ${accountId} and transaction_date = (
-              select max(transaction_date) from ${s}.statement_lines where account_id = ${accountId} and transaction_date < ${from}::date)`,
-          );
-      const openingBalance = first ? money(p.first_before) : before ? money(before.balance_after) : null;
-      const closingBalance = first ? money(p.last_after) : openingBalance;
-      // A link needs both balances known and equal: an unknown balance cannot be reconciled.
-      const reconciled =
-        p.lines_link && (!first || !before || (before.balance_after !== null && before.balance_after === p.first_before));
-
-      const page = query.limit === 'all' ? null : query.limit;
-      let lineRows: LineRow[] = [];
-      if (first) {
-        // Bounded by the period's first and last lines, the page is read in statement order from the
-        // (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
-        const afterCursor = query.cursor ? sql`and (instant, group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
-        ({ rows: lineRows } = await sql<LineRow>`
-          select ${LINE_COLUMNS} from ${s}.statement_lines
-          where ${inPeriod} and (instant, group_seq) >= (${first.instant}::timestamptz, ${first.seq}) ${afterCursor}
-            and (instant, group_seq) <= (${p.last_instant}::timestamptz, ${p.last_seq})
-          order by instant, group_seq ${page === null ? sql`` : sql`limit ${page + 1}`}`.execute(trx));
-      }
-      const lines = page === null ? lineRows : lineRows.slice(0, page);
-      const lastOfPage = lines[lines.length - 1];
-      const nextCursor =
-        page !== null && lineRows.length > page && lastOfPage
-          ? encodeCursor({ instant: lastOfPage.instant, seq: lastOfPage.group_seq })
-          : null;
-
-      const { rows: breakRows } = await sql<BreakRow>`
-        select b.* from ${s}.breaks b
-        where b.account_id = ${accountId} and b.status = 'open' and exists (
-          select 1 from ${s}.statement_lines l
-          where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
-            and l.transaction_date between ${from}::date and ${to}::date)
-        order by b.opened_at, b.break_id`.execute(trx);
-
-      return {
-        account,
-        from,
-        to,
-        openingBalance,
-        closingBalance,
-        totalCredits: BigInt(p.total_credits),
-        totalDebits: BigInt(p.total_debits),
-        lineCount: p.line_count,
-        reconciled,
-        digest: p.digest ?? statementDigest({ lines: [], openingBalance, closingBalance }),
-        breaks: breakRows.map(breakOf),
-        lines: lines.map(lineOf),
-        nextCursor,
-      };
-    });
+  const page = query.limit === 'all' ? null : query.limit;
+  const afterCursor = query.cursor ? sql`and (l.instant, l.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
+  const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null }>`
+    with summary as (${periodSummary(s, inPeriod)}),
+    bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
+    -- The line before the period: the one before its first line in statement order; for a period without lines,
+    -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
+    before as (
+      select * from (
+        select l.balance_after::text as balance_after from ${s}.statement_lines l, bounds b
+        where b.first_at is not null and l.account_id = ${accountId} and (l.instant, l.group_seq) < (b.first_at, b.first_seq)
+        order by l.instant desc, l.group_seq desc limit 1
+      ) with_lines
+      union all
+      select * from (
+        select l.balance_after::text from ${s}.statement_lines l, bounds b
+        where b.first_at is null and l.account_id = ${accountId} and l.transaction_date = (
+          select max(transaction_date) from ${s}.statement_lines where account_id = ${accountId} and transaction_date < ${from}::date)
+        order by l.instant desc, l.group_seq desc limit 1
+      ) without_lines
+    ),
+    -- Bounded by the period's first and last lines, the page is read in statement order from the
+    -- (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
+    page as (
+      select ${LINE_JSON_COLUMNS} from ${s}.statement_lines l, bounds b
+      where l.${inPeriod} and (l.instant, l.group_seq) >= (b.first_at, b.first_seq) ${afterCursor}
+        and (l.instant, l.group_seq) <= (b.last_at, b.last_seq)
+      order by l.instant, l.group_seq ${page === null ? sql`` : sql`limit ${page + 1}`}
+    ),
+    open_breaks as (
+      select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
+        b.status, b.opened_at, b.resolved_at, b.resolved_by_source, b.resolution, b.heal_attempts, b.last_heal_at,
+        b.last_heal_outcome, b.last_heal_detail
+      from ${s}.breaks b
+      where b.account_id = ${accountId} and b.status = 'open' and exists (
+        select 1 from ${s}.statement_lines l
+        where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
+          and l.transaction_date between ${from}::date and ${to}::date)
+    )
+    select
+      (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
+        last_transaction_date_time, open_breaks, late_deliveries from ${s}.accounts where account_id = ${accountId}) a) as account,
+      (select row_to_json(x) from summary x) as summary,
+      (select balance_after from before limit 1) as before,
+      exists (select 1 from before) as has_before,
+      (select json_agg(p order by p.instant, p.group_seq) from page p) as lines,
+      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.execute(readModels.db);
+  const row = rows[0]!;
+  if (!row.account) return null;
+  const p = row.summary;
+  const lineRows = (row.lines ?? []).map(lineFromJson);
+  const first = p.line_count > 0;
+  const openingBalance = first ? money(p.first_before) : row.has_before ? money(row.before) : null;
+  const closingBalance = first ? money(p.last_after) : openingBalance;
+  // A link needs both balances known and equal: an unknown balance cannot be reconciled.
+  const reconciled = p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
+  const lines = page === null ? lineRows : lineRows.slice(0, page);
+  const lastOfPage = lines[lines.length - 1];
+  const nextCursor =
+    page !== null && lineRows.length > page && lastOfPage ? encodeCursor({ instant: lastOfPage.instant, seq: lastOfPage.group_seq }) : null;
+  return {
+    account: accountOf(row.account),
+    from,
+    to,
+    openingBalance,
+    closingBalance,
+    totalCredits: BigInt(p.total_credits),
+    totalDebits: BigInt(p.total_debits),
+    lineCount: p.line_count,
+    reconciled,
+    digest: p.digest ?? statementDigest({ lines: [], openingBalance, closingBalance }),
+    breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
+    lines: lines.map(lineOf),
+    nextCursor,
+  };
 }
+
+/** Lines as JSON from the database: money as text (a JSON number would be a double), instants as ISO strings. */
+const LINE_JSON_COLUMNS = sql.raw(
+  `l.transaction_id, l.event_id, l.instant, l.group_seq, l.transaction_date, l.transaction_date_time, l.booking_date,
+  l.amount::text as amount, l.running_balance::text as running_balance, l.balance_before::text as balance_before,
+  l.balance_after::text as balance_after, l.description, l.reference, l.counter_account_number, l.counter_account_name,
+  l.counter_account_bank_name, l.virtual_account_number, l.late`,
+);
+
+type LineJson = Omit<LineRow, 'instant'> & { instant: string };
+type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
+  opened_at: string;
+  resolved_at: string | null;
+  last_heal_at: string | null;
+};
+
+const lineFromJson = (r: LineJson): LineRow => ({ ...r, instant: new Date(r.instant) });
 
 interface PeriodSummary {
   line_count: number;
@@ -372,15 +398,15 @@ function periodSummary(s: RawBuilder<unknown>, inPeriod: RawBuilder<unknown>) {
       window w as (order by instant, group_seq)
     ), summary as (
       select count(*)::int as line_count,
-        coalesce(sum(amount) filter (where amount > 0), 0)::numeric as total_credits,
-        coalesce(sum(-amount) filter (where amount < 0), 0)::numeric as total_debits,
+        coalesce(sum(amount) filter (where amount > 0), 0)::numeric::text as total_credits,
+        coalesce(sum(-amount) filter (where amount < 0), 0)::numeric::text as total_debits,
         coalesce(bool_and(coalesce(links, false)) filter (where n > 1), true) as lines_link,
         min(instant) filter (where n = 1)::text as first_instant,
         min(group_seq) filter (where n = 1) as first_seq,
-        min(balance_before) filter (where n = 1) as first_before,
+        (min(balance_before) filter (where n = 1))::text as first_before,
         min(instant) filter (where is_last)::text as last_instant,
         min(group_seq) filter (where is_last) as last_seq,
-        min(balance_after) filter (where is_last) as last_after,
+        (min(balance_after) filter (where is_last))::text as last_after,
         string_agg(uuid_send(event_id) || int8send(amount) || ${balanceBytes(sql`balance_before`)}
           || ${balanceBytes(sql`balance_after`)}, ''::bytea order by n) as canonical
       from period
@@ -393,15 +419,7 @@ function periodSummary(s: RawBuilder<unknown>, inPeriod: RawBuilder<unknown>) {
 }
 
 function balanceBytes(value: RawBuilder<unknown>) {
-  return sql`coalesce('\\x01'::bytea || int8send(${value}), '\\x00'::bytea)`;
-}
-
-/** The last line in statement order among those `where` selects, read backwards from an index. */
-async function lineBefore(trx: Kysely<any>, s: RawBuilder<unknown>, where: RawBuilder<unknown>) {
-  const { rows } = await sql<{ balance_after: string | null }>`
-    select balance_after from ${s}.statement_lines where ${where}
-    order by instant desc, group_seq desc limit 1`.execute(trx);
-  return rows[0] ?? null;
+  return sql`coalesce('\\x01'::bytea || int8send((${value})::bigint), '\\x00'::bytea)`;
 }
 
 interface BreakRow {

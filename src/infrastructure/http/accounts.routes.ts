@@ -28,8 +28,8 @@ export const money = (v: bigint | null): string | null => (v === null ? null : v
 
 export const breakSchema = z
   .object({
-    id: z.uuid(),
-    accountId: z.uuid(),
+    id: z.guid(),
+    accountId: z.guid(),
     afterTransactionId: z.string().describe('The line whose balance after does not lead on'),
     beforeTransactionId: z.string().describe('The next line in statement order, whose balance before differs'),
     missingAmount: moneySchema.describe('before(next) − after(previous): what the missing transactions should add up to'),
@@ -50,7 +50,7 @@ export const breakJson = (b: BreakView) => ({ ...b, missingAmount: b.missingAmou
 
 const accountSchema = z
   .object({
-    id: z.uuid().describe('Opaque and URL-safe'),
+    id: z.guid().describe('Opaque and URL-safe'),
     fiId: z.string(),
     fiName: z.string().nullable(),
     accountNumber: z.string(),
@@ -66,7 +66,7 @@ const accountJson = (a: AccountView) => ({ ...a, balance: money(a.balance) });
 const lineSchema = z
   .object({
     transactionId: z.string(),
-    eventId: z.uuid().describe('The BalanceChanged event this line comes from'),
+    eventId: z.guid().describe('The BalanceChanged event this line comes from'),
     transactionDate: z.iso.date(),
     transactionDateTime: z.string().describe('As the bank sent it, with its offset'),
     bookingDate: z.iso.date().nullable(),
@@ -93,7 +93,7 @@ const lineJson = (l: LineView) => ({
 
 const statementSchema = z
   .object({
-    accountId: z.uuid(),
+    accountId: z.guid(),
     currency: z.string(),
     from: z.iso.date(),
     to: z.iso.date(),
@@ -186,7 +186,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
         querystring: z.object({ at: z.iso.datetime({ offset: true }).describe('ISO-8601 instant with Z or an offset') }),
         response: {
           200: z.object({
-            accountId: z.uuid(),
+            accountId: z.guid(),
             at: z.string(),
             balance: moneySchema.nullable(),
             transactionId: z.string().nullable().describe('The line that balance is after'),

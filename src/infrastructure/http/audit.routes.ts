@@ -27,7 +27,7 @@ const auditEvent = z
     position: z.string(),
     streamId: z.string(),
     revision: z.string().describe('revision within the stream (decimal)'),
-    eventId: z.uuid(),
+    eventId: z.guid(),
     type: z.string(),
     recordedAt: z.string(),
     data: z.record(z.string(), z.unknown()),
@@ -97,7 +97,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       schema: {
         summary: 'The body exactly as Cas sent it, byte for byte; its SHA-256 in `x-content-sha256` and `repr-digest`',
         tags: ['audit'],
-        params: z.object({ eventId: z.uuid() }),
+        params: z.object({ eventId: z.guid() }),
         response: { 200: z.any().describe('the raw body'), 404: problemSchema },
       },
     },

@@ -7,10 +7,10 @@ import { breakJson, breakSchema, type ReadRouteOptions } from './accounts.routes
 const anomalySchema = z
   .object({
     kind: z.enum(['late', 'conflict']),
-    accountId: z.uuid(),
+    accountId: z.guid(),
     transactionId: z.string(),
     receivedAt: z.iso.datetime(),
-    eventId: z.uuid().describe('The late BalanceChanged, or the ConflictingDuplicateReceived event'),
+    eventId: z.guid().describe('The late BalanceChanged, or the ConflictingDuplicateReceived event'),
     source: z.string().describe('webhook or backfill'),
     details: z
       .record(z.string(), z.string().nullable())

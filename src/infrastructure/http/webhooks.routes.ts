@@ -16,7 +16,7 @@ export interface WebhookRouteOptions {
 const ackSchema = z
   .object({
     status: z.enum(['ping', 'accepted', 'duplicate', 'conflict', 'recorded']),
-    eventId: z.uuid().optional(),
+    eventId: z.guid().optional(),
   })
   .meta({ id: 'WebhookAck' });
 

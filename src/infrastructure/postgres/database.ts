@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -38,12 +39,29 @@ export function openDatabase(options: DatabaseOptions): Database {
 const TEXT_TYPES = { int8: 20, numeric: 1700, date: 1082 } as const;
 const keepText = (value: string) => value;
 
+/**
+ * A client that prepares every data statement under a name derived from its text: the server plans it once per
+ * connection instead of once per call. The ledger's queries are fixed texts with parameters, and planning was
+ * costing more than running them (a statement query: 1.7 ms planning, 1.4 ms execution).
+ */
+class PreparingClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const [text, values] = args;
+    if (typeof text === 'string' && Array.isArray(values) && PREPARABLE.test(text)) {
+      const name = `bl_${createHash('sha1').update(text).digest('base64url')}`;
+      return (super.query as (...a: unknown[]) => never)({ name, text, values }, ...args.slice(2));
+    }
+    return (super.query as (...a: unknown[]) => never)(...args);
+  }
+}
+const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
+
 function openPostgres(connectionString: string, poolSize: number): Database {
   const types = {
     getTypeParser: (oid: number, format?: 'text' | 'binary') =>
       Object.values(TEXT_TYPES).includes(oid as never) ? keepText : pg.types.getTypeParser(oid, format),
   };
-  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 5_000, types: types as never });
+  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 5_000, types: types as never, Client: PreparingClient });
   // An idle client that loses its server must not take the process down; the next query reports it.
   pool.on('error', () => {});
   const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
