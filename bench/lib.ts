@@ -1,13 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import pg from 'pg';
+import { createTestDatabase } from '../test/support/postgres';
 
 export const ROOT = join(import.meta.dirname, '..');
-export const ADMIN_URL = process.env.BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -20,23 +18,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A database of the benchmark's own, dropped afterwards. */
+/** A database of the benchmark's own, dropped afterwards (the same helper the tests use). */
 export async function freshDatabase(label: string): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `bl_bench_${label}_${randomBytes(3).toString('hex')}`;
-  await admin(`create database ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) };
-}
-
-async function admin(statement: string) {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
+  return createTestDatabase(`bench_${label}`);
 }
 
 export interface Service {

@@ -1,27 +1,13 @@
 import { v5 as uuidv5 } from 'uuid';
-import { healStreamId, type LedgerEvent } from '../domain/events';
 import { encodeEvent } from '../domain/event-codec';
+import { healStreamId, type LedgerEvent } from '../domain/events';
+import type { BreakToHeal } from '../domain/healing';
 import { type BackfillDeps, backfillGrant } from './backfill-grant';
 import { EVENT_ID_NAMESPACE } from './ingest-webhook';
 import { BankHubError } from './ports/bankhub';
 import { GrantSecretUnreadable } from './ports/grant-secrets';
 
-/**
- * Closes running-balance gaps by asking Cas. A break that stays open longer than `healAfterMs` is most likely a
- * webhook Cas gave up on; GET /transactions over the dates of its two lines brings the missing transaction back
- * through the ordinary booking path. Every attempt is an event (GapHealAttempted) that says how it went.
- */
-export interface BreakToHeal {
-  readonly breakId: string;
-  readonly accountId: string;
-  /** The grant the ledger saw on the account's transactions, if any. */
-  readonly grantId: string | null;
-  readonly fiId: string;
-  readonly accountNumber: string;
-  /** The transaction dates of the break's two lines: the window the missing transactions lie in. */
-  readonly fromDate: string;
-  readonly toDate: string;
-}
+export type { BreakToHeal };
 
 export interface BreakStatus {
   readonly status: 'open' | 'resolved';

@@ -29,24 +29,9 @@ export function encodeEvent(event: LedgerEvent): { type: LedgerEvent['type']; da
 export function decodeEvent(type: string, data: JsonObject): LedgerEvent | null {
   switch (type) {
     case 'BalanceChanged':
-      return {
-        type,
-        data: {
-          transaction: decodeTransaction(data.transaction as JsonObject),
-          source: data.source as 'webhook' | 'backfill',
-          grantId: (data.grantId as string | null) ?? null,
-        },
-      };
+      return { type, data: transactionEventData(data) };
     case 'ConflictingDuplicateReceived':
-      return {
-        type,
-        data: {
-          transaction: decodeTransaction(data.transaction as JsonObject),
-          source: data.source as 'webhook' | 'backfill',
-          grantId: (data.grantId as string | null) ?? null,
-          originalEventId: data.originalEventId as string,
-        },
-      };
+      return { type, data: { ...transactionEventData(data), originalEventId: data.originalEventId as string } };
     case 'GrantWebhookReceived':
     case 'WebhookReceived':
     case 'GapHealAttempted':
@@ -55,6 +40,14 @@ export function decodeEvent(type: string, data: JsonObject): LedgerEvent | null 
     default:
       return null;
   }
+}
+
+function transactionEventData(data: JsonObject) {
+  return {
+    transaction: decodeTransaction(data.transaction as JsonObject),
+    source: data.source as 'webhook' | 'backfill',
+    grantId: (data.grantId as string | null) ?? null,
+  };
 }
 
 export function decodeTransaction(json: JsonObject): BankTransaction {

@@ -16,7 +16,7 @@ export const GRANTS_SCHEMA = 'grants';
 
 const TABLES: readonly ReadTable[] = [{ name: 'grants', key: ['grant_id'] }];
 
-interface GrantRow {
+export interface GrantRow {
   grant_id: string;
   status: GrantStatus;
   fi_id: string | null;

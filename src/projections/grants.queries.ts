@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { LinkedAccount } from '../domain/events';
 import type { GrantError, GrantStatus } from '../domain/grant';
+import type { GrantRow } from './grants.projection';
 
 export interface GrantView {
   readonly grantId: string;
@@ -17,16 +18,7 @@ export interface GrantView {
 /** Every grant, most recently linked first; empty until the grants projection has created its schema. */
 export async function listGrants(db: Kysely<any>, schema: string): Promise<GrantView[]> {
   if (!(await tableExists(db, schema))) return [];
-  const { rows } = await sql<{
-    grant_id: string;
-    status: GrantStatus;
-    fi_id: string | null;
-    accounts: LinkedAccount[];
-    linked_at: Date | null;
-    last_error: GrantError | null;
-    last_webhook_code: string | null;
-    updated_at: Date;
-  }>`select * from ${sql.id(schema)}.grants order by linked_at desc nulls last, grant_id`.execute(db);
+  const { rows } = await sql<GrantRow>`select * from ${sql.id(schema)}.grants order by linked_at desc nulls last, grant_id`.execute(db);
   return rows.map((r) => ({
     grantId: r.grant_id,
     status: r.status,

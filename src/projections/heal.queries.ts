@@ -1,15 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-
-/** An open break with what healing needs: the account's bank, number and grant, and the dates of its two lines. */
-export interface BreakToHealRow {
-  readonly breakId: string;
-  readonly accountId: string;
-  readonly grantId: string | null;
-  readonly fiId: string;
-  readonly accountNumber: string;
-  readonly fromDate: string;
-  readonly toDate: string;
-}
+import type { BreakToHeal } from '../domain/healing';
 
 /**
  * Open breaks opened at or before `openedBefore` and not attempted since `attemptedBefore`, oldest first.
@@ -19,7 +9,7 @@ export async function findBreaksToHeal(
   db: Kysely<any>,
   schema: string,
   query: { readonly openedBefore: Date; readonly attemptedBefore: Date; readonly limit: number },
-): Promise<BreakToHealRow[]> {
+): Promise<BreakToHeal[]> {
   // Before the ledger projection's first start there is nothing to heal.
   const { rows: found } = await sql<{ t: string | null }>`select to_regclass(${`${schema}.breaks`})::text as t`.execute(db);
   if (found[0]?.t == null) return [];

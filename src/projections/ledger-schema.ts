@@ -92,6 +92,34 @@ export async function createLedgerSchema(db: Kysely<any>, schema: string): Promi
   await sql`create index on ${s}.anomalies (account_id, kind)`.execute(db);
 }
 
+/** A row of `statement_lines` as node-postgres returns it: bigint as text, date as 'YYYY-MM-DD'. */
+export interface StatementLineRow {
+  transaction_id: string;
+  account_id: string;
+  event_id: string;
+  instant: Date;
+  group_seq: number;
+  transaction_date: string;
+  transaction_date_time: string;
+  booking_date: string | null;
+  amount: string;
+  running_balance: string | null;
+  balance_before: string | null;
+  balance_after: string | null;
+  description: string | null;
+  reference: string | null;
+  counter_account_number: string | null;
+  counter_account_name: string | null;
+  counter_account_bank_name: string | null;
+  virtual_account_number: string | null;
+  virtual_account_name: string | null;
+  payment_channel: string | null;
+  late: boolean;
+  received_at: Date;
+  source: string;
+  log_position: string;
+}
+
 export const LEDGER_TABLES: readonly ReadTable[] = [
   { name: 'accounts', key: ['account_id'] },
   { name: 'statement_lines', key: ['transaction_id'] },

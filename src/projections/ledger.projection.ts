@@ -3,7 +3,7 @@ import { v5 as uuidv5 } from 'uuid';
 import type { BankTransaction } from '../domain/bank-transaction';
 import { decodeEvent } from '../domain/event-codec';
 import { AccountBook, type BookLine, type BookLoader, type BreakState, type LineFacts, type StoredLine } from './account-book';
-import { createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
+import { createLedgerSchema, LEDGER_TABLES, type StatementLineRow } from './ledger-schema';
 import type { Projection, ProjectionEvent } from './projection';
 
 const NAMESPACE = '0d5f3c1e-2b7a-4c1d-8e9f-6a5b4c3d2e1f';
@@ -36,32 +36,7 @@ interface AccountRow {
   first_seen_at: Date;
 }
 
-interface LineRow {
-  transaction_id: string;
-  account_id: string;
-  event_id: string;
-  instant: Date;
-  group_seq: number;
-  transaction_date: string;
-  transaction_date_time: string;
-  booking_date: string | null;
-  amount: string;
-  running_balance: string | null;
-  balance_before: string | null;
-  balance_after: string | null;
-  description: string | null;
-  reference: string | null;
-  counter_account_number: string | null;
-  counter_account_name: string | null;
-  counter_account_bank_name: string | null;
-  virtual_account_number: string | null;
-  virtual_account_name: string | null;
-  payment_channel: string | null;
-  late: boolean;
-  received_at: Date;
-  source: string;
-  log_position: string;
-}
+type LineRow = StatementLineRow;
 
 interface BreakRow {
   break_id: string;

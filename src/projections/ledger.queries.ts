@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql } from 'kysely';
+import type { StatementLineRow } from './ledger-schema';
 
 /** Where the ledger's read models live (the projection's schema; renamed whole by a rebuild). */
 export interface ReadModels {
@@ -214,26 +215,13 @@ export async function balanceAt(
   return { balance: money(row.balance_after), transactionId: row.transaction_id };
 }
 
-interface LineRow {
-  transaction_id: string;
-  event_id: string;
-  instant: Date;
-  group_seq: number;
-  transaction_date: string;
-  transaction_date_time: string;
-  booking_date: string | null;
-  amount: string;
-  running_balance: string | null;
-  balance_before: string | null;
-  balance_after: string | null;
-  description: string | null;
-  reference: string | null;
-  counter_account_number: string | null;
-  counter_account_name: string | null;
-  counter_account_bank_name: string | null;
-  virtual_account_number: string | null;
-  late: boolean;
-}
+/** The statement columns of a line (LINE_JSON_COLUMNS). */
+type LineRow = Pick<
+  StatementLineRow,
+  | 'transaction_id' | 'event_id' | 'instant' | 'group_seq' | 'transaction_date' | 'transaction_date_time' | 'booking_date'
+  | 'amount' | 'running_balance' | 'balance_before' | 'balance_after' | 'description' | 'reference'
+  | 'counter_account_number' | 'counter_account_name' | 'counter_account_bank_name' | 'virtual_account_number' | 'late'
+>;
 
 const LINE_COLUMNS = sql.raw(
   `transaction_id, event_id, instant, group_seq, transaction_date, transaction_date_time, booking_date, amount,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform, jsonSchemaTransformObject, serializerCompiler, validatorCompiler } from '@fastify/type-provider-zod';
+import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from '@fastify/type-provider-zod';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -14,6 +14,7 @@ import { breakRoutes } from './breaks.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
 import { errorHandler, sendProblem } from './problem';
+import { serializerCompiler } from './serializer';
 import { webhookRoutes } from './webhooks.routes';
 
 export interface ServerDeps {
@@ -45,7 +46,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
-    disableRequestLogging: false,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
