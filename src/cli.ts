@@ -48,7 +48,7 @@ program
     const logger = createLogger(config.logLevel);
     const stores = await openStores(config, logger);
     const runners = allProjections().map((projection) =>
-      createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger }),
+      createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, batchSize: config.projectionBatchSize }),
     );
     for (const runner of runners) runner.start();
     logger.info('projection runners started');

@@ -41,6 +41,7 @@ const envSchema = z.object({
   TRUST_PROXY: z.preprocess(emptyAsUndefined, cidrList.optional()),
   WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   RUN_PROJECTIONS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
+  PROJECTION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(5000),
   BANKHUB_BASE_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://sandbox.bankhub.dev')),
   // The sandbox's Cas Link; production's is given by Cas.
   BANKHUB_LINK_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://dev.link.bankhub.dev')),
@@ -84,6 +85,7 @@ export type Config = Readonly<{
   trustProxy: readonly string[] | undefined;
   webhookBodyLimit: number;
   runProjections: boolean;
+  projectionBatchSize: number;
   bankHub: Readonly<{
     baseUrl: string;
     /** Cas Link, opened by the customer's browser with `?grantToken=…&redirectUri=…`. */
@@ -128,6 +130,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     trustProxy: e.TRUST_PROXY,
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     runProjections: e.RUN_PROJECTIONS,
+    projectionBatchSize: e.PROJECTION_BATCH_SIZE,
     bankHub: Object.freeze({
       baseUrl: e.BANKHUB_BASE_URL,
       linkUrl: e.BANKHUB_LINK_URL,

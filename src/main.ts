@@ -50,7 +50,7 @@ async function main(): Promise<void> {
 
   const runners: ProjectionRunner[] = config.runProjections
     ? allProjections().map((projection) =>
-        createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now }),
+        createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now, batchSize: config.projectionBatchSize }),
       )
     : [];
 

@@ -42,7 +42,7 @@ export interface RunnerOptions {
 export function createProjectionRunner(options: RunnerOptions): ProjectionRunner {
   const { database, eventStore, projection, logger } = options;
   const schema = options.schema ?? projection.name;
-  const batchSize = options.batchSize ?? 1000;
+  const batchSize = options.batchSize ?? 5000;
   const now = options.now ?? (() => new Date());
   const log = logger.child({ component: 'projection', projection: projection.name });
   let position: string | null = null;

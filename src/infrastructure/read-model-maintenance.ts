@@ -31,7 +31,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
   const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
   let done = 0;
   const read = (after: string | null): Promise<ReadAllPage> =>
-    eventStore.readAll({ after, maxCount: options.batchSize ?? 2000, filter, omitMetadata: ['rawBody'] });
+    eventStore.readAll({ after, maxCount: options.batchSize ?? 5000, filter, omitMetadata: ['rawBody'] });
   // The next page is read while this one is applied, so reading and projecting overlap.
   let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
   for (;;) {
