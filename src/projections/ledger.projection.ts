@@ -9,8 +9,18 @@ import type { Projection, ProjectionEvent } from './projection';
 const NAMESPACE = '0d5f3c1e-2b7a-4c1d-8e9f-6a5b4c3d2e1f';
 
 /** An account is (bank, number); its id is a name-based UUID of that pair: opaque, URL-safe, the same on rebuild. */
-export const accountIdOf = (fiId: string, accountNumber: string): string =>
-  uuidv5(`account:${fiId}:${accountNumber}`, NAMESPACE);
+export const accountIdOf = (fiId: string, accountNumber: string): string => {
+  const name = `account:${fiId}:${accountNumber}`;
+  let id = accountIds.get(name);
+  if (id === undefined) {
+    id = uuidv5(name, NAMESPACE);
+    if (accountIds.size >= 100_000) accountIds.clear(); // a bound, not an eviction policy: ids are cheap to redo
+    accountIds.set(name, id);
+  }
+  return id;
+};
+/** Account ids are SHA-1 based and asked for on every event: the same few accounts come back all the time. */
+const accountIds = new Map<string, string>();
 
 const breakIdOf = (accountId: string, b: BreakState) =>
   uuidv5(`break:${accountId}:${b.afterTransactionId}:${b.beforeTransactionId}:${b.openedByEventId}`, NAMESPACE);
@@ -291,9 +301,12 @@ function factsOf(event: ProjectionEvent, tx: BankTransaction, source: string): L
 }
 
 /** When Cas's delivery reached us; the log's own timestamp for events written before receivedAt existed. */
+const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
 function receivedAtOf(event: ProjectionEvent): string {
   const stated = event.metadata.receivedAt;
-  return typeof stated === 'string' ? new Date(stated).toISOString() : event.recordedAt.toISOString();
+  if (typeof stated !== 'string') return event.recordedAt.toISOString();
+  return ISO_UTC.test(stated) ? stated : new Date(stated).toISOString();
 }
 
 function storedOf(row: LineRow): StoredLine & { accountId: string } {
