@@ -92,6 +92,24 @@ export async function createLedgerSchema(db: Kysely<any>, schema: string): Promi
   await sql`create index on ${s}.anomalies (account_id, kind)`.execute(db);
 }
 
+/** A row of `accounts` as node-postgres returns it: bigint as text. */
+export interface AccountTableRow {
+  account_id: string;
+  fi_id: string;
+  fi_name: string | null;
+  account_number: string;
+  currency: string;
+  balance: string | null;
+  last_transaction_id: string | null;
+  last_transaction_at: Date | null;
+  last_transaction_date_time: string | null;
+  line_count: string;
+  open_breaks: number;
+  late_deliveries: number;
+  grant_id: string | null;
+  first_seen_at: Date;
+}
+
 /** A row of `statement_lines` as node-postgres returns it: bigint as text, date as 'YYYY-MM-DD'. */
 export interface StatementLineRow {
   transaction_id: string;

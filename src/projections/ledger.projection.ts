@@ -3,7 +3,7 @@ import { v5 as uuidv5 } from 'uuid';
 import type { BankTransaction } from '../domain/bank-transaction';
 import { decodeEvent } from '../domain/event-codec';
 import { AccountBook, type BookLine, type BookLoader, type BreakState, type LineFacts, type StoredLine } from './account-book';
-import { createLedgerSchema, LEDGER_TABLES, type StatementLineRow } from './ledger-schema';
+import { type AccountTableRow, createLedgerSchema, LEDGER_TABLES, type StatementLineRow } from './ledger-schema';
 import type { Projection, ProjectionEvent } from './projection';
 
 const NAMESPACE = '0d5f3c1e-2b7a-4c1d-8e9f-6a5b4c3d2e1f';
@@ -29,22 +29,7 @@ const anomalyIdOf = (kind: string, eventId: string) => uuidv5(`anomaly:${kind}:$
 /** Lines loaded after each new transaction's instant before a batch starts; more are loaded only if needed. */
 const WINDOW = 32;
 
-interface AccountRow {
-  account_id: string;
-  fi_id: string;
-  fi_name: string | null;
-  account_number: string;
-  currency: string;
-  balance: string | null;
-  last_transaction_id: string | null;
-  last_transaction_at: Date | null;
-  last_transaction_date_time: string | null;
-  line_count: string;
-  open_breaks: number;
-  late_deliveries: number;
-  grant_id: string | null;
-  first_seen_at: Date;
-}
+type AccountRow = AccountTableRow;
 
 type LineRow = StatementLineRow;
 

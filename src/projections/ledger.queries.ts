@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql } from 'kysely';
-import type { StatementLineRow } from './ledger-schema';
+import type { AccountTableRow, StatementLineRow } from './ledger-schema';
 
 /** Where the ledger's read models live (the projection's schema; renamed whole by a rebuild). */
 export interface ReadModels {
@@ -158,17 +158,10 @@ const isAccountId = (id: string) => UUID.test(id);
 
 const money = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
 
-interface AccountRow {
-  account_id: string;
-  fi_id: string;
-  fi_name: string | null;
-  account_number: string;
-  currency: string;
-  balance: string | null;
-  last_transaction_date_time: string | null;
-  open_breaks: number;
-  late_deliveries: number;
-}
+type AccountRow = Pick<
+  AccountTableRow,
+  'account_id' | 'fi_id' | 'fi_name' | 'account_number' | 'currency' | 'balance' | 'last_transaction_date_time' | 'open_breaks' | 'late_deliveries'
+>;
 
 const accountOf = (r: AccountRow): AccountView => ({
   id: r.account_id,

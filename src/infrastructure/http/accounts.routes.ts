@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
+import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { z } from 'zod';
 import {
   type AccountView,
@@ -291,12 +292,8 @@ const CSV_COLUMNS = [
 ] as const;
 type CsvRow = Partial<Record<(typeof CSV_COLUMNS)[number], string | null>>;
 
-/** RFC 4180 fields; text a spreadsheet would run as a formula (=, +, -, @ first) is kept as text by a leading '. */
-function csvField(value: string | null | undefined, text: boolean): string {
-  if (value === null || value === undefined) return '';
-  const safe = text && /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
-}
+/** Text a spreadsheet would run as a formula (=, +, -, @ first) is kept as text by a leading '. */
+const inert = (value: string) => (/^[=+\-@\t\r]/.test(value) ? `'${value}` : value);
 
 const TEXT_COLUMNS = new Set<string>([
   'transactionId',
@@ -315,9 +312,11 @@ function statementCsv(s: Statement): string {
     ...s.lines.map((l) => ({ row: 'line', ...lineJson(l), late: String(l.late) })),
     { row: 'closing', transactionDate: s.to, balanceAfter: money(s.closingBalance), description: 'Closing balance' },
   ];
-  const lines = [
-    CSV_COLUMNS.join(','),
-    ...rows.map((r) => CSV_COLUMNS.map((c) => csvField(r[c], r.row === 'line' && TEXT_COLUMNS.has(c))).join(',')),
-  ];
-  return `\uFEFF${lines.join('\r\n')}\r\n`;
+  const safe = rows.map((r) =>
+    r.row === 'line'
+      ? Object.fromEntries(Object.entries(r).map(([c, v]) => [c, typeof v === 'string' && TEXT_COLUMNS.has(c) ? inert(v) : v]))
+      : r,
+  );
+  // RFC 4180 quoting by csv-stringify; the BOM makes spreadsheet programs read UTF-8 (Vietnamese) correctly.
+  return `\uFEFF${stringifyCsv(safe, { header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' })}`;
 }
