@@ -38,6 +38,7 @@ const envSchema = z.object({
     z.string().min(16, 'must be at least 16 characters: a long random secret').optional(),
   ),
   WEBHOOK_ALLOWED_IPS: z.preprocess(emptyAsUndefined, cidrList.optional()),
+  API_TOKEN: z.preprocess(emptyAsUndefined, z.string().min(16, 'must be at least 16 characters: a long random secret').optional()),
   TRUST_PROXY: z.preprocess(emptyAsUndefined, cidrList.optional()),
   WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   RUN_PROJECTIONS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
@@ -82,6 +83,7 @@ export type Config = Readonly<{
   eventStoreUrl: string | undefined;
   webhookToken: string | undefined;
   webhookAllowedIps: readonly string[] | undefined;
+  apiToken: string | undefined;
   trustProxy: readonly string[] | undefined;
   webhookBodyLimit: number;
   runProjections: boolean;
@@ -127,6 +129,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     eventStoreUrl: e.EVENTSTORE_URL,
     webhookToken: e.WEBHOOK_TOKEN,
     webhookAllowedIps: e.WEBHOOK_ALLOWED_IPS,
+    apiToken: e.API_TOKEN,
     trustProxy: e.TRUST_PROXY,
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     runProjections: e.RUN_PROJECTIONS,

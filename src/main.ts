@@ -47,6 +47,9 @@ async function main(): Promise<void> {
   if (!config.webhookToken) {
     logger.warn('WEBHOOK_TOKEN is not set: POST /webhooks/bankhub accepts deliveries from anyone');
   }
+  if (!config.apiToken) {
+    logger.warn('API_TOKEN is not set: accounts, statements, audit and linking routes answer anyone who can reach them');
+  }
 
   const runners: ProjectionRunner[] = config.runProjections
     ? allProjections().map((projection) =>
@@ -71,6 +74,7 @@ async function main(): Promise<void> {
     ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
+    apiToken: config.apiToken,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
     verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),

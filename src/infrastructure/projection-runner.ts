@@ -4,7 +4,7 @@ import type { EventStore, RecordedEvent, Subscription } from '../application/por
 import type { Projection } from '../projections/projection';
 import type { Database } from './postgres/database';
 import { rebuildProjection } from './read-model-maintenance';
-import { commitBatch, createProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
+import { commitBatch, ensureProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
 
 /**
  * Follows the log from the projection's checkpoint. Each batch's read-model changes and the new checkpoint
@@ -159,10 +159,7 @@ function lockKey(name: string): bigint {
 
 /** A missing schema is created; a schema of an older version is rebuilt from the log before the runner follows. */
 async function ensureSchema(db: Kysely<any>, projection: Projection, schema: string, store: EventStore, log: Logger) {
-  if (!(await schemaExists(db, schema))) {
-    await createProjectionSchema(db, projection, schema);
-    return;
-  }
+  await ensureProjectionSchema(db, projection, schema);
   const { version } = await readCheckpoint(db, schema, projection.name);
   if (version !== projection.version) {
     log.warn({ from: version, to: projection.version }, 'read model version changed: rebuilding from the log');

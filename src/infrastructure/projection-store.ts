@@ -36,14 +36,29 @@ export async function commitBatch(
 }
 
 export async function createProjectionSchema(db: Kysely<any>, projection: Projection, schema: string): Promise<void> {
+  await db.transaction().execute((trx) => createSchemaIn(trx, projection, schema));
+}
+
+async function createSchemaIn(trx: Kysely<any>, projection: Projection, schema: string): Promise<void> {
+  await projection.createSchema(trx, schema);
+  await sql`
+    create table ${sql.id(schema)}.checkpoint (
+      projection text primary key, version integer not null, position text, events bigint not null default 0,
+      updated_at timestamptz not null default now()
+    )`.execute(trx);
+  await sql`insert into ${sql.id(schema)}.checkpoint (projection, version) values (${projection.name}, ${projection.version})`.execute(trx);
+}
+
+/**
+ * Creates the projection's schema unless it exists. Safe when several processes start at once: they queue on an
+ * advisory lock keyed by the schema's name and look again once they hold it.
+ */
+export async function ensureProjectionSchema(db: Kysely<any>, projection: Projection, schema: string): Promise<void> {
+  if (await schemaExists(db, schema)) return;
   await db.transaction().execute(async (trx) => {
-    await projection.createSchema(trx, schema);
-    await sql`
-      create table ${sql.id(schema)}.checkpoint (
-        projection text primary key, version integer not null, position text, events bigint not null default 0,
-        updated_at timestamptz not null default now()
-      )`.execute(trx);
-    await sql`insert into ${sql.id(schema)}.checkpoint (projection, version) values (${projection.name}, ${projection.version})`.execute(trx);
+    await sql`select pg_advisory_xact_lock(hashtext(${`balance-ledger:schema:${schema}`}))`.execute(trx);
+    if (await schemaExists(trx, schema)) return;
+    await createSchemaIn(trx, projection, schema);
   });
 }
 

@@ -6,6 +6,8 @@ import { createPostgresEventStore } from './eventstore/postgres-event-store';
 import { type Database, openDatabase } from './postgres/database';
 import { migrateToLatest } from './postgres/migrations';
 import { createQuarantineRepository } from './postgres/quarantine-repository';
+import { ensureProjectionSchema } from './projection-store';
+import { allProjections } from '../projections/all-projections';
 
 /** The stores every entry point (server, CLI, benchmarks) opens the same way. */
 export interface Stores {
@@ -18,6 +20,8 @@ export interface Stores {
 export async function openStores(config: Config, logger: Logger): Promise<Stores> {
   const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
   await migrateToLatest(database.db);
+  // The read models exist before the first request, even where no runner runs in this process.
+  for (const projection of allProjections()) await ensureProjectionSchema(database.db, projection, projection.name);
   const eventStore = await createEventStore(config, database, logger);
   return {
     database,

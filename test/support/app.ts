@@ -69,6 +69,7 @@ export async function createTestApp(
     ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
+    apiToken: config.apiToken,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
     verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),

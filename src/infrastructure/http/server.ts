@@ -9,6 +9,7 @@ import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyReport } from '../read-model-maintenance';
 import { accountRoutes } from './accounts.routes';
+import { requireBearer } from './api-auth';
 import { auditRoutes } from './audit.routes';
 import { breakRoutes } from './breaks.routes';
 import { healthRoutes } from './health.routes';
@@ -26,6 +27,8 @@ export interface ServerDeps {
     readonly bodyLimit: number;
   };
   readonly trustProxy: readonly string[] | undefined;
+  /** Bearer token of the accountants', auditors' and linking routes; unset: those routes are open. */
+  readonly apiToken?: string | undefined;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
   readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
@@ -71,13 +74,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
-  await app.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
-  await app.register(accountRoutes, { readModels: deps.readModels });
-  await app.register(breakRoutes, { readModels: deps.readModels });
-  await app.register(
-    linkRoutes,
-    deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
-  );
+  // Everything that reads the books or acts on Cas sits behind API_TOKEN when one is configured.
+  await app.register(async (guarded) => {
+    if (deps.apiToken) guarded.addHook('onRequest', requireBearer(deps.apiToken, new Set(['/links/callback'])));
+    await guarded.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
+    await guarded.register(accountRoutes, { readModels: deps.readModels });
+    await guarded.register(breakRoutes, { readModels: deps.readModels });
+    await guarded.register(
+      linkRoutes,
+      deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
+    );
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }
