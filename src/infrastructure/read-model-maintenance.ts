@@ -73,6 +73,8 @@ export async function rebuildProjection(options: MaintenanceOptions): Promise<{ 
   await sql`drop schema if exists ${sql.id(scratch)} cascade`.execute(db);
   await createProjectionSchema(db, projection, scratch);
   let eventsReplayed = await projectFromLog({ ...options, schema: scratch });
+  // Fresh tables have no statistics yet: without them the planner guesses one row per account and sorts.
+  for (const table of projection.tables) await sql`analyze ${sql.table(`${scratch}.${table.name}`)}`.execute(db);
   await db.transaction().execute(async (trx) => {
     if (await schemaExists(trx, live)) {
       await sql`select 1 from ${sql.id(live)}.checkpoint for update`.execute(trx);

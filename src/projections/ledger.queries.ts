@@ -260,10 +260,12 @@ export async function statement(readModels: ReadModels, accountId: string, query
     bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
     -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
+    -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
     before as (
       select * from (
-        select l.balance_after::text as balance_after from ${s}.statement_lines l, bounds b
-        where b.first_at is not null and l.account_id = ${accountId} and (l.instant, l.group_seq) < (b.first_at, b.first_seq)
+        select l.balance_after::text as balance_after from ${s}.statement_lines l
+        where l.account_id = ${accountId}
+          and (l.instant, l.group_seq) < ((select first_at from bounds), (select first_seq from bounds))
         order by l.instant desc, l.group_seq desc limit 1
       ) with_lines
       union all
@@ -277,9 +279,10 @@ export async function statement(readModels: ReadModels, accountId: string, query
     -- Bounded by the period's first and last lines, the page is read in statement order from the
     -- (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
     page as (
-      select ${LINE_JSON_COLUMNS} from ${s}.statement_lines l, bounds b
-      where l.${inPeriod} and (l.instant, l.group_seq) >= (b.first_at, b.first_seq) ${afterCursor}
-        and (l.instant, l.group_seq) <= (b.last_at, b.last_seq)
+      select ${LINE_JSON_COLUMNS} from ${s}.statement_lines l
+      where l.${inPeriod} ${afterCursor}
+        and (l.instant, l.group_seq) >= ((select first_at from bounds), (select first_seq from bounds))
+        and (l.instant, l.group_seq) <= ((select last_at from bounds), (select last_seq from bounds))
       order by l.instant, l.group_seq ${page === null ? sql`` : sql`limit ${page + 1}`}
     ),
     open_breaks as (
