@@ -51,11 +51,10 @@ async function main(): Promise<void> {
     logger.warn('API_TOKEN is not set: accounts, statements, audit and linking routes answer anyone who can reach them');
   }
 
-  const runners: ProjectionRunner[] = config.runProjections
-    ? allProjections().map((projection) =>
-        createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now, batchSize: config.projectionBatchSize }),
-      )
-    : [];
+  // Runners exist in every process so that GET /projections reports the lag; they run only where configured.
+  const runners: ProjectionRunner[] = allProjections().map((projection) =>
+    createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now, batchSize: config.projectionBatchSize }),
+  );
 
   const bankHub = createBankHubServices({ config, stores, logger, now });
   let healLoop: HealLoop | null = null;
@@ -103,7 +102,7 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
-  for (const runner of runners) runner.start();
+  if (config.runProjections) for (const runner of runners) runner.start();
   healLoop?.start();
 }
 
