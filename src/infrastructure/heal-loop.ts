@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { type HealDeps, type HealReport, healGaps } from '../application/heal-gaps';
 import type { EventStore } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
-import type { Database } from './postgres/database';
+import { advisoryLockKey, type Database } from './postgres/database';
 import { readCheckpoint } from './projection-store';
 
 /**
@@ -74,12 +74,7 @@ export function createHealLoop(options: HealLoopOptions): HealLoop {
   };
 }
 
-/** Stable 63-bit key of the healer's advisory lock (FNV-1a, like the projection runner's). */
-const HEAL_LOCK_KEY = (() => {
-  let h = 1469598103934665603n;
-  for (const c of 'balance-ledger:heal') h = ((h ^ BigInt(c.charCodeAt(0))) * 1099511628211n) & 0x7fffffffffffffffn;
-  return h;
-})();
+const HEAL_LOCK_KEY = advisoryLockKey('heal');
 
 /**
  * Resolves once the projection's committed checkpoint has passed every event appended before the call, wherever the

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { EventStore, RecordedEvent, Subscription } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
-import type { Database } from './postgres/database';
+import { advisoryLockKey, type Database } from './postgres/database';
 import { rebuildProjection } from './read-model-maintenance';
 import { commitBatch, ensureProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
 
@@ -102,7 +102,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
       loop ??= (async () => {
         while (!stopping) {
           try {
-            const ran = await database.tryWithAdvisoryLock(lockKey(projection.name), async (lost) => {
+            const ran = await database.tryWithAdvisoryLock(advisoryLockKey(projection.name), async (lost) => {
               await Promise.race([runWhileLocked(), lost]);
             });
             if (!ran) log.debug('another runner holds the projection; standing by');
@@ -148,13 +148,6 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
       }
     },
   };
-}
-
-/** Stable 63-bit key for the projection's advisory lock. */
-function lockKey(name: string): bigint {
-  let h = 1469598103934665603n;
-  for (const c of `balance-ledger:${name}`) h = ((h ^ BigInt(c.charCodeAt(0))) * 1099511628211n) & 0x7fffffffffffffffn;
-  return h;
 }
 
 /** A missing schema is created; a schema of an older version is rebuilt from the log before the runner follows. */

@@ -106,3 +106,10 @@ function openPglite(dataDir: string): Database {
     close: () => db.destroy(),
   };
 }
+
+/** A stable 63-bit advisory-lock key for a name (FNV-1a): runners, the healer and anything else that must run once. */
+export function advisoryLockKey(name: string): bigint {
+  let h = 1469598103934665603n;
+  for (const c of `balance-ledger:${name}`) h = ((h ^ BigInt(c.charCodeAt(0))) * 1099511628211n) & 0x7fffffffffffffffn;
+  return h;
+}
