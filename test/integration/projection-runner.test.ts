@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProjectionRunner } from '../../src/infrastructure/projection-runner';
@@ -65,6 +66,25 @@ describe('projection runner', () => {
     await eventually(async () => expect((await accountOf(ctx, 'fi-runner', '2'))?.balance).toBe('10'), { timeoutMs: 15_000 });
     expect((await second.status()).active).toBe(true);
     await second.stop();
+  });
+
+  it('resumes after the database dropped every connection', async () => {
+    const runner = runnerFor(ctx);
+    runner.start();
+    await runner.caughtUp();
+    const admin = new pg.Client({ connectionString: ctx.testDb.url });
+    await admin.connect();
+    try {
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()');
+    } finally {
+      await admin.end();
+    }
+    // The pool hands out dead connections once; the writer retries as Cas would.
+    const tx = bankTx({ fiId: 'fi-runner', accountNumber: '4', amount: 11n, runningBalance: 11n });
+    await eventually(() => ctx.deliver(tx), { timeoutMs: 10_000 });
+    await eventually(async () => expect((await accountOf(ctx, 'fi-runner', '4'))?.balance).toBe('11'), { timeoutMs: 20_000 });
+    expect((await runner.status()).active).toBe(true);
+    await runner.stop();
   });
 
   it('follows a rebuild that swaps the schema under it', async () => {
