@@ -52,8 +52,27 @@ export type TransactionSource = 'webhook' | 'backfill';
  * the same canonical text are the same transaction; the same id with another text is a conflict.
  */
 export function canonicalTransaction(tx: BankTransaction): string {
-  return canonicalJson(transactionToJson(tx));
+  // The same text as canonicalJson(transactionToJson(tx)), without sorting keys on every webhook.
+  let out = '{';
+  for (const key of SORTED_KEYS) {
+    const value = tx[key];
+    const json =
+      key === 'paymentMeta'
+        ? canonicalJson((value as JsonValue | null) ?? null)
+        : JSON.stringify(typeof value === 'bigint' ? value.toString() : (value ?? null));
+    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${json}`;
+  }
+  return `${out}}`;
 }
+
+const SORTED_KEYS = (
+  [
+    'id', 'transactionCode', 'reference', 'transactionDate', 'transactionDateTime', 'bookingDate', 'amount', 'description',
+    'runningBalance', 'accountNumber', 'virtualAccountNumber', 'virtualAccountName', 'paymentChannel',
+    'counterAccountNumber', 'counterAccountName', 'counterAccountBankId', 'counterAccountBankName', 'paymentMeta', 'fiId',
+    'fiName', 'fiServiceId', 'fiServiceName', 'currency',
+  ] satisfies (keyof BankTransaction)[]
+).sort();
 
 export function transactionToJson(tx: BankTransaction): JsonObject {
   return {

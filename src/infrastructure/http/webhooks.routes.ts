@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
 import { ingestWebhook, type IngestDeps } from '../../application/ingest-webhook';
 import { problemSchema, sendProblem } from './problem';
-import { addressMatcher, tokenMatches } from './webhook-auth';
+import { addressMatcher, tokenMatcher } from './webhook-auth';
 
 export interface WebhookRouteOptions {
   readonly ingest: IngestDeps;
@@ -22,6 +22,7 @@ const ackSchema = z
 
 export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app, options) => {
   const allowed = options.allowedIps ? addressMatcher(options.allowedIps) : null;
+  const tokenOk = options.token === undefined ? null : tokenMatcher(options.token);
 
   // The body is read as bytes: the auditor gets back exactly what Cas sent, and money is parsed losslessly.
   app.removeAllContentTypeParsers();
@@ -32,10 +33,10 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app
     if (allowed && !allowed(request.ip)) {
       return sendProblem(reply, 403, 'forbidden-source', 'This source address may not deliver webhooks');
     }
-    if (options.token === undefined) return;
+    if (tokenOk === null) return;
     const query = request.query as Record<string, unknown>;
     const presented = request.headers['x-webhook-token'] ?? query.token;
-    if (!tokenMatches(options.token, typeof presented === 'string' ? presented : undefined)) {
+    if (!tokenOk(typeof presented === 'string' ? presented : undefined)) {
       return sendProblem(reply, 401, 'unauthorized', 'Missing or wrong webhook token');
     }
   });
