@@ -6,6 +6,8 @@ import autocannon from 'autocannon';
 import { createTestDatabase } from '../test/support/postgres';
 
 export const ROOT = join(import.meta.dirname, '..');
+/** The Node flags `npm start` and `npm run ledger` use (package.json), so processes here run as they do there. */
+export const NODE_FLAGS = ['--max-old-space-size=192'];
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -39,7 +41,7 @@ export async function startService(
   nodeFlags: readonly string[] = [],
 ): Promise<Service> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeFlags, '--import', 'tsx', script], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...nodeFlags, '--import', 'tsx', script], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -73,17 +75,26 @@ export async function startService(
 
 /** A Node process without HTTP (the projector): its memory, and a way to stop it. */
 export function startWorker(script: string, args: readonly string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
+  // Sampled while the process lives: /proc forgets a process once it has exited.
+  let peak = 0;
+  const sample = () => {
+    try {
+      peak = Math.max(peak, Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024));
+    } catch {}
+  };
+  const sampler = setInterval(sample, 200);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (clearInterval(sampler), resolve(code))));
   return {
-    peakRssMb: () => Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024),
+    exited,
+    peakRssMb: () => (sample(), peak),
     async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
     },
   };
 }
