@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
 import { reingestQuarantined } from './application/reingest-quarantined';
+import { isCalendarDate } from './domain/calendar';
 import { ConfigError, loadConfig } from './config';
 import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
 import { createLogger } from './infrastructure/logger';
@@ -108,7 +109,7 @@ program
   );
 
 const isoDate = (value: string) => {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(value))) throw new Error(`not a date YYYY-MM-DD: ${value}`);
+  if (!isCalendarDate(value)) throw new Error(`not a date YYYY-MM-DD: ${value}`);
   return value;
 };
 

@@ -1,4 +1,5 @@
 import { stringify } from 'lossless-json';
+import { isCalendarDate } from '../domain/calendar';
 import { err, ok, type Result } from '../domain/result';
 import { parseCasTransaction } from './cas-webhook';
 import type { GrantCallQueue } from './grant-call-queue';
@@ -106,10 +107,4 @@ export async function backfillGrant(
     else if (outcome.status === 'conflict') counts.conflicts += 1;
   }
   return ok({ ...counts, casRequestId: page.requestId });
-}
-
-function isCalendarDate(text: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
-  const date = new Date(`${text}T00:00:00Z`);
-  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
 }

@@ -4,7 +4,7 @@ import { type HealDeps, type HealReport, healGaps } from '../application/heal-ga
 import type { EventStore } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import { advisoryLockKey, type Database } from './postgres/database';
-import { readCheckpoint } from './projection-store';
+import { readCheckpoint, waitForProjection } from './projection-store';
 
 /**
  * Runs `healGaps` every `intervalMs`. One healer at a time across instances (a session advisory lock, as the
@@ -87,12 +87,8 @@ export async function waitForCheckpoint(
   schema: string,
   timeoutMs = 60_000,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { position } = await readCheckpoint(db, schema, projection.name);
-    const next = await eventStore.readAll({ after: position, maxCount: 1, filter: { eventTypes: projection.eventTypes } });
-    if (next.events.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`projection ${projection.name} did not catch up in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitForProjection(eventStore, projection, async () => (await readCheckpoint(db, schema, projection.name)).position, {
+    timeoutMs,
+    pollMs: 25,
+  });
 }

@@ -4,7 +4,7 @@ import type { EventStore, RecordedEvent, Subscription } from '../application/por
 import type { Projection } from '../projections/projection';
 import { advisoryLockKey, type Database } from './postgres/database';
 import { rebuildProjection } from './read-model-maintenance';
-import { commitBatch, ensureProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
+import { commitBatch, ensureProjectionSchema, readCheckpoint, Resync, schemaExists, waitForProjection } from './projection-store';
 
 /**
  * Follows the log from the projection's checkpoint. Each batch's read-model changes and the new checkpoint
@@ -138,15 +138,8 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
         lastError,
       };
     },
-    async caughtUp(timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const next = await eventStore.readAll({ after: position, maxCount: 1, filter: { eventTypes: projection.eventTypes } });
-        if (next.events.length === 0) return;
-        if (Date.now() > deadline) throw new Error(`projection ${projection.name} did not catch up in ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    },
+    caughtUp: (timeoutMs = 30_000) =>
+      waitForProjection(eventStore, projection, async () => position, { timeoutMs, pollMs: 10 }),
   };
 }
 

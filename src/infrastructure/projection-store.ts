@@ -1,5 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import type { RecordedEvent } from '../application/ports/event-store';
+import type { EventStore, RecordedEvent } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 
 /** The checkpoint moved under a runner (a rebuild swapped the schema, or another runner): start again from it. */
@@ -67,3 +67,22 @@ export async function schemaExists(db: Kysely<any>, schema: string): Promise<boo
   return rows.length > 0;
 }
 
+
+/**
+ * Resolves once no event of the projection's types lies after `position()` — the runner's own position, or the
+ * committed checkpoint wherever the runner runs.
+ */
+export async function waitForProjection(
+  eventStore: EventStore,
+  projection: Projection,
+  position: () => Promise<string | null>,
+  { timeoutMs, pollMs }: { timeoutMs: number; pollMs: number },
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const next = await eventStore.readAll({ after: await position(), maxCount: 1, filter: { eventTypes: projection.eventTypes } });
+    if (next.events.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`projection ${projection.name} did not catch up in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
