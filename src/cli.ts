@@ -2,12 +2,16 @@ import { SingleBar, Presets } from 'cli-progress';
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { Command, Option } from 'commander';
+import { createApiKey, revokeApiKey, ROLE_NAMES } from './application/access';
 import { reingestQuarantined } from './application/reingest-quarantined';
 import { isCalendarDate } from './domain/calendar';
 import { ConfigError, loadConfig } from './config';
 import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner } from './infrastructure/projection-runner';
+import { createApiKeyRepository } from './infrastructure/postgres/api-key-repository';
+import { openDatabase } from './infrastructure/postgres/database';
+import { migrateToLatest } from './infrastructure/postgres/migrations';
 import { type Progress, rebuildProjection, verifyProjections } from './infrastructure/read-model-maintenance';
 import { openStores, type Stores } from './infrastructure/runtime';
 import { allProjections } from './projections/all-projections';
@@ -177,6 +181,67 @@ quarantine
       const result = await reingestQuarantined({ eventStore: stores.eventStore, quarantine: stores.quarantine }, id, new Date());
       process.stdout.write(`${JSON.stringify(result)}\n`);
       if (result.status === 'not_found' || result.status === 'still_invalid') process.exitCode = 1;
+    }),
+  );
+
+/** Keys need only the write-side tables: no event store, no read models. */
+async function withApiKeys<T>(work: (keys: ReturnType<typeof createApiKeyRepository>) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: 2 });
+  try {
+    await migrateToLatest(database.db);
+    return await work(createApiKeyRepository(database.db));
+  } finally {
+    await database.close();
+  }
+}
+
+const keys = program.command('keys').description('API keys: Authorization: Bearer <key>, one role each');
+keys
+  .command('create')
+  .description('make a key and print it, once, as the only line on standard output')
+  .addOption(new Option('--role <role>', 'what the key may do').choices(ROLE_NAMES).makeOptionMandatory())
+  .requiredOption('--name <label>', 'who or what uses it (unique among live keys), e.g. accounting-console')
+  .action((options: { role: string; name: string }) =>
+    withApiKeys(async (store) => {
+      const created = await createApiKey(store, { name: options.name, role: options.role, now: new Date() });
+      if (!created.ok) {
+        const why = {
+          invalid_role: `the role must be one of ${ROLE_NAMES.join(', ')}`,
+          invalid_name: 'the name must be 1–100 letters, digits or . _ - @ : and must not look like a key or an id',
+          name_taken: `a live key is already named ${options.name}: revoke it first, or choose another name`,
+        }[created.error];
+        throw new Error(why);
+      }
+      const { record } = created.value;
+      process.stderr.write(`created key ${record.id} "${record.name}" with role ${record.role}; it is shown only now:\n`);
+      process.stdout.write(`${created.value.key}\n`);
+    }),
+  );
+keys
+  .command('list')
+  .description('every key: id, name, role, created, last used, revoked (never the key)')
+  .action(() =>
+    withApiKeys(async (store) => {
+      const when = (d: Date | null) => d?.toISOString() ?? '-';
+      process.stdout.write('id\tname\trole\tcreated\tlast used\trevoked\n');
+      for (const k of await store.list()) {
+        process.stdout.write(`${k.id}\t${k.name}\t${k.role}\t${when(k.createdAt)}\t${when(k.lastUsedAt)}\t${when(k.revokedAt)}\n`);
+      }
+    }),
+  );
+keys
+  .command('revoke <idOrName>')
+  .description('revoke a live key by id or name; every running service refuses it within a second')
+  .action((idOrName: string) =>
+    withApiKeys(async (store) => {
+      const outcome = await revokeApiKey(store, idOrName, new Date());
+      if (outcome.status === 'not_found') throw new Error(`no key has the id or name ${idOrName}`);
+      if (outcome.status === 'already_revoked') {
+        process.stderr.write(`${idOrName} is already revoked (${outcome.keys.map((k) => `${k.id} at ${k.revokedAt?.toISOString()}`).join(', ')})\n`);
+        return;
+      }
+      process.stderr.write(`revoked key ${outcome.key.id} "${outcome.key.name}" (${outcome.key.role})\n`);
     }),
   );
 

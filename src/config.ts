@@ -20,6 +20,22 @@ const cidrList = z
   });
 
 const emptyAsUndefined = (v: unknown) => (v === '' ? undefined : v);
+
+/**
+ * Requests a minute that one key (one source address for the Cas Link redirect) may make of the routes that are
+ * dear to answer; 0 lifts the limit. The webhook has none: Cas must never be refused for volume.
+ */
+export const RATE_LIMITS = {
+  statements: { env: 'RATE_LIMIT_STATEMENTS', perMinute: 600, per: 'key', routes: 'statements (JSON and CSV), statement digest checks' },
+  export: { env: 'RATE_LIMIT_EXPORT', perMinute: 600, per: 'key', routes: 'pages of the audit log and of one account\'s events' },
+  verify: { env: 'RATE_LIMIT_VERIFY', perMinute: 6, per: 'key', routes: 'POST /audit/verify (a replay of the whole log)' },
+  backfill: { env: 'RATE_LIMIT_BACKFILL', perMinute: 30, per: 'key', routes: 'POST /grants/{grantId}/backfill' },
+  callback: { env: 'RATE_LIMIT_CALLBACK', perMinute: 30, per: 'address', routes: 'GET /links/callback (open: counted per source address)' },
+} as const;
+export type RateLimitClass = keyof typeof RATE_LIMITS;
+const rateLimitFields = Object.fromEntries(
+  Object.values(RATE_LIMITS).map((c) => [c.env, z.coerce.number().int().min(0).max(1_000_000).default(c.perMinute)]),
+) as Record<(typeof RATE_LIMITS)[RateLimitClass]['env'], z.ZodDefault<z.ZodCoercedNumber<unknown>>>;
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 
 const envSchema = z.object({
@@ -39,6 +55,8 @@ const envSchema = z.object({
   ),
   WEBHOOK_ALLOWED_IPS: z.preprocess(emptyAsUndefined, cidrList.optional()),
   API_TOKEN: z.preprocess(emptyAsUndefined, z.string().min(16, 'must be at least 16 characters: a long random secret').optional()),
+  ALLOW_INSECURE: z.preprocess(emptyAsUndefined, z.enum(['true', 'false']).default('false')).transform((v) => v === 'true'),
+  ...rateLimitFields,
   TRUST_PROXY: z.preprocess(emptyAsUndefined, cidrList.optional()),
   WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
   RUN_PROJECTIONS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
@@ -84,6 +102,10 @@ export type Config = Readonly<{
   webhookToken: string | undefined;
   webhookAllowedIps: readonly string[] | undefined;
   apiToken: string | undefined;
+  /** Start on a non-loopback HOST without the webhook token or any API key. */
+  allowInsecure: boolean;
+  /** Requests a minute per key (per address for the callback); 0: no limit. */
+  rateLimits: Readonly<Record<RateLimitClass, number>>;
   trustProxy: readonly string[] | undefined;
   webhookBodyLimit: number;
   runProjections: boolean;
@@ -130,6 +152,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookToken: e.WEBHOOK_TOKEN,
     webhookAllowedIps: e.WEBHOOK_ALLOWED_IPS,
     apiToken: e.API_TOKEN,
+    allowInsecure: e.ALLOW_INSECURE,
+    rateLimits: Object.freeze(
+      Object.fromEntries(Object.entries(RATE_LIMITS).map(([name, c]) => [name, e[c.env]])) as Record<RateLimitClass, number>,
+    ),
     trustProxy: e.TRUST_PROXY,
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     runProjections: e.RUN_PROJECTIONS,

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { container } from 'tsyringe';
 import { type Config, ConfigError, loadConfig } from './config';
 import { createBankHubServices } from './infrastructure/bankhub/bankhub-services';
+import { exposureRefusal, isLoopbackHost } from './infrastructure/exposure';
 import { createHealLoop, type HealLoop } from './infrastructure/heal-loop';
 import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
@@ -44,11 +45,28 @@ async function main(): Promise<void> {
     },
     'stores open',
   );
+  const keys = await stores.apiKeys.count();
+  const refusal = exposureRefusal({ ...config, liveKeys: keys.live });
+  if (refusal) {
+    logger.fatal(refusal);
+    process.stderr.write(`${refusal}\n`);
+    await stores.close();
+    process.exit(78); // EX_CONFIG
+  }
+  if (!isLoopbackHost(config.host) && config.allowInsecure && (!config.webhookToken || (!config.apiToken && keys.live === 0))) {
+    logger.warn({ host: config.host }, 'ALLOW_INSECURE=true: listening where other machines can reach it without the secrets');
+  }
   if (!config.webhookToken) {
     logger.warn('WEBHOOK_TOKEN is not set: POST /webhooks/bankhub accepts deliveries from anyone');
   }
-  if (!config.apiToken) {
-    logger.warn('API_TOKEN is not set: accounts, statements, audit and linking routes answer anyone who can reach them');
+  if (!config.apiToken && keys.total > 0 && keys.live === 0) {
+    logger.warn('every API key is revoked and API_TOKEN is not set: only the open routes answer until a key is made');
+  }
+  if (!config.apiToken && keys.total === 0) {
+    logger.warn(
+      'neither API_TOKEN nor any API key exists: accounts, statements, audit and linking routes answer anyone who can reach them ' +
+        '(`npm run ledger -- keys create --role admin --name <label>` closes them)',
+    );
   }
 
   // Runners exist in every process so that GET /projections reports the lag; they run only where configured.
@@ -74,6 +92,8 @@ async function main(): Promise<void> {
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
     apiToken: config.apiToken,
+    apiKeys: stores.apiKeys,
+    rateLimits: config.rateLimits,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
     verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),

@@ -49,22 +49,28 @@ export interface Delivery {
  */
 export async function ingestWebhook(deps: IngestDeps, delivery: Delivery): Promise<Result<IngestOutcome, IngestRejection>> {
   const parsed = parseCasWebhook(delivery.body);
-  const rawSha256 = sha256(delivery.body);
-  if (!parsed.ok) {
-    const quarantineId = await deps.quarantine.put({
-      rawBody: delivery.body,
-      bodySha256: rawSha256,
-      contentType: delivery.contentType,
-      problems: parsed.error,
-      source: 'webhook',
-      requestId: delivery.requestId,
-      remoteAddress: delivery.remoteAddress,
-      receivedAt: delivery.receivedAt,
-    });
-    return err({ problems: parsed.error, quarantineId });
-  }
-  const raw = { text: Buffer.from(delivery.body).toString('utf8'), sha256: rawSha256 };
+  if (!parsed.ok) return err(await quarantineDelivery(deps, delivery, parsed.error));
+  const raw = { text: Buffer.from(delivery.body).toString('utf8'), sha256: sha256(delivery.body) };
   return ok(await recordWebhook(deps.eventStore, parsed.value, raw, delivery));
+}
+
+/** Keeps a delivery that will not be booked, with the reasons, so that an operator can inspect and re-ingest it. */
+export async function quarantineDelivery(
+  deps: IngestDeps,
+  delivery: Delivery,
+  problems: readonly FieldProblem[],
+): Promise<IngestRejection> {
+  const quarantineId = await deps.quarantine.put({
+    rawBody: delivery.body,
+    bodySha256: sha256(delivery.body),
+    contentType: delivery.contentType,
+    problems,
+    source: 'webhook',
+    requestId: delivery.requestId,
+    remoteAddress: delivery.remoteAddress,
+    receivedAt: delivery.receivedAt,
+  });
+  return { problems, quarantineId };
 }
 
 async function recordWebhook(

@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
+import type { ApiKeys } from '../application/ports/api-keys';
 import type { EventStore } from '../application/ports/event-store';
 import type { Quarantine } from '../application/ports/quarantine';
 import type { Config } from '../config';
 import { createPostgresEventStore } from './eventstore/postgres-event-store';
+import { createApiKeyRepository } from './postgres/api-key-repository';
 import { type Database, openDatabase } from './postgres/database';
 import { migrateToLatest } from './postgres/migrations';
 import { createQuarantineRepository } from './postgres/quarantine-repository';
@@ -14,6 +16,7 @@ export interface Stores {
   readonly database: Database;
   readonly eventStore: EventStore;
   readonly quarantine: Quarantine;
+  readonly apiKeys: ApiKeys;
   close(): Promise<void>;
 }
 
@@ -27,6 +30,7 @@ export async function openStores(config: Config, logger: Logger): Promise<Stores
     database,
     eventStore,
     quarantine: createQuarantineRepository(database.db),
+    apiKeys: createApiKeyRepository(database.db),
     async close() {
       await eventStore.close();
       await database.close();

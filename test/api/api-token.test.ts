@@ -12,7 +12,7 @@ describe('API_TOKEN', () => {
     await t?.close();
   });
 
-  it.each(['/accounts', '/breaks', '/anomalies', '/audit/events', '/grants'])('guards GET %s', async (url) => {
+  it.each(['/accounts', '/breaks', '/anomalies', '/audit/events', '/grants', '/projections', '/me'])('guards GET %s', async (url) => {
     const none = await t.app.inject({ url });
     expect(none.statusCode).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer');
@@ -33,7 +33,7 @@ describe('API_TOKEN', () => {
       payload: sample('transaction-webhook.json'),
     });
     expect(webhook.json().status).toBe('accepted');
-    for (const url of ['/health', '/ready', '/openapi.json', '/projections']) expect((await t.app.inject({ url })).statusCode).toBe(200);
+    for (const url of ['/health', '/ready', '/openapi.json', '/docs']) expect((await t.app.inject({ url })).statusCode).toBe(200);
     expect((await t.app.inject({ url: '/links/callback?publicToken=x' })).statusCode).not.toBe(401);
   });
 });

@@ -75,6 +75,9 @@ describe('GET /audit/events/{eventId}/raw', () => {
       expect(res.headers['x-content-sha256']).toBe(sha);
       expect(sha).toBe(event.metadata.rawSha256);
       expect(posted.some((body) => body.equals(res.rawPayload))).toBe(true);
+      // Data, never a page: no type sniffing, no script, even in a browser that opens it directly.
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['content-security-policy']).toBe("default-src 'none'; sandbox");
     }
     expect(log).toHaveLength(5);
   });

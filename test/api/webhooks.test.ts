@@ -9,6 +9,7 @@ import { createTestApp, sample, TEST_TOKEN, type TestApp } from '../support/app'
 
 const URL_WITH_TOKEN = `/webhooks/bankhub?token=${TEST_TOKEN}`;
 const json = { 'content-type': 'application/json' };
+const REQUEST_ID = '0d5c6f0e-3b7a-4e54-9d8f-6a1f3b2c9e10';
 
 function withTransaction(change: Record<string, unknown>, envelope: Record<string, unknown> = {}): string {
   const body = JSON.parse(sample('transaction-webhook.json').toString('utf8'));
@@ -31,7 +32,7 @@ describe('POST /webhooks/bankhub', () => {
 
   it('books the sample transaction once and keeps the raw body, its hash and where it came from', async () => {
     const raw = sample('transaction-webhook.json');
-    const res = await post(raw, URL_WITH_TOKEN, { ...json, 'x-request-id': 'req-sample-1' });
+    const res = await post(raw, URL_WITH_TOKEN, { ...json, 'x-request-id': REQUEST_ID });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'accepted', eventId: expect.any(String) });
     const [event, ...rest] = await streamOf('3cacecf6935011ee952542010a400022');
@@ -43,7 +44,7 @@ describe('POST /webhooks/bankhub', () => {
       rawSha256: sha256(raw),
       source: 'webhook',
       grantId: '4c657924-13f3-11ee-a4bb-42010a40001b',
-      requestId: 'req-sample-1',
+      requestId: REQUEST_ID,
     });
     expect(Date.parse(event!.metadata.receivedAt as string)).not.toBeNaN();
   });
@@ -138,6 +139,40 @@ describe('POST /webhooks/bankhub', () => {
     });
   });
 
+  describe('takes JSON only', () => {
+    it.each([['text/plain'], ['application/x-www-form-urlencoded'], ['multipart/form-data; boundary=x'], ['application/jsonp'], [undefined]])(
+      'refuses %s with 415 problem+json and quarantines the body with the reason',
+      async (type) => {
+        const body = withTransaction({ id: `c0ffee0000000000000000000415${String(type).length.toString().padStart(4, '0')}` });
+        const res = await post(body, URL_WITH_TOKEN, type === undefined ? {} : { 'content-type': type });
+        expect(res.statusCode).toBe(415);
+        expect(res.headers['content-type']).toContain('application/problem+json');
+        const problem = res.json();
+        expect(problem.errors).toEqual([{ field: 'headers.content-type', message: `must be application/json, was ${type ?? 'absent'}` }]);
+        const entry = await t.stores.quarantine.get(String(problem.quarantineId));
+        expect(Buffer.from(entry!.rawBody).toString('utf8')).toBe(body);
+        expect(entry!.problems.map((p) => p.field)).toEqual(['headers.content-type']);
+        expect(entry!.contentType).toBe(type ?? null);
+        expect((await t.stores.eventStore.readAll({ after: null, maxCount: 10_000 })).events.some((e) => e.metadata.rawBody === body)).toBe(false);
+      },
+    );
+    it.each([['application/json; charset=utf-8'], ['Application/JSON'], ['APPLICATION/JSON;CHARSET=UTF-8'], ['application/json ; charset="utf-8"']])(
+      'accepts %s',
+      async (type) => {
+        const res = await post(sample('console-ping.json'), URL_WITH_TOKEN, { 'content-type': type });
+        expect(res.statusCode).toBe(200);
+      },
+    );
+  });
+
+  it('keeps a client x-request-id only when it is a UUID', async () => {
+    const res = await post(withTransaction({ id: 'c0ffee000000000000000000000000d1' }), URL_WITH_TOKEN, { ...json, 'x-request-id': 'drop table; <script>' });
+    const [event] = await streamOf('c0ffee000000000000000000000000d1');
+    expect(res.statusCode).toBe(200);
+    expect(event!.metadata.requestId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(event!.metadata.requestId).not.toBe('drop table; <script>');
+  });
+
   it('answers 413 for a body over the limit and books nothing', async () => {
     const big = withTransaction({ id: 'c0ffee000000000000000000000000bb', description: 'x'.repeat(1024 * 1024 + 10) });
     const res = await post(big);
@@ -219,5 +254,30 @@ describe('logs', () => {
     }
     expect(lines.some((l) => l.includes('/webhooks/bankhub?token=[redacted]'))).toBe(true);
     expect(lines.join('\n')).not.toContain(TEST_TOKEN);
+  });
+
+  it('never contain the token in the query however it is spelt or encoded', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const t = await createTestApp({}, { logger: createLogger('info', sink) });
+    const urls = [
+      `/webhooks/bankhub?%74oken=${TEST_TOKEN}`,
+      `/webhooks/bankhub?to%6Ben=${TEST_TOKEN}`,
+      `/webhooks/bankhub?TOKEN=${TEST_TOKEN}`,
+      `/webhooks/bankhub?a=1&token=${TEST_TOKEN}&token=${TEST_TOKEN}`,
+      `/webhooks/bankhub?token=${encodeURIComponent(TEST_TOKEN).replace(/[a-z]/g, (c) => `%${c.charCodeAt(0).toString(16)}`)}`,
+      `/no/such/route?token=${TEST_TOKEN}`,
+    ];
+    try {
+      // The first is the token to fastify's query parser too: it is accepted, and still never logged.
+      expect((await t.app.inject({ method: 'POST', url: urls[0]!, headers: json, payload: '{}' })).statusCode).toBe(200);
+      for (const url of urls.slice(1)) await t.app.inject({ method: 'POST', url, headers: json, payload: '{}' });
+    } finally {
+      await t.close();
+    }
+    expect(lines.filter((l) => l.includes('[redacted]')).length).toBeGreaterThanOrEqual(urls.length);
+    const all = lines.join('\n');
+    expect(all).not.toContain(TEST_TOKEN);
+    expect(all).not.toContain(TEST_TOKEN.slice(0, 8));
   });
 });

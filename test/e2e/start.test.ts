@@ -1,49 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sample } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { runServiceToExit, startService as start, stopService as stop } from '../support/service';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const TOKEN = 'e2e-webhook-token-0123456789abcdef';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** `npm start` as a newcomer runs it: the composition root in a process of its own. */
-async function start(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const port = await freePort();
-  let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), LOG_LEVEL: 'info', ...env },
-  });
-  child.stdout?.on('data', (d) => (output += d));
-  child.stderr?.on('data', (d) => (output += d));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the service exited: ${output}`);
-    if ((await fetch(`${url}/ready`).catch(() => null))?.ok) return { url, child, output: () => output };
-    if (Date.now() > deadline) throw new Error(`the service did not get ready: ${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function stop(child: ChildProcess): Promise<number | null> {
-  child.kill('SIGTERM');
-  if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-  return child.exitCode;
-}
 
 const post = (url: string, body: Buffer | string, token = TOKEN) =>
   fetch(`${url}/webhooks/bankhub?token=${token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -110,11 +73,49 @@ describe('npm start with no configuration', () => {
 
 describe('a bad configuration', () => {
   it('stops start-up with a message that names the variable', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', PORT: 'eighty' } });
-    let output = '';
-    child.stderr.on('data', (d) => (output += d));
-    const code = await new Promise<number | null>((r) => child.once('exit', r));
+    const { code, output } = await runServiceToExit({ PORT: 'eighty' });
     expect(code).toBe(78);
     expect(output).toContain('PORT');
+  });
+});
+
+describe('HOST=0.0.0.0 (reachable from other machines)', () => {
+  let db: TestDatabase;
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('refuses to start without the secrets, naming them; serves with them, closed', async () => {
+    db = await createTestDatabase('exposed');
+    const bare = await runServiceToExit({ HOST: '0.0.0.0', DATABASE_URL: db.url });
+    expect(bare.code).not.toBe(0);
+    expect(bare.output).toContain('WEBHOOK_TOKEN');
+    expect(bare.output).toContain('API_TOKEN');
+    expect(bare.output).toContain('keys create');
+
+    const noKey = await runServiceToExit({ HOST: '0.0.0.0', DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN });
+    expect(noKey.code).not.toBe(0);
+    expect(noKey.output).toContain('API_TOKEN');
+    expect(noKey.output).not.toContain('WEBHOOK_TOKEN is not set');
+
+    const apiToken = 'e2e-api-token-0123456789abcdef';
+    const { url, child } = await start({ HOST: '0.0.0.0', DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, API_TOKEN: apiToken });
+    try {
+      expect((await fetch(`${url}/accounts`)).status).toBe(401);
+      expect((await fetch(`${url}/accounts`, { headers: { authorization: `Bearer ${apiToken}` } })).status).toBe(200);
+      expect((await post(url, sample('transaction-webhook.json'))).status).toBe(200);
+    } finally {
+      expect(await stop(child)).toBe(0);
+    }
+  });
+
+  it('starts open when ALLOW_INSECURE=true says the operator means it, and says so', async () => {
+    const { url, child, output } = await start({ HOST: '0.0.0.0', DATABASE_URL: db.url, ALLOW_INSECURE: 'true' });
+    try {
+      expect((await fetch(`${url}/accounts`)).status).toBe(200);
+      expect(output()).toContain('ALLOW_INSECURE=true');
+    } finally {
+      expect(await stop(child)).toBe(0);
+    }
   });
 });

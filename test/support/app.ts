@@ -70,6 +70,8 @@ export async function createTestApp(
     webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
     trustProxy: config.trustProxy,
     apiToken: config.apiToken,
+    apiKeys: stores.apiKeys,
+    rateLimits: config.rateLimits,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
     verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),

@@ -22,9 +22,18 @@ describe('configuration', () => {
     [{ SECRETS_KEY: 'ab'.repeat(16) }, 'SECRETS_KEY'],
     [{ BANKHUB_CLIENT_ID: 'id', BANKHUB_SECRET_KEY: 'secret' }, 'SECRETS_KEY'],
     [{ HEAL_AFTER_SECONDS: '0' }, 'HEAL_AFTER_SECONDS'],
+    [{ ALLOW_INSECURE: 'yes' }, 'ALLOW_INSECURE'],
+    [{ RATE_LIMIT_STATEMENTS: '-1' }, 'RATE_LIMIT_STATEMENTS'],
+    [{ RATE_LIMIT_CALLBACK: 'many' }, 'RATE_LIMIT_CALLBACK'],
   ])('refuses %o and names %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(`^invalid configuration:\\n  ${variable}: `));
+  });
+
+  it('reads the rate limits per class, 0 lifting one', () => {
+    expect(loadConfig({}).rateLimits).toEqual({ statements: 600, export: 600, verify: 6, backfill: 30, callback: 30 });
+    expect(loadConfig({ RATE_LIMIT_VERIFY: '0', RATE_LIMIT_BACKFILL: '5' }).rateLimits).toMatchObject({ verify: 0, backfill: 5 });
+    expect(loadConfig({ ALLOW_INSECURE: 'true' }).allowInsecure).toBe(true);
   });
 
   it('names every bad variable at once', () => {

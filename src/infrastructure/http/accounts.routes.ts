@@ -150,7 +150,9 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
   typed.get(
     '/accounts',
     {
+      config: { access: 'accountant' },
       schema: {
+        operationId: 'listAccounts',
         summary: 'Every account the ledger has seen, with its balance',
         tags: ['accounts'],
         response: { 200: z.object({ accounts: z.array(accountSchema) }) },
@@ -162,7 +164,9 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
   typed.get(
     '/accounts/:id',
     {
+      config: { access: 'accountant' },
       schema: {
+        operationId: 'getAccount',
         summary: 'One account',
         tags: ['accounts'],
         params: idParams,
@@ -179,7 +183,9 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
   typed.get(
     '/accounts/:id/balance',
     {
+      config: { access: 'accountant' },
       schema: {
+        operationId: 'getBalanceAt',
         summary: 'The balance as of an instant',
         description: 'after(t) of the last line in statement order whose transactionDateTime ≤ at; null and null when there is none.',
         tags: ['accounts'],
@@ -208,7 +214,9 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
   typed.get(
     '/accounts/:id/statement',
     {
+      config: { access: 'accountant', limit: 'statements' },
       schema: {
+        operationId: 'getStatement',
         summary: 'A reconciled statement of the bank-local dates [from, to]',
         description:
           'Lines are paged (`limit`, `cursor`); opening and closing balances, totals, `reconciled`, `digest` and `breaks` ' +

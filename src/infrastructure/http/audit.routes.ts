@@ -54,7 +54,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
   typed.get(
     '/audit/events',
     {
+      config: { access: 'auditor', limit: 'export' },
       schema: {
+        operationId: 'listAuditEvents',
         summary: 'The whole event log in its global order, paged',
         tags: ['audit'],
         querystring: pageQuery,
@@ -70,7 +72,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
   typed.get(
     '/audit/accounts/:id/events',
     {
+      config: { access: 'auditor', limit: 'export' },
       schema: {
+        operationId: 'listAccountAuditEvents',
         summary: "Every event that concerns one account (its BalanceChanged and ConflictingDuplicateReceived), in log order",
         tags: ['audit'],
         params: z.object({ id: z.string() }),
@@ -94,7 +98,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
   typed.get(
     '/audit/events/:eventId/raw',
     {
+      config: { access: 'auditor' },
       schema: {
+        operationId: 'getRawPayload',
         summary: 'The body exactly as Cas sent it, byte for byte; its SHA-256 in `x-content-sha256` and `repr-digest`',
         tags: ['audit'],
         params: z.object({ eventId: z.guid() }),
@@ -113,6 +119,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
         .type(typeof event.metadata.contentType === 'string' ? event.metadata.contentType : 'application/json')
         .header('x-content-sha256', digest.toString('hex'))
         .header('repr-digest', `sha-256=:${digest.toString('base64')}:`)
+        // What Cas sent is data, never a page: a browser must neither guess another type nor run anything in it.
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', "default-src 'none'; sandbox")
         .send(bytes);
     },
   );
@@ -120,7 +129,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
   typed.get(
     '/audit/statements/verify',
     {
+      config: { access: 'auditor', limit: 'statements' },
       schema: {
+        operationId: 'verifyStatementDigest',
         summary: "Whether today's books still give the digest a statement carried",
         description:
           'Recomputes the digest of GET /accounts/{id}/statement for the same period (each line: event id, amount, balances; ' +
@@ -154,7 +165,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
   typed.post(
     '/audit/verify',
     {
+      config: { access: 'auditor', limit: 'verify' },
       schema: {
+        operationId: 'verifyReadModels',
         summary: 'Replay the whole log into a scratch schema and compare every read model with the live one',
         tags: ['audit'],
         response: {

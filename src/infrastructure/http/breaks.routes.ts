@@ -26,7 +26,9 @@ export const breakRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { r
   typed.get(
     '/breaks',
     {
+      config: { access: 'accountant' },
       schema: {
+        operationId: 'listBreaks',
         summary: "Gaps in the bank's running-balance chain, open or resolved",
         tags: ['reconciliation'],
         querystring: z.object({ status: z.enum(['open', 'resolved']).optional(), accountId: accountFilter }),
@@ -39,7 +41,9 @@ export const breakRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { r
   typed.get(
     '/anomalies',
     {
+      config: { access: 'accountant' },
       schema: {
+        operationId: 'listAnomalies',
         summary: 'Late deliveries (one per late line) and conflicting repeats (one per differing content)',
         tags: ['reconciliation'],
         querystring: z.object({ kind: z.enum(['late', 'conflict']).optional(), accountId: accountFilter }),

@@ -24,13 +24,18 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
   const typed = app.withTypeProvider<ZodTypeProvider>();
   typed.get(
     '/health',
-    { schema: { summary: 'The process is alive', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+    {
+      config: { access: 'open' },
+      schema: { operationId: 'getHealth', summary: 'The process is alive', tags: ['operations'], response: { 200: z.object({ status: z.literal('ok') }) } },
+    },
     async () => ({ status: 'ok' as const }),
   );
   typed.get(
     '/ready',
     {
+      config: { access: 'open' },
       schema: {
+        operationId: 'getReadiness',
         summary: 'The stores are reachable',
         tags: ['operations'],
         response: { 200: z.object({ status: z.literal('ready') }), 503: problemSchema },
@@ -57,7 +62,9 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
   typed.get(
     '/projections',
     {
+      config: { access: 'operator' },
       schema: {
+        operationId: 'listProjections',
         summary: 'Where each projection stands: its checkpoint and how far it lags behind the log',
         tags: ['operations'],
         response: { 200: z.object({ projections: z.array(runnerStatusSchema) }) },

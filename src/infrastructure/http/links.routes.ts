@@ -68,7 +68,9 @@ export const linkRoutes: FastifyPluginAsync<LinkRouteOptions> = async (app, opti
   typed.post(
     '/links',
     {
+      config: { access: 'operator' },
       schema: {
+        operationId: 'startLink',
         summary: 'Start linking a bank account: a Cas grant token and the Cas Link URL to open with it',
         tags: ['linking'],
         body: z
@@ -111,7 +113,9 @@ export const linkRoutes: FastifyPluginAsync<LinkRouteOptions> = async (app, opti
   typed.post(
     '/links/exchange',
     {
+      config: { access: 'operator' },
       schema: {
+        operationId: 'exchangePublicToken',
         summary: 'Finish linking: exchange the public token from Cas Link for a grant and read its accounts',
         description: 'The access token is stored encrypted and never returned. The public token is single-use: not retried.',
         tags: ['linking'],
@@ -125,7 +129,10 @@ export const linkRoutes: FastifyPluginAsync<LinkRouteOptions> = async (app, opti
   typed.get(
     '/links/callback',
     {
+      // Open: the customer's browser comes back from Cas Link with no key; the public token is single-use.
+      config: { access: 'open', limit: 'callback' },
       schema: {
+        operationId: 'completeLinkCallback',
         summary: 'Cas Link redirects here (BANKHUB_REDIRECT_URI) with the public token: same as POST /links/exchange',
         tags: ['linking'],
         querystring: z.object({ publicToken: z.string().min(1) }),
@@ -138,7 +145,9 @@ export const linkRoutes: FastifyPluginAsync<LinkRouteOptions> = async (app, opti
   typed.get(
     '/grants',
     {
+      config: { access: 'operator' },
       schema: {
+        operationId: 'listGrants',
         summary: 'Linked grants, their accounts and their state as the GRANT webhooks report it',
         tags: ['linking'],
         response: { 200: z.object({ grants: z.array(grantSchema) }) },
@@ -165,7 +174,9 @@ export const linkRoutes: FastifyPluginAsync<LinkRouteOptions> = async (app, opti
   typed.post(
     '/grants/:grantId/backfill',
     {
+      config: { access: 'operator', limit: 'backfill' },
       schema: {
+        operationId: 'backfillGrant',
         summary: "Recover a grant's transactions from Cas (GET /transactions) and book those the webhooks lost",
         description:
           'Every transaction goes through the webhook booking path with source `backfill`: already booked → duplicate. ' +

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { BankHubError } from '../../application/ports/bankhub';
 import { EventStoreUnavailable } from '../../application/ports/event-store';
 import { isUnavailableError } from '../postgres/errors';
+import { RateLimited } from './rate-limits';
 
 /** RFC 9457 problem details. `errors` names every bad field or parameter. */
 export const problemSchema = z
@@ -51,6 +52,10 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
     return sendProblem(reply, 503, 'unavailable', 'Storage is unavailable; nothing was stored, try again');
   }
   if (error instanceof BankHubError) return sendCasProblem(reply, error);
+  if (error instanceof RateLimited) {
+    reply.header('retry-after', String(error.retryAfterSeconds));
+    return sendProblem(reply, 429, 'rate-limited', 'Too many requests', { detail: error.message });
+  }
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return sendProblem(reply, 413, 'body-too-large', 'The body is larger than this endpoint accepts');
   }

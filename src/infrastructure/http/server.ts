@@ -1,20 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from '@fastify/type-provider-zod';
+import { validatorCompiler } from '@fastify/type-provider-zod';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { isUuid } from '../../application/access';
 import type { IngestDeps } from '../../application/ingest-webhook';
+import type { ApiKeys } from '../../application/ports/api-keys';
+import type { RateLimitClass } from '../../config';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyReport } from '../read-model-maintenance';
+import { accessRoutes } from './access.routes';
 import { accountRoutes } from './accounts.routes';
-import { requireBearer } from './api-auth';
+import { createAuthenticator } from './api-auth';
 import { auditRoutes } from './audit.routes';
 import { breakRoutes } from './breaks.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
+import { openApiOptions } from './openapi';
 import { errorHandler, sendProblem } from './problem';
+import { registerRateLimits } from './rate-limits';
+import { accessHook, operationCatalog } from './route-access';
 import { serializerCompiler } from './serializer';
 import { webhookRoutes } from './webhooks.routes';
 
@@ -27,8 +34,14 @@ export interface ServerDeps {
     readonly bodyLimit: number;
   };
   readonly trustProxy: readonly string[] | undefined;
-  /** Bearer token of the accountants', auditors' and linking routes; unset: those routes are open. */
+  /** The bootstrap admin key (API_TOKEN); with no key made and none set, every route is open. */
   readonly apiToken?: string | undefined;
+  /** The API keys (`ledger keys create`); each route names the role it needs (route-access.ts). */
+  readonly apiKeys: ApiKeys;
+  /** How long a process believes a key lookup (default api-auth.ts KEY_CACHE_MS). */
+  readonly keyCacheMs?: number;
+  /** Requests a minute per key on the dear routes (config RATE_LIMITS); 0: none. */
+  readonly rateLimits: Readonly<Record<RateLimitClass, number>>;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
   readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
@@ -47,8 +60,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     // X-Forwarded-For is believed only from the proxies named in TRUST_PROXY.
     trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's x-request-id is kept (and stored with what it delivers) only when it is a UUID.
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && isUuid(given) ? given.toLowerCase() : randomUUID();
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -57,34 +74,36 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     sendProblem(reply, 404, 'not-found', 'Not found', { detail: `${request.method} ${request.url.split('?')[0]}` }),
   );
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'balance-ledger',
-        version: '0.1.0',
-        description:
-          'Event-sourced ledger for Cas BankHub Balance Hook webhooks. Money is an exact decimal string of whole đồng.',
-      },
-    },
-    transform: jsonSchemaTransform,
-    transformObject: jsonSchemaTransformObject,
+  // Access: every route declares who may call it (`config.access`); one that declares nothing answers nobody.
+  const authenticator = createAuthenticator({
+    keys: deps.apiKeys,
+    apiToken: deps.apiToken,
+    logger: deps.logger,
+    ...(deps.keyCacheMs === undefined ? {} : { cacheMs: deps.keyCacheMs }),
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', accessHook(authenticator));
+  const catalog = operationCatalog();
+  app.addHook('onRoute', catalog.onRoute);
+  await registerRateLimits(app, deps.rateLimits);
+
+  await app.register(fastifySwagger, openApiOptions(deps.rateLimits));
+  await app.register(async (docs) => {
+    // The viewer's own routes (pages, scripts) are open like the document they show.
+    docs.addHook('onRoute', (route) => void (route.config = { ...route.config, access: 'open' }));
+    await docs.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  });
 
   await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
-  // Everything that reads the books or acts on Cas sits behind API_TOKEN when one is configured.
-  await app.register(async (guarded) => {
-    if (deps.apiToken) guarded.addHook('onRequest', requireBearer(deps.apiToken, new Set(['/links/callback'])));
-    await guarded.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
-    await guarded.register(accountRoutes, { readModels: deps.readModels });
-    await guarded.register(breakRoutes, { readModels: deps.readModels });
-    await guarded.register(
-      linkRoutes,
-      deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
-    );
-  });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(accessRoutes, { operationsFor: catalog.operationsFor });
+  await app.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
+  await app.register(accountRoutes, { readModels: deps.readModels });
+  await app.register(breakRoutes, { readModels: deps.readModels });
+  await app.register(
+    linkRoutes,
+    deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
+  );
+  app.get('/openapi.json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
-import { ingestWebhook, type IngestDeps } from '../../application/ingest-webhook';
+import { type Delivery, ingestWebhook, type IngestDeps, quarantineDelivery } from '../../application/ingest-webhook';
 import { problemSchema, sendProblem } from './problem';
 import { addressMatcher, tokenMatcher } from './webhook-auth';
 
@@ -19,6 +19,9 @@ const ackSchema = z
     eventId: z.guid().optional(),
   })
   .meta({ id: 'WebhookAck' });
+
+/** application/json with any parameters, in any case; anything else could be a browser's cross-site form post. */
+const JSON_TYPE = /^\s*application\/json\s*(;.*)?$/i;
 
 export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app, options) => {
   const allowed = options.allowedIps ? addressMatcher(options.allowedIps) : null;
@@ -44,27 +47,49 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app
   app.withTypeProvider<ZodTypeProvider>().post(
     '/webhooks/bankhub',
     {
+      // Not an API key: the hook above checks the webhook token. No rate limit: Cas must never be refused for volume.
+      config: { access: 'webhook' },
       schema: {
+        operationId: 'receiveBankHubWebhook',
         summary: 'Receive a Cas BankHub Balance Hook webhook',
         description:
           'Answers 200 only after the event is durably stored. TRANSACTIONS webhooks become one BalanceChanged event per ' +
-          'Cas transaction id; repeats answer `duplicate`, a repeat with other content `conflict`. `{}` is the console ping.',
+          'Cas transaction id; repeats answer `duplicate`, a repeat with other content `conflict`. `{}` is the console ping. ' +
+          'The body must be application/json (415 otherwise, and the body is quarantined).',
         tags: ['webhooks'],
-        querystring: z.object({ token: z.string().optional().describe('The webhook secret (WEBHOOK_TOKEN)') }),
+        querystring: z.object({ token: z.string().optional().describe("The webhook secret (WEBHOOK_TOKEN), for Cas's console") }),
         headers: z.looseObject({ 'x-webhook-token': z.string().optional() }),
         body: z.any().describe('The webhook as Cas sends it: {environment, webhookType, webhookCode, grantId, error, transaction?}'),
-        response: { 200: ackSchema, 400: problemSchema, 401: problemSchema, 403: problemSchema, 413: problemSchema, 503: problemSchema },
+        response: {
+          200: ackSchema,
+          400: problemSchema,
+          401: problemSchema,
+          403: problemSchema,
+          413: problemSchema,
+          415: problemSchema,
+          503: problemSchema,
+        },
       },
     },
     async (request, reply) => {
-      const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-      const result = await ingestWebhook(options.ingest, {
-        body,
+      const delivery: Delivery = {
+        body: Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0),
         contentType: request.headers['content-type'] ?? null,
         receivedAt: options.now(),
         requestId: request.id,
         remoteAddress: request.ip,
-      });
+      };
+      if (!JSON_TYPE.test(delivery.contentType ?? '')) {
+        const problems = [{ field: 'headers.content-type', message: `must be application/json, was ${delivery.contentType ?? 'absent'}` }];
+        const rejected = await quarantineDelivery(options.ingest, delivery, problems);
+        request.log.info({ problems, quarantineId: rejected.quarantineId }, 'webhook quarantined');
+        return sendProblem(reply, 415, 'unsupported-media-type', 'The webhook body must be application/json', {
+          detail: problems[0]!.message,
+          errors: problems,
+          quarantineId: rejected.quarantineId,
+        });
+      }
+      const result = await ingestWebhook(options.ingest, delivery);
       if (!result.ok) {
         request.log.info({ problems: result.error.problems, quarantineId: result.error.quarantineId }, 'webhook quarantined');
         return sendProblem(reply, 400, 'invalid-webhook', 'The webhook could not be booked', {

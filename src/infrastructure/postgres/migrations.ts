@@ -1,7 +1,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 
 /**
- * Write-side tables: the event log, the quarantine of rejected bodies, and linked grants. Read models are not
+ * Write-side tables: the event log, the quarantine of rejected bodies, linked grants and API keys. Read models are not
  * migrated: they are rebuilt from the log (src/projections/read-model-schema.ts).
  */
 const migrations: Record<string, Migration> = {
@@ -59,6 +59,24 @@ const migrations: Record<string, Migration> = {
           created_at timestamptz not null,
           updated_at timestamptz not null
         )`.execute(db);
+    },
+  },
+  // API keys (src/application/access.ts): only the SHA-256 of each key is stored; a revoked key stays, marked.
+  '0005_api_keys': {
+    async up(db) {
+      await sql`
+        create table api_keys (
+          id uuid primary key,
+          name text not null,
+          role text not null,
+          key_sha256 text not null,
+          created_at timestamptz not null,
+          last_used_at timestamptz,
+          revoked_at timestamptz,
+          constraint api_keys_key_sha256 unique (key_sha256)
+        )`.execute(db);
+      // Names are unique among live keys: a rotated key's successor may take the name once the old one is revoked.
+      await sql`create unique index api_keys_live_name on api_keys (name) where revoked_at is null`.execute(db);
     },
   },
 };
