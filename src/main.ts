@@ -9,8 +9,7 @@ import { createHealLoop, type HealLoop } from './infrastructure/heal-loop';
 import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
-import { verifyProjections } from './infrastructure/read-model-maintenance';
-import { openStores, type Stores } from './infrastructure/runtime';
+import { openStores, serverDeps, type Stores } from './infrastructure/runtime';
 import { allProjections } from './projections/all-projections';
 
 /** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
@@ -86,21 +85,7 @@ async function main(): Promise<void> {
     );
   }
 
-  const app: FastifyInstance = await buildServer({
-    logger,
-    ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
-    webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
-    trustProxy: config.trustProxy,
-    apiToken: config.apiToken,
-    apiKeys: stores.apiKeys,
-    rateLimits: config.rateLimits,
-    readinessChecks: { eventStore: () => stores.eventStore.ping() },
-    readModels: { db: stores.database.db, schema: 'ledger' },
-    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
-    runners,
-    now,
-    links: bankHub.links,
-  });
+  const app: FastifyInstance = await buildServer(serverDeps({ config, stores, logger, now, runners, links: bankHub.links }));
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -4,11 +4,15 @@ import type { EventStore } from '../application/ports/event-store';
 import type { Quarantine } from '../application/ports/quarantine';
 import type { Config } from '../config';
 import { createPostgresEventStore } from './eventstore/postgres-event-store';
+import type { LinkRouteOptions } from './http/links.routes';
+import type { ServerDeps } from './http/server';
 import { createApiKeyRepository } from './postgres/api-key-repository';
 import { type Database, openDatabase } from './postgres/database';
 import { migrateToLatest } from './postgres/migrations';
 import { createQuarantineRepository } from './postgres/quarantine-repository';
+import type { ProjectionRunner } from './projection-runner';
 import { ensureProjectionSchema } from './projection-store';
+import { verifyProjections } from './read-model-maintenance';
 import { allProjections } from '../projections/all-projections';
 
 /** The stores every entry point (server, CLI, benchmarks) opens the same way. */
@@ -47,4 +51,31 @@ async function createEventStore(config: Config, database: Database, logger: Logg
     });
   }
   return createPostgresEventStore(database.db);
+}
+
+/** What buildServer needs, from the configuration and stores: main.ts, the tests and tools/openapi.ts build it so. */
+export function serverDeps(input: {
+  readonly config: Config;
+  readonly stores: Stores;
+  readonly logger: Logger;
+  readonly now: () => Date;
+  readonly runners: readonly ProjectionRunner[];
+  readonly links: LinkRouteOptions | undefined;
+}): ServerDeps {
+  const { config, stores } = input;
+  return {
+    logger: input.logger,
+    ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
+    webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
+    trustProxy: config.trustProxy,
+    apiToken: config.apiToken,
+    apiKeys: stores.apiKeys,
+    rateLimits: config.rateLimits,
+    readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    readModels: { db: stores.database.db, schema: 'ledger' },
+    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
+    runners: input.runners,
+    now: input.now,
+    ...(input.links ? { links: input.links } : {}),
+  };
 }

@@ -7,9 +7,7 @@ import { createBankHubServices, type BankHubServices } from '../../src/infrastru
 import { createHealLoop, type HealLoop } from '../../src/infrastructure/heal-loop';
 import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
 import { createProjectionRunner, type ProjectionRunner } from '../../src/infrastructure/projection-runner';
-import { verifyProjections } from '../../src/infrastructure/read-model-maintenance';
-import { openStores, type Stores } from '../../src/infrastructure/runtime';
-import { allProjections } from '../../src/projections/all-projections';
+import { openStores, serverDeps, type Stores } from '../../src/infrastructure/runtime';
 import { createGrantsProjection } from '../../src/projections/grants.projection';
 import { createLedgerProjection } from '../../src/projections/ledger.projection';
 import { createTestDatabase, type TestDatabase } from './postgres';
@@ -65,19 +63,7 @@ export async function createTestApp(
     ? createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger: extra.logger ?? logger })
     : null;
   const app = await buildServer({
-    logger,
-    ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
-    webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
-    trustProxy: config.trustProxy,
-    apiToken: config.apiToken,
-    apiKeys: stores.apiKeys,
-    rateLimits: config.rateLimits,
-    readinessChecks: { eventStore: () => stores.eventStore.ping() },
-    readModels: { db: stores.database.db, schema: 'ledger' },
-    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
-    runners: [runner, grantsRunner],
-    now,
-    links: bankHub.links,
+    ...serverDeps({ config, stores, logger, now, runners: [runner, grantsRunner], links: bankHub.links }),
     ...extra,
   });
   runner.start();
