@@ -84,7 +84,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.decorateRequest('principal', null);
   app.addHook('onRequest', accessHook(authenticator));
   const catalog = operationCatalog();
-  app.addHook('onRoute', catalog.onRoute);
+  app.addHook('onRoute', (route) => {
+    catalog.onRoute(route);
+    if (route.config?.access === undefined && !(route.schema as { hide?: boolean } | undefined)?.hide) {
+      deps.logger.error({ route: `${String(route.method)} ${route.url}` }, 'the route declares no access (config.access): it answers 403 to everyone');
+    }
+  });
   await registerRateLimits(app, deps.rateLimits);
 
   await app.register(fastifySwagger, openApiOptions(deps.rateLimits));
