@@ -9,7 +9,7 @@ import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner } from './infrastructure/projection-runner';
 import { type Progress, rebuildProjection, verifyProjections } from './infrastructure/read-model-maintenance';
-import { openStores, type Stores } from './infrastructure/runtime';
+import { openStores, openStoresWhenReachable, type Stores } from './infrastructure/runtime';
 import { allProjections } from './projections/all-projections';
 
 /** Operator commands over the same stores the server uses: `npm run ledger -- <command>`. */
@@ -47,10 +47,11 @@ program
   .action(async () => {
     const config = loadConfig();
     const logger = createLogger(config.logLevel);
-    const stores = await openStores(config, logger);
+    const stores = await openStoresWhenReachable(config, logger);
     const runners = allProjections().map((projection) =>
       createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, batchSize: config.projectionBatchSize }),
     );
+    // Runners outlive PostgreSQL going away: they take their locks again, with backoff, when it is back.
     for (const runner of runners) runner.start();
     logger.info('projection runners started');
     const stop = async () => {

@@ -9,7 +9,7 @@ import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
 import { verifyProjections } from './infrastructure/read-model-maintenance';
-import { openStores, type Stores } from './infrastructure/runtime';
+import { openStoresWhenReachable, type Stores } from './infrastructure/runtime';
 import { allProjections } from './projections/all-projections';
 
 /** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
 
   const logger = container.resolve<Logger>(TOKENS.logger);
   const now = container.resolve<() => Date>(TOKENS.clock);
-  const stores: Stores = await openStores(config, logger);
+  const stores: Stores = await openStoresWhenReachable(config, logger);
   logger.info(
     {
       database: stores.database.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)',
@@ -75,7 +75,10 @@ async function main(): Promise<void> {
     trustProxy: config.trustProxy,
     apiToken: config.apiToken,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
-    readModels: { db: stores.database.db, schema: 'ledger' },
+    httpTimeouts: config.http,
+    // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
+    readModels: { db: stores.database.readDb, schema: 'ledger' },
+    logReader: stores.logReader,
     verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
     runners,
     now,

@@ -1,42 +1,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sample } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { ROOT, startService } from '../support/service';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const TOKEN = 'e2e-webhook-token-0123456789abcdef';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** `npm start` as a newcomer runs it: the composition root in a process of its own. */
 async function start(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const port = await freePort();
-  let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), LOG_LEVEL: 'info', ...env },
-  });
-  child.stdout?.on('data', (d) => (output += d));
-  child.stderr?.on('data', (d) => (output += d));
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the service exited: ${output}`);
-    if ((await fetch(`${url}/ready`).catch(() => null))?.ok) return { url, child, output: () => output };
-    if (Date.now() > deadline) throw new Error(`the service did not get ready: ${output}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  return startService({ LOG_LEVEL: 'info', ...env });
 }
 
 async function stop(child: ChildProcess): Promise<number | null> {

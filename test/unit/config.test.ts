@@ -22,6 +22,8 @@ describe('configuration', () => {
     [{ SECRETS_KEY: 'ab'.repeat(16) }, 'SECRETS_KEY'],
     [{ BANKHUB_CLIENT_ID: 'id', BANKHUB_SECRET_KEY: 'secret' }, 'SECRETS_KEY'],
     [{ HEAL_AFTER_SECONDS: '0' }, 'HEAL_AFTER_SECONDS'],
+    [{ DB_READ_STATEMENT_TIMEOUT_MS: '-1' }, 'DB_READ_STATEMENT_TIMEOUT_MS'],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '40000' }, 'HTTP_HEADERS_TIMEOUT_MS'],
   ])('refuses %o and names %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(`^invalid configuration:\\n  ${variable}: `));
@@ -37,6 +39,16 @@ describe('configuration', () => {
     })();
     expect(error?.message).toContain('PORT');
     expect(error?.message).toContain('WEBHOOK_TOKEN');
+  });
+
+  it('bounds every connection and statement by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      dbPoolSize: 20,
+      dbReadPoolSize: 8,
+      dbReadStatementTimeoutMs: 20_000,
+      dbIdleInTransactionTimeoutMs: 60_000,
+      http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 300_000 },
+    });
   });
 
   it('reads lists of networks', () => {

@@ -6,6 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
+import type { EventStore } from '../../application/ports/event-store';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyReport } from '../read-model-maintenance';
 import { accountRoutes } from './accounts.routes';
@@ -30,8 +31,12 @@ export interface ServerDeps {
   /** Bearer token of the accountants', auditors' and linking routes; unset: those routes are open. */
   readonly apiToken?: string | undefined;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+  /** The HTTP server's timeouts (config.http); unset: fastify's defaults. */
+  readonly httpTimeouts?: HttpTimeouts;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
   readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  /** Reads of the log for the auditors' routes (the read pool); unset: the ingest event store. */
+  readonly logReader?: EventStore;
   /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify). */
   readonly verify: () => Promise<VerifyReport>;
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
@@ -41,9 +46,38 @@ export interface ServerDeps {
   readonly links?: LinkRouteOptions;
 }
 
+export interface HttpTimeouts {
+  /** Receiving a whole request (headers and body). */
+  readonly requestTimeoutMs: number;
+  /** Receiving the headers. */
+  readonly headersTimeoutMs: number;
+  /** An idle keep-alive connection. */
+  readonly keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all (a client that does not read its answer); longer than any route's work. */
+  readonly connectionTimeoutMs: number;
+}
+
+/** Slow or silent clients cannot hold sockets: each phase of a connection has its bound. */
+function serverTimeouts(t: HttpTimeouts | undefined) {
+  if (!t) return {};
+  return {
+    requestTimeout: t.requestTimeoutMs,
+    keepAliveTimeout: t.keepAliveTimeoutMs,
+    connectionTimeout: t.connectionTimeoutMs,
+    http: {
+      requestTimeout: t.requestTimeoutMs,
+      headersTimeout: t.headersTimeoutMs,
+      keepAliveTimeout: t.keepAliveTimeoutMs,
+      // Node checks the request and headers timeouts on this interval (30 s by default, longer than the bounds).
+      connectionsCheckingInterval: Math.min(1_000, t.headersTimeoutMs),
+    },
+  };
+}
+
 /** Builds the app and never listens: main.ts listens, tests use `inject`. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...serverTimeouts(deps.httpTimeouts),
     loggerInstance: deps.logger as FastifyBaseLogger,
     // X-Forwarded-For is believed only from the proxies named in TRUST_PROXY.
     trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
@@ -77,7 +111,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Everything that reads the books or acts on Cas sits behind API_TOKEN when one is configured.
   await app.register(async (guarded) => {
     if (deps.apiToken) guarded.addHook('onRequest', requireBearer(deps.apiToken, new Set(['/links/callback'])));
-    await guarded.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
+    await guarded.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
     await guarded.register(accountRoutes, { readModels: deps.readModels });
     await guarded.register(breakRoutes, { readModels: deps.readModels });
     await guarded.register(

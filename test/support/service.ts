@@ -1,0 +1,73 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+export interface ServiceProcess {
+  readonly url: string;
+  readonly child: ChildProcess;
+  /** Everything the process wrote so far (stdout and stderr). */
+  output(): string;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  readonly exited: Promise<number | null>;
+  alive(): boolean;
+}
+
+/**
+ * A real process with the tsx loader (so that a signal reaches the process doing the work): `src/main.ts` as
+ * `npm start` runs it, or `src/cli.ts <command>`. Only PATH and the variables given are passed on.
+ */
+export function spawnProcess(args: readonly string[], env: Record<string, string>): Omit<ServiceProcess, 'url'> {
+  let output = '';
+  const child = spawn(process.execPath, ['--max-old-space-size=192', '--import', 'tsx', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+  });
+  child.stdout?.on('data', (d) => (output += d));
+  child.stderr?.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited, alive: () => child.exitCode === null && child.signalCode === null };
+}
+
+/** Starts the service and waits until `/ready` answers 200. */
+export async function startService(env: Record<string, string>, { readyTimeoutMs = 60_000 } = {}): Promise<ServiceProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const proc = spawnProcess(['src/main.ts'], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + readyTimeoutMs;
+  for (;;) {
+    if (!proc.alive()) throw new Error(`the service exited: ${proc.output()}`);
+    if ((await fetch(`${url}/ready`).catch(() => null))?.ok) return { ...proc, url };
+    if (Date.now() > deadline) {
+      proc.child.kill('SIGKILL');
+      throw new Error(`the service did not get ready: ${proc.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** SIGTERM, then the exit code. */
+export async function stopService(proc: Pick<ServiceProcess, 'child' | 'exited'>): Promise<number | null> {
+  proc.child.kill('SIGTERM');
+  return proc.exited;
+}
+
+/** Polls `check` until it holds; throws naming `what` past the deadline. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
