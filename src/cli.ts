@@ -10,6 +10,7 @@ import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner } from './infrastructure/projection-runner';
 import { type Progress, rebuildProjection, verifyProjections } from './infrastructure/read-model-maintenance';
 import { openStores, openStoresWhenReachable, type Stores } from './infrastructure/runtime';
+import { exitGracefullyOnSignals } from './infrastructure/shutdown';
 import { allProjections } from './projections/all-projections';
 
 /** Operator commands over the same stores the server uses: `npm run ledger -- <command>`. */
@@ -54,13 +55,14 @@ program
     // Runners outlive PostgreSQL going away: they take their locks again, with backoff, when it is back.
     for (const runner of runners) runner.start();
     logger.info('projection runners started');
-    const stop = async () => {
-      await Promise.all(runners.map((runner) => runner.stop()));
-      await stores.close();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void stop());
-    process.once('SIGINT', () => void stop());
+    exitGracefullyOnSignals({
+      logger,
+      timeoutMs: config.drain.timeoutMs,
+      close: async () => {
+        await Promise.all(runners.map((runner) => runner.stop())); // the batch in flight commits or rolls back whole
+        await stores.close();
+      },
+    });
   });
 
 program

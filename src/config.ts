@@ -36,6 +36,8 @@ const envSchema = z.object({
   HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
   HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(72_000),
   HTTP_CONNECTION_TIMEOUT_MS: z.coerce.number().int().min(1).max(86_400_000).default(300_000),
+  DRAIN_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
+  DRAIN_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(25_000),
   EVENTSTORE_URL: z.preprocess(
     emptyAsUndefined,
     z.string().regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// connection string').optional(),
@@ -74,6 +76,9 @@ const envSchema = z.object({
   if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
     ctx.addIssue({ code: 'custom', path: ['HTTP_HEADERS_TIMEOUT_MS'], message: 'must not exceed HTTP_REQUEST_TIMEOUT_MS' });
   }
+  if (env.DRAIN_DELAY_MS >= env.DRAIN_TIMEOUT_MS) {
+    ctx.addIssue({ code: 'custom', path: ['DRAIN_DELAY_MS'], message: 'must be less than DRAIN_TIMEOUT_MS, which bounds the whole shutdown' });
+  }
   // Access tokens are stored only encrypted: a linking setup without a key must not start.
   if (env.BANKHUB_CLIENT_ID && env.BANKHUB_SECRET_KEY && !env.SECRETS_KEY) {
     ctx.addIssue({
@@ -96,6 +101,8 @@ export type Config = Readonly<{
   dbReadStatementTimeoutMs: number;
   dbIdleInTransactionTimeoutMs: number;
   http: Readonly<{ requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; connectionTimeoutMs: number }>;
+  /** After SIGTERM/SIGINT: how long /ready says 503 while still serving, and the bound of the whole shutdown. */
+  drain: Readonly<{ delayMs: number; timeoutMs: number }>;
   eventStoreUrl: string | undefined;
   webhookToken: string | undefined;
   webhookAllowedIps: readonly string[] | undefined;
@@ -151,6 +158,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
       connectionTimeoutMs: e.HTTP_CONNECTION_TIMEOUT_MS,
     }),
+    drain: Object.freeze({ delayMs: e.DRAIN_DELAY_MS, timeoutMs: e.DRAIN_TIMEOUT_MS }),
     eventStoreUrl: e.EVENTSTORE_URL,
     webhookToken: e.WEBHOOK_TOKEN,
     webhookAllowedIps: e.WEBHOOK_ALLOWED_IPS,

@@ -10,6 +10,7 @@ import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
 import { verifyProjections } from './infrastructure/read-model-maintenance';
 import { openStoresWhenReachable, type Stores } from './infrastructure/runtime';
+import { exitGracefullyOnSignals } from './infrastructure/shutdown';
 import { allProjections } from './projections/all-projections';
 
 /** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
     );
   }
 
+  let draining = false;
   const app: FastifyInstance = await buildServer({
     logger,
     ingest: { eventStore: stores.eventStore, quarantine: stores.quarantine },
@@ -75,6 +77,7 @@ async function main(): Promise<void> {
     trustProxy: config.trustProxy,
     apiToken: config.apiToken,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
+    draining: () => draining,
     httpTimeouts: config.http,
     // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
     readModels: { db: stores.database.readDb, schema: 'ledger' },
@@ -85,24 +88,18 @@ async function main(): Promise<void> {
     links: bankHub.links,
   });
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    logger.info({ signal }, 'shutting down');
-    try {
+  exitGracefullyOnSignals({
+    logger,
+    delayMs: config.drain.delayMs,
+    timeoutMs: config.drain.timeoutMs,
+    onDrainStart: () => (draining = true), // GET /ready answers 503 from now on; everything else is still served
+    close: async () => {
       await app.close(); // stops accepting, lets in-flight webhooks finish their commits
       await healLoop?.stop(); // between Cas calls; every heal attempt is one event, never half recorded
       await Promise.all(runners.map((r) => r.stop())); // the batch in flight commits or rolls back whole
       await stores.close();
-      process.exit(0);
-    } catch (error) {
-      logger.error({ err: error }, 'unclean shutdown');
-      process.exit(1);
-    }
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+    },
+  });
 
   await app.listen({ port: config.port, host: config.host });
   if (config.runProjections) for (const runner of runners) runner.start();

@@ -11,7 +11,7 @@ const TOKEN = 'e2e-webhook-token-0123456789abcdef';
 
 /** `npm start` as a newcomer runs it: the composition root in a process of its own. */
 async function start(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  return startService({ LOG_LEVEL: 'info', ...env });
+  return startService({ LOG_LEVEL: 'info', DRAIN_DELAY_MS: '0', ...env });
 }
 
 async function stop(child: ChildProcess): Promise<number | null> {

@@ -31,6 +31,8 @@ export interface ServerDeps {
   /** Bearer token of the accountants', auditors' and linking routes; unset: those routes are open. */
   readonly apiToken?: string | undefined;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+  /** True once the process drains (SIGTERM): GET /ready answers 503 while everything else is still served. */
+  readonly draining?: () => boolean;
   /** The HTTP server's timeouts (config.http); unset: fastify's defaults. */
   readonly httpTimeouts?: HttpTimeouts;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
@@ -78,6 +80,9 @@ function serverTimeouts(t: HttpTimeouts | undefined) {
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...serverTimeouts(deps.httpTimeouts),
+    // While closing, a request that still arrives on an open connection is served (with Connection: close) rather
+    // than refused with a bare 503: the stores stay open until every request has its answer.
+    return503OnClosing: false,
     loggerInstance: deps.logger as FastifyBaseLogger,
     // X-Forwarded-For is believed only from the proxies named in TRUST_PROXY.
     trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
@@ -106,7 +111,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
-  await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners });
+  await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners, draining: deps.draining ?? (() => false) });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
   // Everything that reads the books or acts on Cas sits behind API_TOKEN when one is configured.
   await app.register(async (guarded) => {
