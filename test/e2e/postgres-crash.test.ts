@@ -19,25 +19,27 @@ if (!canStartPgCluster()) {
   console.info('postgres-crash: skipped, no PostgreSQL server binaries (initdb, pg_ctl) found; install them or set TEST_PG_BIN');
 }
 
-describe.skipIf(!canStartPgCluster())('PostgreSQL crashes under load (a cluster of the test\'s own, stop -m immediate)', () => {
+/** Where the projections run while PostgreSQL crashes: both shapes the README describes. */
+const SHAPES = [
+  { name: 'npm start (projections in the service)', projectorProcess: false },
+  { name: 'compose (RUN_PROJECTIONS=false, `ledger project` beside)', projectorProcess: true },
+] as const;
+
+describe.skipIf(!canStartPgCluster())("PostgreSQL crashes under load (a cluster of the test's own, stop -m immediate)", () => {
   let cluster: PgCluster | undefined;
-  let service: ServiceProcess | undefined;
-  let projector: ReturnType<typeof spawnProcess> | undefined;
-  let lateProjector: ReturnType<typeof spawnProcess> | undefined;
+  const processes: Omit<ServiceProcess, 'url'>[] = [];
 
   beforeAll(async () => {
     cluster = await startPgCluster('crash');
   });
   afterAll(async () => {
-    service?.child.kill('SIGKILL');
-    projector?.child.kill('SIGKILL');
-    lateProjector?.child.kill('SIGKILL');
+    for (const p of processes) p.child.kill('SIGKILL');
     await cluster?.destroy();
   });
 
-  it('the service and `ledger project` stay alive, answer only 200 or 503 with Retry-After, recover, and lose nothing', { timeout: 180_000 }, async () => {
+  it.each(SHAPES)('$name: every process stays alive, answers only 200 or 503 with Retry-After, recovers, and loses nothing', { timeout: 180_000 }, async (shape) => {
     const env = {
-      DATABASE_URL: cluster!.url,
+      DATABASE_URL: await cluster!.createDatabase(shape.projectorProcess ? 'compose_shape' : 'start_shape'),
       WEBHOOK_TOKEN: TOKEN,
       LOG_LEVEL: 'warn',
       // The healer runs too (it holds an advisory lock on a connection of its own); nothing is old enough to heal.
@@ -48,16 +50,27 @@ describe.skipIf(!canStartPgCluster())('PostgreSQL crashes under load (a cluster 
       HEAL_INTERVAL_SECONDS: '0.5',
       HEAL_AFTER_SECONDS: '3600',
     };
-    service = await startService(env);
-    // A projector process beside the service, as docker compose runs it: the runners of one of them project (advisory
-    // locks), the others stand by; every one of them lives through the crash.
-    projector = spawnProcess(['src/cli.ts', 'project'], { ...env, LOG_LEVEL: 'info' });
-    await waitFor('the projector process', () => projector!.output().includes('projection runners started'), 60_000);
+    const service = await startService({ ...env, RUN_PROJECTIONS: String(!shape.projectorProcess) });
+    processes.push(service);
+    const projectors: ReturnType<typeof spawnProcess>[] = [];
+    const startProjector = () => {
+      const projector = spawnProcess(['src/cli.ts', 'project'], { ...env, LOG_LEVEL: 'info' });
+      processes.push(projector);
+      projectors.push(projector);
+      return projector;
+    };
+    const allAlive = () => {
+      for (const p of [service, ...projectors]) expect(p.alive(), p.output()).toBe(true);
+    };
+    if (shape.projectorProcess) {
+      const projector = startProjector();
+      await waitFor('the projector process', () => projector.output().includes('projection runners started'), 60_000);
+    }
     const load = startWebhookLoad({ url: service.url, token: TOKEN, clients: 8 });
     await waitFor('webhooks acknowledged before the crash', () => load.acknowledged.size >= 150, 60_000);
     let accountId = '';
     await waitFor('an account on the books', async () => {
-      const res = await fetch(`${service!.url}/accounts`);
+      const res = await fetch(`${service.url}/accounts`);
       accountId = ((await res.json()) as { accounts: { id: string }[] }).accounts[0]?.id ?? '';
       return accountId !== '';
     }, 30_000);
@@ -66,8 +79,7 @@ describe.skipIf(!canStartPgCluster())('PostgreSQL crashes under load (a cluster 
     await cluster!.crash();
     const reads: Awaited<ReturnType<typeof get>>[] = [];
     while (Date.now() < crashedAt + OUTAGE_MS) {
-      expect(service.alive(), service.output()).toBe(true);
-      expect(projector.alive(), projector.output()).toBe(true);
+      allAlive();
       const answers = await Promise.all([
         get(`${service.url}/accounts`),
         get(`${service.url}/projections`),
@@ -77,9 +89,9 @@ describe.skipIf(!canStartPgCluster())('PostgreSQL crashes under load (a cluster 
       reads.push(...answers);
       await sleep(200);
     }
-    // A process started while PostgreSQL is away waits for it rather than exiting.
-    lateProjector = spawnProcess(['src/cli.ts', 'project'], { ...env, LOG_LEVEL: 'info' });
-    await waitFor('the late projector to find PostgreSQL away', () => lateProjector!.output().includes('the stores are unreachable'), 30_000);
+    // A projector started while PostgreSQL is away waits for it rather than exiting.
+    const late = shape.projectorProcess ? startProjector() : null;
+    if (late) await waitFor('the late projector to find PostgreSQL away', () => late.output().includes('the stores are unreachable'), 30_000);
     await cluster!.start();
     const restartedAt = Date.now();
     await waitFor('a webhook accepted after PostgreSQL is back', () => load.answers.some((a) => a.at > restartedAt && a.status === 200), 30_000);
@@ -88,8 +100,7 @@ describe.skipIf(!canStartPgCluster())('PostgreSQL crashes under load (a cluster 
     await waitFor('more webhooks acknowledged after the return', () => load.acknowledged.size >= ackedBefore + 100, 60_000);
     await load.stop();
 
-    expect(service.alive(), service.output()).toBe(true);
-    expect(projector.alive(), projector.output()).toBe(true);
+    allAlive();
     // Every answer: 200, or 503 with Retry-After while the store was gone; never another status, a hang or a reset.
     const wrong = load.answers.filter((a) => !(a.status === 200 || (a.status === 503 && a.retryAfter !== null)));
     expect(wrong).toEqual([]);
@@ -101,21 +112,21 @@ describe.skipIf(!canStartPgCluster())('PostgreSQL crashes under load (a cluster 
     expect(wrongReads).toEqual([]);
     expect(reads.length).toBeGreaterThan(0);
     console.info(
-      `postgres-crash: ${load.acknowledged.size} acknowledged, ${load.answers.filter((a) => a.status === 503).length} × 503 during a ${OUTAGE_MS} ms outage; accepting again ${acceptedAgainAfterMs} ms after the restart`,
+      `postgres-crash (${shape.name}): ${load.acknowledged.size} acknowledged, ${load.answers.filter((a) => a.status === 503).length} × 503 during a ${OUTAGE_MS} ms outage; accepting again ${acceptedAgainAfterMs} ms after the restart`,
     );
 
     // Everything acknowledged is stored: posted again, each one is a duplicate.
     const again = await repostAll(service.url, TOKEN, load.acknowledged);
     expect(again.filter((a) => a.ack !== 'duplicate')).toEqual([]);
-    // The projections catch up (nothing behind, no error) and the books hold each acknowledged transaction once.
+    // The projections catch up (nothing behind, no error) and the books hold each acknowledged transaction once:
+    // the runners that were projecting took their locks again after the crash (in the service, or in a projector).
     await caughtUp(service.url, 60_000);
     const books = await booksOf(service.url);
     expect([...load.acknowledged.keys()].filter((id) => books.get(id) !== 1)).toEqual([]);
     expect([...books.values()].every((n) => n === 1)).toBe(true);
-    await waitFor('the late projector to start', () => lateProjector!.output().includes('projection runners started'), 30_000);
-    expect(lateProjector.alive(), lateProjector.output()).toBe(true);
+    if (late) await waitFor('the late projector to start', () => late.output().includes('projection runners started'), 30_000);
     // Still the same processes, serving.
-    expect(service.alive() && projector.alive()).toBe(true);
+    allAlive();
     expect((await postWebhook(service.url, TOKEN, '{}', 5_000)).ack).toBe('ping');
   });
 });

@@ -3,6 +3,7 @@ import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { freePort } from './service';
 
 const run = promisify(execFile);
@@ -19,6 +20,8 @@ export interface PgCluster {
   /** Kills the server as a crash would: immediate shutdown, WAL recovery at the next start. */
   crash(): Promise<void>;
   start(): Promise<void>;
+  /** Creates a database in the cluster; its URL. */
+  createDatabase(name: string): Promise<string>;
   /** Stops the server (if running) and removes the data directory. Safe to call more than once. */
   destroy(): Promise<void>;
 }
@@ -59,6 +62,16 @@ export async function startPgCluster(label: string): Promise<PgCluster> {
     async crash() {
       await ctl('-m', 'immediate', '-w', 'stop');
       running = false;
+    },
+    async createDatabase(name) {
+      const client = new pg.Client({ connectionString: this.url });
+      await client.connect();
+      try {
+        await client.query(`create database ${name}`);
+      } finally {
+        await client.end();
+      }
+      return this.url.replace(/\/postgres$/, `/${name}`);
     },
     async destroy() {
       if (destroyed) return;
