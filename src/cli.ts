@@ -13,7 +13,8 @@ import { createApiKeyRepository } from './infrastructure/postgres/api-key-reposi
 import { openDatabase } from './infrastructure/postgres/database';
 import { migrateToLatest } from './infrastructure/postgres/migrations';
 import { type Progress, rebuildProjection, verifyProjections } from './infrastructure/read-model-maintenance';
-import { openStores, type Stores } from './infrastructure/runtime';
+import { openStores, openStoresWhenReachable, type Stores } from './infrastructure/runtime';
+import { exitGracefullyOnSignals } from './infrastructure/shutdown';
 import { allProjections } from './projections/all-projections';
 
 /** Operator commands over the same stores the server uses: `npm run ledger -- <command>`. */
@@ -51,19 +52,21 @@ program
   .action(async () => {
     const config = loadConfig();
     const logger = createLogger(config.logLevel);
-    const stores = await openStores(config, logger);
+    const stores = await openStoresWhenReachable(config, logger);
     const runners = allProjections().map((projection) =>
       createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, batchSize: config.projectionBatchSize }),
     );
+    // Runners outlive PostgreSQL going away: they take their locks again, with backoff, when it is back.
     for (const runner of runners) runner.start();
     logger.info('projection runners started');
-    const stop = async () => {
-      await Promise.all(runners.map((runner) => runner.stop()));
-      await stores.close();
-      process.exit(0);
-    };
-    process.once('SIGTERM', () => void stop());
-    process.once('SIGINT', () => void stop());
+    exitGracefullyOnSignals({
+      logger,
+      timeoutMs: config.drain.timeoutMs,
+      close: async () => {
+        await Promise.all(runners.map((runner) => runner.stop())); // the batch in flight commits or rolls back whole
+        await stores.close();
+      },
+    });
   });
 
 program

@@ -45,6 +45,15 @@ const envSchema = z.object({
   DATABASE_URL: z.preprocess(emptyAsUndefined, z.url({ protocol: /^postgres(ql)?$/, error: 'must be a postgres:// URL' }).optional()),
   DATA_DIR: z.string().min(1).default('./data'),
   DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
+  DB_READ_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(8),
+  DB_READ_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(20_000),
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
+  HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(72_000),
+  HTTP_CONNECTION_TIMEOUT_MS: z.coerce.number().int().min(1).max(86_400_000).default(300_000),
+  DRAIN_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(5_000),
+  DRAIN_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(25_000),
   EVENTSTORE_URL: z.preprocess(
     emptyAsUndefined,
     z.string().regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// connection string').optional(),
@@ -81,6 +90,13 @@ const envSchema = z.object({
   HEAL_AFTER_SECONDS: z.coerce.number().positive().max(30 * 86_400).default(600),
   HEAL_INTERVAL_SECONDS: z.coerce.number().positive().max(86_400).default(60),
 }).superRefine((env, ctx) => {
+  // Node refuses a server whose headers may take longer than the whole request.
+  if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
+    ctx.addIssue({ code: 'custom', path: ['HTTP_HEADERS_TIMEOUT_MS'], message: 'must not exceed HTTP_REQUEST_TIMEOUT_MS' });
+  }
+  if (env.DRAIN_DELAY_MS >= env.DRAIN_TIMEOUT_MS) {
+    ctx.addIssue({ code: 'custom', path: ['DRAIN_DELAY_MS'], message: 'must be less than DRAIN_TIMEOUT_MS, which bounds the whole shutdown' });
+  }
   // Access tokens are stored only encrypted: a linking setup without a key must not start.
   if (env.BANKHUB_CLIENT_ID && env.BANKHUB_SECRET_KEY && !env.SECRETS_KEY) {
     ctx.addIssue({
@@ -98,6 +114,13 @@ export type Config = Readonly<{
   databaseUrl: string | undefined;
   dataDir: string;
   dbPoolSize: number;
+  /** The query routes' own pool and the cancel time of their statements (0 = never). */
+  dbReadPoolSize: number;
+  dbReadStatementTimeoutMs: number;
+  dbIdleInTransactionTimeoutMs: number;
+  http: Readonly<{ requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; connectionTimeoutMs: number }>;
+  /** After SIGTERM/SIGINT: how long /ready says 503 while still serving, and the bound of the whole shutdown. */
+  drain: Readonly<{ delayMs: number; timeoutMs: number }>;
   eventStoreUrl: string | undefined;
   webhookToken: string | undefined;
   webhookAllowedIps: readonly string[] | undefined;
@@ -148,6 +171,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
     dbPoolSize: e.DB_POOL_SIZE,
+    dbReadPoolSize: e.DB_READ_POOL_SIZE,
+    dbReadStatementTimeoutMs: e.DB_READ_STATEMENT_TIMEOUT_MS,
+    dbIdleInTransactionTimeoutMs: e.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    http: Object.freeze({
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      connectionTimeoutMs: e.HTTP_CONNECTION_TIMEOUT_MS,
+    }),
+    drain: Object.freeze({ delayMs: e.DRAIN_DELAY_MS, timeoutMs: e.DRAIN_TIMEOUT_MS }),
     eventStoreUrl: e.EVENTSTORE_URL,
     webhookToken: e.WEBHOOK_TOKEN,
     webhookAllowedIps: e.WEBHOOK_ALLOWED_IPS,

@@ -9,7 +9,8 @@ import { createHealLoop, type HealLoop } from './infrastructure/heal-loop';
 import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
-import { openStores, serverDeps, type Stores } from './infrastructure/runtime';
+import { openStoresWhenReachable, serverDeps, type Stores } from './infrastructure/runtime';
+import { exitGracefullyOnSignals } from './infrastructure/shutdown';
 import { allProjections } from './projections/all-projections';
 
 /** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
@@ -36,7 +37,7 @@ async function main(): Promise<void> {
 
   const logger = container.resolve<Logger>(TOKENS.logger);
   const now = container.resolve<() => Date>(TOKENS.clock);
-  const stores: Stores = await openStores(config, logger);
+  const stores: Stores = await openStoresWhenReachable(config, logger);
   logger.info(
     {
       database: stores.database.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)',
@@ -85,26 +86,23 @@ async function main(): Promise<void> {
     );
   }
 
-  const app: FastifyInstance = await buildServer(serverDeps({ config, stores, logger, now, runners, links: bankHub.links }));
+  let draining = false;
+  const app: FastifyInstance = await buildServer(
+    serverDeps({ config, stores, logger, now, runners, links: bankHub.links, draining: () => draining }),
+  );
 
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    logger.info({ signal }, 'shutting down');
-    try {
+  exitGracefullyOnSignals({
+    logger,
+    delayMs: config.drain.delayMs,
+    timeoutMs: config.drain.timeoutMs,
+    onDrainStart: () => (draining = true), // GET /ready answers 503 from now on; everything else is still served
+    close: async () => {
       await app.close(); // stops accepting, lets in-flight webhooks finish their commits
       await healLoop?.stop(); // between Cas calls; every heal attempt is one event, never half recorded
       await Promise.all(runners.map((r) => r.stop())); // the batch in flight commits or rolls back whole
       await stores.close();
-      process.exit(0);
-    } catch (error) {
-      logger.error({ err: error }, 'unclean shutdown');
-      process.exit(1);
-    }
-  };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+    },
+  });
 
   await app.listen({ port: config.port, host: config.host });
   if (config.runProjections) for (const runner of runners) runner.start();

@@ -4,12 +4,14 @@ import { type HealDeps, type HealReport, healGaps } from '../application/heal-ga
 import type { EventStore } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import { advisoryLockKey, type Database } from './postgres/database';
+import { pause, runWhileLocked } from './locked-loop';
 import { readCheckpoint, waitForProjection } from './projection-store';
 
 /**
  * Runs `healGaps` every `intervalMs`. One healer at a time across instances (a session advisory lock, as the
- * projection runner does), so two servers never ask Cas twice for the same break. `stop()` lets the pass in flight
- * finish its current Cas call and records nothing half-done: every heal attempt is one event.
+ * projection runner does), so two servers never ask Cas twice for the same break; a lost lock connection is
+ * reconnected with backoff. `stop()` lets the pass in flight finish its current Cas call and records nothing
+ * half-done: every heal attempt is one event.
  */
 export interface HealLoop {
   start(): void;
@@ -31,8 +33,6 @@ export function createHealLoop(options: HealLoopOptions): HealLoop {
   let wake: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (wake = resolve));
   let loop: Promise<void> | null = null;
-  const pause = (ms: number, also?: Promise<void>) =>
-    Promise.race([stopped, new Promise<void>((r) => setTimeout(r, ms)), ...(also ? [also] : [])]);
 
   const pass = async (): Promise<HealReport> => {
     const report = await healGaps({ ...options.heal, shouldStop: () => stopping });
@@ -42,28 +42,26 @@ export function createHealLoop(options: HealLoopOptions): HealLoop {
 
   return {
     start() {
-      loop ??= (async () => {
-        while (!stopping) {
-          try {
-            const ran = await options.database.tryWithAdvisoryLock(HEAL_LOCK_KEY, async (lost) => {
-              let gone = false;
-              void lost.then(() => (gone = true));
-              while (!stopping && !gone) {
-                try {
-                  await pass();
-                } catch (error) {
-                  log.error({ err: error }, 'heal pass failed; trying again next interval');
-                }
-                await pause(options.intervalMs, lost);
-              }
-            });
-            if (!ran) log.debug('another instance is healing; standing by');
-          } catch (error) {
-            log.error({ err: error }, 'heal loop failed; restarting');
+      loop ??= runWhileLocked({
+        database: options.database,
+        key: HEAL_LOCK_KEY,
+        log,
+        stopped,
+        isStopping: () => stopping,
+        standbyMs: options.intervalMs,
+        work: async (until) => {
+          let over = false;
+          void until.then(() => (over = true));
+          while (!over) {
+            try {
+              await pass();
+            } catch (error) {
+              log.error({ err: error }, 'heal pass failed; trying again next interval');
+            }
+            await pause(options.intervalMs, until);
           }
-          if (!stopping) await pause(options.intervalMs);
-        }
-      })();
+        },
+      });
     },
     async stop() {
       stopping = true;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { EventStore, RecordedEvent, Subscription } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import { advisoryLockKey, type Database } from './postgres/database';
+import { runWhileLocked } from './locked-loop';
 import { rebuildProjection } from './read-model-maintenance';
 import { commitBatch, ensureProjectionSchema, readCheckpoint, Resync, schemaExists, waitForProjection } from './projection-store';
 
@@ -54,11 +55,15 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
   const stopped = new Promise<void>((resolve) => (wakeStop = resolve));
   let loop: Promise<void> | null = null;
 
-  async function runWhileLocked(): Promise<void> {
+  /** Follows the log until `until` resolves (the lock's connection was lost, or stop()). */
+  async function project(until: Promise<void>): Promise<void> {
+    let over = false;
+    void until.then(() => (over = true));
     await ensureSchema(database.db, projection, schema, eventStore, log);
     active = true;
+    lastError = null;
     try {
-      while (!stopping) {
+      while (!over) {
         const checkpoint = await readCheckpoint(database.db, schema, projection.name);
         position = checkpoint.position;
         eventsProjected = checkpoint.events;
@@ -77,6 +82,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             onCheckpoint: async (last) => {
               await commitBatch(database.db, projection, schema, position, [], last);
               position = last;
+              lastError = null;
             },
             onError: (error) => {
               if (error instanceof Resync) {
@@ -88,7 +94,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
               log.error({ err: error }, 'projection batch failed; retrying');
             },
           });
-          void stopped.then(() => subscription.stop().then(resolve));
+          void until.then(() => subscription.stop()).then(resolve);
         });
         await resync;
       }
@@ -99,20 +105,19 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
 
   return {
     start() {
-      loop ??= (async () => {
-        while (!stopping) {
-          try {
-            const ran = await database.tryWithAdvisoryLock(advisoryLockKey(projection.name), async (lost) => {
-              await Promise.race([runWhileLocked(), lost]);
-            });
-            if (!ran) log.debug('another runner holds the projection; standing by');
-          } catch (error) {
-            lastError = error instanceof Error ? error.message : String(error);
-            log.error({ err: error }, 'projection runner failed; restarting');
-          }
-          if (!stopping) await Promise.race([stopped, new Promise((r) => setTimeout(r, 1_000))]);
-        }
-      })();
+      // One active runner per projection across processes; a lost lock (PostgreSQL went away) stops the
+      // subscription and the runner takes the lock again, with backoff, from the committed checkpoint.
+      loop ??= runWhileLocked({
+        database,
+        key: advisoryLockKey(projection.name),
+        log,
+        stopped,
+        isStopping: () => stopping,
+        standbyMs: 1_000,
+        work: project,
+        onFailure: (error) => (lastError = error instanceof Error ? error.message : String(error)),
+        onStandby: () => (lastError = null),
+      });
     },
     async stop() {
       stopping = true;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { ApiKeys } from '../application/ports/api-keys';
-import type { EventStore } from '../application/ports/event-store';
+import { type EventStore, EventStoreUnavailable } from '../application/ports/event-store';
 import type { Quarantine } from '../application/ports/quarantine';
 import type { Config } from '../config';
 import { createPostgresEventStore } from './eventstore/postgres-event-store';
@@ -8,6 +8,8 @@ import type { LinkRouteOptions } from './http/links.routes';
 import type { ServerDeps } from './http/server';
 import { createApiKeyRepository } from './postgres/api-key-repository';
 import { type Database, openDatabase } from './postgres/database';
+import { isUnavailableError } from './postgres/errors';
+import { reconnectDelayMs } from './locked-loop';
 import { migrateToLatest } from './postgres/migrations';
 import { createQuarantineRepository } from './postgres/quarantine-repository';
 import type { ProjectionRunner } from './projection-runner';
@@ -19,20 +21,37 @@ import { allProjections } from '../projections/all-projections';
 export interface Stores {
   readonly database: Database;
   readonly eventStore: EventStore;
+  /** The same log, read through the read pool (the auditors' routes): reads never take a write connection. */
+  readonly logReader: EventStore;
   readonly quarantine: Quarantine;
   readonly apiKeys: ApiKeys;
   close(): Promise<void>;
 }
 
 export async function openStores(config: Config, logger: Logger): Promise<Stores> {
-  const database = openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolSize: config.dbPoolSize });
-  await migrateToLatest(database.db);
-  // The read models exist before the first request, even where no runner runs in this process.
-  for (const projection of allProjections()) await ensureProjectionSchema(database.db, projection, projection.name);
-  const eventStore = await createEventStore(config, database, logger);
+  const database = openDatabase({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.dbPoolSize,
+    readPoolSize: config.dbReadPoolSize,
+    readStatementTimeoutMs: config.dbReadStatementTimeoutMs,
+    idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+    logger,
+  });
+  let eventStore: EventStore;
+  try {
+    await migrateToLatest(database.db);
+    // The read models exist before the first request, even where no runner runs in this process.
+    for (const projection of allProjections()) await ensureProjectionSchema(database.db, projection, projection.name);
+    eventStore = await createEventStore(config, database, logger);
+  } catch (error) {
+    await database.close().catch(() => {});
+    throw error;
+  }
   return {
     database,
     eventStore,
+    logReader: config.eventStoreUrl || database.kind === 'pglite' ? eventStore : createPostgresEventStore(database.readDb),
     quarantine: createQuarantineRepository(database.db),
     apiKeys: createApiKeyRepository(database.db),
     async close() {
@@ -61,6 +80,8 @@ export function serverDeps(input: {
   readonly now: () => Date;
   readonly runners: readonly ProjectionRunner[];
   readonly links: LinkRouteOptions | undefined;
+  /** True once the process drains (SIGTERM); unset: never. */
+  readonly draining?: () => boolean;
 }): ServerDeps {
   const { config, stores } = input;
   return {
@@ -72,10 +93,31 @@ export function serverDeps(input: {
     apiKeys: stores.apiKeys,
     rateLimits: config.rateLimits,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
-    readModels: { db: stores.database.db, schema: 'ledger' },
+    ...(input.draining ? { draining: input.draining } : {}),
+    httpTimeouts: config.http,
+    // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
+    readModels: { db: stores.database.readDb, schema: 'ledger' },
+    logReader: stores.logReader,
     verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
     runners: input.runners,
     now: input.now,
     ...(input.links ? { links: input.links } : {}),
   };
+}
+
+/**
+ * The long-running processes (the service, `ledger project`) start even while the stores are away: they wait, with
+ * backoff, until the stores answer. Anything else (a wrong password, a failed migration) stops start-up at once.
+ */
+export async function openStoresWhenReachable(config: Config, logger: Logger): Promise<Stores> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await openStores(config, logger);
+    } catch (error) {
+      if (!(error instanceof EventStoreUnavailable) && !isUnavailableError(error)) throw error;
+      const retryInMs = reconnectDelayMs(failures);
+      logger.warn({ err: error, retryInMs }, 'the stores are unreachable; waiting for them');
+      await new Promise((r) => setTimeout(r, retryInMs));
+    }
+  }
 }

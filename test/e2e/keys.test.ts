@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, eventually, type TestDatabase } from '../support/postgres';
-import { ROOT, type RunningService, startService, stopService } from '../support/service';
+import { ROOT, type ServiceProcess, startService, stopService } from '../support/service';
 
 const run = promisify(execFile);
 const WEBHOOK_TOKEN = 'e2e-webhook-token-0123456789abcdef';
@@ -16,8 +16,8 @@ const failing = (...args: string[]) => ledger(...args).then(() => ({ code: 0, st
 /** The checks of issue 12, from outside: keys made by the CLI, two service processes on one database. */
 describe('API keys made by `ledger keys create`, on two running services', () => {
   const keys: Record<'accountant' | 'auditor' | 'operator', string> = { accountant: '', auditor: '', operator: '' };
-  let a: RunningService;
-  let b: RunningService;
+  let a: ServiceProcess;
+  let b: ServiceProcess;
 
   beforeAll(async () => {
     db = await createTestDatabase('keys');
@@ -35,11 +35,11 @@ describe('API keys made by `ledger keys create`, on two running services', () =>
     ]);
   });
   afterAll(async () => {
-    await Promise.all([a && stopService(a.child), b && stopService(b.child)]);
+    await Promise.all([a && stopService(a), b && stopService(b)]);
     await db?.drop();
   });
 
-  const call = (service: RunningService, method: string, path: string, key?: string, body?: object) =>
+  const call = (service: ServiceProcess, method: string, path: string, key?: string, body?: object) =>
     fetch(`${service.url}${path}`, {
       method,
       headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },

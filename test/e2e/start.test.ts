@@ -4,9 +4,13 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sample } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { runServiceToExit, startService as start, stopService as stop } from '../support/service';
+import { runServiceToExit, startService, stopService } from '../support/service';
 
 const TOKEN = 'e2e-webhook-token-0123456789abcdef';
+
+/** `npm start` as a newcomer runs it: the composition root in a process of its own (no drain delay at SIGTERM). */
+const start = (env: Record<string, string>) => startService({ LOG_LEVEL: 'info', DRAIN_DELAY_MS: '0', ...env });
+const stop = stopService;
 
 const post = (url: string, body: Buffer | string, token = TOKEN) =>
   fetch(`${url}/webhooks/bankhub?token=${token}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -19,7 +23,8 @@ describe('npm start on PostgreSQL (DATABASE_URL)', () => {
 
   it('serves: 20 simultaneous deliveries of the sample give one accepted and 19 duplicates; bad input is refused and kept', async () => {
     db = await createTestDatabase('start');
-    const { url, child, output } = await start({ DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN });
+    const service = await start({ DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN });
+    const { url, output } = service;
     try {
       const answers = await Promise.all(
         Array.from({ length: 20 }, () => post(url, sample('transaction-webhook.json')).then((r) => r.json() as Promise<{ status: string }>)),
@@ -48,7 +53,7 @@ describe('npm start on PostgreSQL (DATABASE_URL)', () => {
       expect(projected).toBe('1');
       expect(output()).not.toContain(TOKEN);
     } finally {
-      expect(await stop(child)).toBe(0);
+      expect(await stop(service)).toBe(0);
     }
   });
 });
@@ -58,7 +63,8 @@ describe('npm start with no configuration', () => {
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('runs on the embedded store, warns that the webhook is open, and accepts the sample', async () => {
-    const { url, child, output } = await start({ DATA_DIR: dataDir });
+    const service = await start({ DATA_DIR: dataDir });
+    const { url, output } = service;
     try {
       const res = await post(url, sample('transaction-webhook.json'), '');
       expect(res.status).toBe(200);
@@ -66,7 +72,7 @@ describe('npm start with no configuration', () => {
       expect(output()).toContain('WEBHOOK_TOKEN is not set');
       expect(output()).toContain('embedded PGlite');
     } finally {
-      expect(await stop(child)).toBe(0);
+      expect(await stop(service)).toBe(0);
     }
   });
 });
@@ -99,23 +105,25 @@ describe('HOST=0.0.0.0 (reachable from other machines)', () => {
     expect(noKey.output).not.toContain('WEBHOOK_TOKEN is not set');
 
     const apiToken = 'e2e-api-token-0123456789abcdef';
-    const { url, child } = await start({ HOST: '0.0.0.0', DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, API_TOKEN: apiToken });
+    const service = await start({ HOST: '0.0.0.0', DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, API_TOKEN: apiToken });
+    const { url, output } = service;
     try {
       expect((await fetch(`${url}/accounts`)).status).toBe(401);
       expect((await fetch(`${url}/accounts`, { headers: { authorization: `Bearer ${apiToken}` } })).status).toBe(200);
       expect((await post(url, sample('transaction-webhook.json'))).status).toBe(200);
     } finally {
-      expect(await stop(child)).toBe(0);
+      expect(await stop(service)).toBe(0);
     }
   });
 
   it('starts open when ALLOW_INSECURE=true says the operator means it, and says so', async () => {
-    const { url, child, output } = await start({ HOST: '0.0.0.0', DATABASE_URL: db.url, ALLOW_INSECURE: 'true' });
+    const service = await start({ HOST: '0.0.0.0', DATABASE_URL: db.url, ALLOW_INSECURE: 'true' });
+    const { url, output } = service;
     try {
       expect((await fetch(`${url}/accounts`)).status).toBe(200);
       expect(output()).toContain('ALLOW_INSECURE=true');
     } finally {
-      expect(await stop(child)).toBe(0);
+      expect(await stop(service)).toBe(0);
     }
   });
 });

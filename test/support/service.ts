@@ -5,56 +5,76 @@ import { join } from 'node:path';
 export const ROOT = join(import.meta.dirname, '..', '..');
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const server = createServer().listen(0, '127.0.0.1', () => {
       const { port } = server.address() as { port: number };
       server.close(() => resolve(port));
     });
+    server.on('error', reject);
   });
 }
 
-export interface RunningService {
+export interface ServiceProcess {
   readonly url: string;
   readonly child: ChildProcess;
+  /** Everything the process wrote so far (stdout and stderr). */
   output(): string;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  readonly exited: Promise<number | null>;
+  alive(): boolean;
 }
 
-/** `npm start` as a newcomer runs it: the composition root in a process of its own, on a free port. */
-export async function startService(env: Record<string, string>): Promise<RunningService> {
-  const port = await freePort();
+/**
+ * A real process with the tsx loader (so that a signal reaches the process doing the work): `src/main.ts` as
+ * `npm start` runs it, or `src/cli.ts <command>`. Only PATH and the variables given are passed on.
+ */
+export function spawnProcess(args: readonly string[], env: Record<string, string>): Omit<ServiceProcess, 'url'> {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, ['--max-old-space-size=192', '--import', 'tsx', ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', ...env },
   });
   child.stdout?.on('data', (d) => (output += d));
   child.stderr?.on('data', (d) => (output += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited, alive: () => child.exitCode === null && child.signalCode === null };
+}
+
+/** Starts the service and waits until `/ready` answers 200. */
+export async function startService(env: Record<string, string>, { readyTimeoutMs = 60_000 } = {}): Promise<ServiceProcess> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const proc = spawnProcess(['src/main.ts'], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the service exited: ${output}`);
-    if ((await fetch(`${url}/ready`).catch(() => null))?.ok) return { url, child, output: () => output };
-    if (Date.now() > deadline) throw new Error(`the service did not get ready: ${output}`);
+    if (!proc.alive()) throw new Error(`the service exited: ${proc.output()}`);
+    if ((await fetch(`${url}/ready`).catch(() => null))?.ok) return { ...proc, url };
+    if (Date.now() > deadline) {
+      proc.child.kill('SIGKILL');
+      throw new Error(`the service did not get ready: ${proc.output()}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** SIGTERM, then the exit code. */
+export async function stopService(proc: Pick<ServiceProcess, 'child' | 'exited'>): Promise<number | null> {
+  proc.child.kill('SIGTERM');
+  return proc.exited;
+}
+
+/** Polls `check` until it holds; throws naming `what` past the deadline. */
+export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
 /** Runs the service until it exits by itself (a refusal to start): its exit code and everything it wrote. */
 export async function runServiceToExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', PORT: String(await freePort()), ...env },
-  });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  return { code, output };
-}
-
-export async function stopService(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  return child.exitCode;
+  const proc = spawnProcess(['src/main.ts'], { PORT: String(await freePort()), ...env });
+  const code = await proc.exited;
+  return { code, output: proc.output() };
 }

@@ -25,6 +25,9 @@ describe('configuration', () => {
     [{ ALLOW_INSECURE: 'yes' }, 'ALLOW_INSECURE'],
     [{ RATE_LIMIT_STATEMENTS: '-1' }, 'RATE_LIMIT_STATEMENTS'],
     [{ RATE_LIMIT_CALLBACK: 'many' }, 'RATE_LIMIT_CALLBACK'],
+    [{ DB_READ_STATEMENT_TIMEOUT_MS: '-1' }, 'DB_READ_STATEMENT_TIMEOUT_MS'],
+    [{ HTTP_HEADERS_TIMEOUT_MS: '40000' }, 'HTTP_HEADERS_TIMEOUT_MS'],
+    [{ DRAIN_DELAY_MS: '25000' }, 'DRAIN_DELAY_MS'],
   ])('refuses %o and names %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(`^invalid configuration:\\n  ${variable}: `));
@@ -46,6 +49,17 @@ describe('configuration', () => {
     })();
     expect(error?.message).toContain('PORT');
     expect(error?.message).toContain('WEBHOOK_TOKEN');
+  });
+
+  it('bounds every connection, statement and shutdown by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      dbPoolSize: 20,
+      dbReadPoolSize: 8,
+      dbReadStatementTimeoutMs: 20_000,
+      dbIdleInTransactionTimeoutMs: 60_000,
+      http: { requestTimeoutMs: 30_000, headersTimeoutMs: 10_000, keepAliveTimeoutMs: 72_000, connectionTimeoutMs: 300_000 },
+      drain: { delayMs: 5_000, timeoutMs: 25_000 },
+    });
   });
 
   it('reads lists of networks', () => {

@@ -8,6 +8,8 @@ export interface HealthRouteOptions {
   /** Each check throws when its dependency cannot be reached. */
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
   readonly runners: readonly ProjectionRunner[];
+  /** True once the process drains: not ready, whatever the stores say. */
+  readonly draining: () => boolean;
 }
 
 const runnerStatusSchema = z.object({
@@ -20,7 +22,7 @@ const runnerStatusSchema = z.object({
   lastError: z.string().nullable(),
 });
 
-export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, { readinessChecks, runners }) => {
+export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, { readinessChecks, runners, draining }) => {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   typed.get(
     '/health',
@@ -36,12 +38,13 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
       config: { access: 'open' },
       schema: {
         operationId: 'getReadiness',
-        summary: 'The stores are reachable',
+        summary: 'The stores are reachable and the process is not shutting down',
         tags: ['operations'],
         response: { 200: z.object({ status: z.literal('ready') }), 503: problemSchema },
       },
     },
     async (request, reply) => {
+      if (draining()) return sendProblem(reply, 503, 'not-ready', 'Not ready', { detail: 'shutting down: finishing the work in flight' });
       const failed: string[] = [];
       await Promise.all(
         Object.entries(readinessChecks).map(async ([name, check]) => {

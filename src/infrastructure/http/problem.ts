@@ -3,7 +3,7 @@ import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod'
 import { z } from 'zod';
 import { BankHubError } from '../../application/ports/bankhub';
 import { EventStoreUnavailable } from '../../application/ports/event-store';
-import { isUnavailableError } from '../postgres/errors';
+import { isQueryCanceled, isUnavailableError } from '../postgres/errors';
 import { RateLimited } from './rate-limits';
 
 /** RFC 9457 problem details. `errors` names every bad field or parameter. */
@@ -50,6 +50,11 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
     request.log.warn({ err: error }, 'storage unavailable');
     reply.header('retry-after', '5');
     return sendProblem(reply, 503, 'unavailable', 'Storage is unavailable; nothing was stored, try again');
+  }
+  if (isQueryCanceled(error)) {
+    request.log.warn({ err: error }, 'query cancelled: it ran past the statement timeout');
+    reply.header('retry-after', '5');
+    return sendProblem(reply, 503, 'query-timeout', 'The query took longer than this service allows; try again, or ask for less');
   }
   if (error instanceof BankHubError) return sendCasProblem(reply, error);
   if (error instanceof RateLimited) {

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { isUuid } from '../../application/access';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ApiKeys } from '../../application/ports/api-keys';
+import type { EventStore } from '../../application/ports/event-store';
 import type { RateLimitClass } from '../../config';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyReport } from '../read-model-maintenance';
@@ -43,8 +44,14 @@ export interface ServerDeps {
   /** Requests a minute per key on the dear routes (config RATE_LIMITS); 0: none. */
   readonly rateLimits: Readonly<Record<RateLimitClass, number>>;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
+  /** True once the process drains (SIGTERM): GET /ready answers 503 while everything else is still served. */
+  readonly draining?: () => boolean;
+  /** The HTTP server's timeouts (config.http); unset: fastify's defaults. */
+  readonly httpTimeouts?: HttpTimeouts;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
   readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  /** Reads of the log for the auditors' routes (the read pool); unset: the ingest event store. */
+  readonly logReader?: EventStore;
   /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify). */
   readonly verify: () => Promise<VerifyReport>;
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
@@ -54,9 +61,41 @@ export interface ServerDeps {
   readonly links?: LinkRouteOptions;
 }
 
+export interface HttpTimeouts {
+  /** Receiving a whole request (headers and body). */
+  readonly requestTimeoutMs: number;
+  /** Receiving the headers. */
+  readonly headersTimeoutMs: number;
+  /** An idle keep-alive connection. */
+  readonly keepAliveTimeoutMs: number;
+  /** A socket with no traffic at all (a client that does not read its answer); longer than any route's work. */
+  readonly connectionTimeoutMs: number;
+}
+
+/** Slow or silent clients cannot hold sockets: each phase of a connection has its bound. */
+function serverTimeouts(t: HttpTimeouts | undefined) {
+  if (!t) return {};
+  return {
+    requestTimeout: t.requestTimeoutMs,
+    keepAliveTimeout: t.keepAliveTimeoutMs,
+    connectionTimeout: t.connectionTimeoutMs,
+    http: {
+      requestTimeout: t.requestTimeoutMs,
+      headersTimeout: t.headersTimeoutMs,
+      keepAliveTimeout: t.keepAliveTimeoutMs,
+      // Node checks the request and headers timeouts on this interval (30 s by default, longer than the bounds).
+      connectionsCheckingInterval: Math.min(1_000, t.headersTimeoutMs),
+    },
+  };
+}
+
 /** Builds the app and never listens: main.ts listens, tests use `inject`. */
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
+    ...serverTimeouts(deps.httpTimeouts),
+    // While closing, a request that still arrives on an open connection is served (with Connection: close) rather
+    // than refused with a bare 503: the stores stay open until every request has its answer.
+    return503OnClosing: false,
     loggerInstance: deps.logger as FastifyBaseLogger,
     // X-Forwarded-For is believed only from the proxies named in TRUST_PROXY.
     trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
@@ -99,10 +138,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     await docs.register(fastifySwaggerUi, { routePrefix: '/docs' });
   });
 
-  await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners });
+  await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners, draining: deps.draining ?? (() => false) });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
   await app.register(accessRoutes, { operationsFor: catalog.operationsFor });
-  await app.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
+  await app.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
   await app.register(accountRoutes, { readModels: deps.readModels });
   await app.register(breakRoutes, { readModels: deps.readModels });
   await app.register(

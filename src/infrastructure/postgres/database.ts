@@ -4,32 +4,48 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
+import type { Logger } from 'pino';
 
 /**
  * One PostgreSQL for the whole service: the event store (unless EventStoreDB is configured), the read models
  * and the quarantine. Either a real server (DATABASE_URL) or PGlite embedded in the process, with the same SQL.
  */
 export interface Database {
+  /** Writes and everything that must not wait behind readers: ingest, quarantine, projections, maintenance. */
   readonly db: Kysely<any>;
+  /**
+   * The accountants' and auditors' queries: a pool of its own whose statements are cancelled after the read
+   * statement timeout, so that reads can never take the connections ingest needs. PGlite: the same as `db`.
+   */
+  readonly readDb: Kysely<any>;
   readonly kind: 'postgres' | 'pglite';
   /**
    * Runs `work` while holding a session-level advisory lock on a connection of its own (PostgreSQL), or at
    * once (PGlite: one process, one connection, so nobody else can hold it). Returns false when the lock is taken.
+   * `lost` resolves when that connection fails (the server crashed, restarted or ended the session): the lock is
+   * gone and `work` must stop; a failure to connect rejects.
    */
-  tryWithAdvisoryLock(key: bigint, work: (release: Promise<void>) => Promise<void>): Promise<boolean>;
+  tryWithAdvisoryLock(key: bigint, work: (lost: Promise<void>) => Promise<void>): Promise<boolean>;
   close(): Promise<void>;
 }
 
 export interface DatabaseOptions {
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
+  /** Connections for writes (ingest, projections). */
   readonly poolSize: number;
+  /** Connections for the query routes; default a quarter of the write pool, at least 2. */
+  readonly readPoolSize?: number;
+  /** Read statements running longer are cancelled by the server (SQLSTATE 57014); 0 = never. */
+  readonly readStatementTimeoutMs?: number;
+  /** A session idle inside an open transaction this long is ended by the server; 0 = never. */
+  readonly idleInTransactionTimeoutMs?: number;
+  /** Told about connections that fail (each is dropped; the next query opens a new one). */
+  readonly logger?: Logger;
 }
 
 export function openDatabase(options: DatabaseOptions): Database {
-  return options.databaseUrl
-    ? openPostgres(options.databaseUrl, options.poolSize)
-    : openPglite(options.dataDir);
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options) : openPglite(options.dataDir);
 }
 
 /**
@@ -45,6 +61,8 @@ const keepText = (value: string) => value;
  * costing more than running them (a statement query: 1.7 ms planning, 1.4 ms execution).
  */
 class PreparingClient extends pg.Client {
+  /** What this connection has prepared. A client is one connection: the pool replaces a failed one with a new
+   *  client, which starts with nothing prepared (the server forgot the old session's statements with it). */
   private readonly prepared = new Set<string>();
 
   override query(...args: unknown[]): never {
@@ -64,40 +82,73 @@ class PreparingClient extends pg.Client {
 const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
 const MAX_PREPARED_PER_CONNECTION = 500;
 
-function openPostgres(connectionString: string, poolSize: number): Database {
+const CONNECT_TIMEOUT_MS = 5_000;
+
+function openPostgres(connectionString: string, options: DatabaseOptions): Database {
+  const log = options.logger?.child({ component: 'postgres' });
   const types = {
     getTypeParser: (oid: number, format?: 'text' | 'binary') =>
       Object.values(TEXT_TYPES).includes(oid as never) ? keepText : pg.types.getTypeParser(oid, format),
   };
-  const pool = new pg.Pool({ connectionString, max: poolSize, connectionTimeoutMillis: 5_000, types: types as never, Client: PreparingClient });
-  // An idle client that loses its server must not take the process down; the next query reports it.
-  pool.on('error', () => {});
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+  const session = (statementTimeoutMs: number) => ({
+    connectionString,
+    types: types as never,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    // Sent in the start-up packet: every session of the pool has them from its first statement on.
+    ...(statementTimeoutMs > 0 ? { statement_timeout: statementTimeoutMs } : {}),
+    ...(options.idleInTransactionTimeoutMs ? { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs } : {}),
+  });
+  const pools = [
+    new pg.Pool({ ...session(0), max: options.poolSize, Client: PreparingClient }),
+    new pg.Pool({
+      ...session(options.readStatementTimeoutMs ?? 0),
+      max: options.readPoolSize ?? Math.max(2, Math.floor(options.poolSize / 4)),
+      Client: PreparingClient,
+    }),
+  ] as const;
+  let reported = 0;
+  const onConnectionError = (error: Error) => {
+    // One line per outage is enough: every connection of both pools fails at once when the server goes away.
+    if (Date.now() - reported > 5_000) log?.warn({ err: error }, 'a PostgreSQL connection failed; it is dropped and the next query opens a new one');
+    reported = Date.now();
+  };
+  for (const pool of pools) {
+    // A client that loses its server emits 'error' whatever it is doing: idle in the pool (pg-pool listens then),
+    // or checked out between two statements of a transaction (nobody listens: the process would die). The
+    // client is then not queryable; its next query fails, and the pool drops it on release.
+    pool.on('connect', (client) => client.on('error', onConnectionError));
+    pool.on('error', () => {});
+  }
+  const [writePool, readPool] = pools;
+  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: writePool }) });
+  const readDb = new Kysely<any>({ dialect: new PostgresDialect({ pool: readPool }) });
   return {
     db,
+    readDb,
     kind: 'postgres',
     async tryWithAdvisoryLock(key, work) {
-      const client = await pool.connect();
+      // A connection of its own, outside the pools: it lives as long as the lock, and when it dies the lock
+      // dies with it (the server releases session locks of a lost session).
+      const client = new pg.Client(session(0));
+      let lose!: () => void;
+      const lost = new Promise<void>((resolve) => (lose = resolve));
+      client.on('error', (error) => (onConnectionError(error), lose()));
+      client.on('end', () => lose());
       try {
-        const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [
-          key.toString(),
-        ]);
+        await client.connect();
+        const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [key.toString()]);
         if (!rows[0]?.locked) return false;
-        let lost!: () => void;
-        const released = new Promise<void>((resolve) => (lost = resolve));
-        client.on('error', lost);
-        client.on('end', lost);
-        try {
-          await work(released);
-        } finally {
-          await client.query('select pg_advisory_unlock($1)', [key.toString()]).catch(() => {});
-        }
+        await work(lost);
         return true;
       } finally {
-        client.release();
+        // Ending the session releases the lock; a connection already lost ends at once.
+        await client.end().catch(() => {});
       }
     },
-    close: () => db.destroy(),
+    async close() {
+      await Promise.all([db.destroy(), readDb.destroy()]);
+    },
   };
 }
 
@@ -106,6 +157,7 @@ function openPglite(dataDir: string): Database {
   const db = new Kysely<any>({ dialect: new PGliteDialect(new PGlite(dataDir, { parsers: Object.fromEntries(Object.values(TEXT_TYPES).map((oid) => [oid, keepText])) })) });
   return {
     db,
+    readDb: db,
     kind: 'pglite',
     async tryWithAdvisoryLock(_key, work) {
       await work(new Promise<void>(() => {}));

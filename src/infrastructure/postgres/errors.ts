@@ -4,7 +4,8 @@
  */
 export function isUnavailableError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
-  const { code, message } = error as { code?: unknown; message?: unknown };
+  const { code, message, cause } = error as { code?: unknown; message?: unknown; cause?: unknown };
+  if (cause !== undefined && cause !== error && isUnavailableError(cause)) return true; // e.g. a failed migration
   if (typeof code === 'string') {
     if (code.startsWith('08') || code.startsWith('57P') || code === '53300') return true;
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'EPIPE'].includes(code)) return true;
@@ -15,4 +16,9 @@ export function isUnavailableError(error: unknown): boolean {
       message,
     )
   );
+}
+
+/** The server cancelled the statement: it ran past `statement_timeout` (or an operator cancelled it). SQLSTATE 57014. */
+export function isQueryCanceled(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '57014';
 }
