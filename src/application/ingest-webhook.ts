@@ -10,7 +10,7 @@ import {
 import { assertNever, err, ok, type Result } from '../domain/result';
 import { type CasWebhook, type FieldProblem, parseCasWebhook } from './cas-webhook';
 import { encodeEvent } from '../domain/event-codec';
-import { type EventStore, WrongExpectedVersion } from './ports/event-store';
+import { EventRejected, type EventStore, WrongExpectedVersion } from './ports/event-store';
 import type { Quarantine } from './ports/quarantine';
 
 /** Fixed namespace of the ledger's name-based event ids: the same Cas transaction id always gives the same id. */
@@ -50,22 +50,42 @@ export interface Delivery {
 export async function ingestWebhook(deps: IngestDeps, delivery: Delivery): Promise<Result<IngestOutcome, IngestRejection>> {
   const parsed = parseCasWebhook(delivery.body);
   const rawSha256 = sha256(delivery.body);
-  if (!parsed.ok) {
-    const quarantineId = await deps.quarantine.put({
-      rawBody: delivery.body,
-      bodySha256: rawSha256,
-      contentType: delivery.contentType,
-      problems: parsed.error,
-      source: 'webhook',
-      requestId: delivery.requestId,
-      remoteAddress: delivery.remoteAddress,
-      receivedAt: delivery.receivedAt,
-    });
-    return err({ problems: parsed.error, quarantineId });
-  }
+  if (!parsed.ok) return quarantine(deps, delivery, rawSha256, parsed.error);
   const raw = { text: Buffer.from(delivery.body).toString('utf8'), sha256: rawSha256 };
-  return ok(await recordWebhook(deps.eventStore, parsed.value, raw, delivery));
+  try {
+    return ok(await recordWebhook(deps.eventStore, parsed.value, raw, delivery));
+  } catch (error) {
+    // The parser lets nothing through that the store is known to refuse; should the store still refuse the event,
+    // the body is the cause: it is kept in the quarantine and Cas is told, rather than retrying it for 24 h.
+    if (!(error instanceof EventRejected)) throw error;
+    return quarantine(deps, delivery, rawSha256, [storeRefusal(error)]);
+  }
 }
+
+async function quarantine(
+  deps: IngestDeps,
+  delivery: Delivery,
+  bodySha256: string,
+  problems: FieldProblem[],
+): Promise<Result<IngestOutcome, IngestRejection>> {
+  const quarantineId = await deps.quarantine.put({
+    rawBody: delivery.body,
+    bodySha256,
+    contentType: delivery.contentType,
+    problems,
+    source: 'webhook',
+    requestId: delivery.requestId,
+    remoteAddress: delivery.remoteAddress,
+    receivedAt: delivery.receivedAt,
+  });
+  return err({ problems, quarantineId });
+}
+
+/** The problem reported for a body whose event the store refused to hold. */
+export const storeRefusal = (error: EventRejected): FieldProblem => ({
+  field: '(body)',
+  message: `the event store cannot hold it: ${error.reason}`,
+});
 
 async function recordWebhook(
   store: EventStore,

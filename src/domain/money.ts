@@ -9,14 +9,15 @@ export type Currency = keyof typeof SUPPORTED_CURRENCIES;
 
 export const isSupportedCurrency = (code: string): code is Currency => Object.hasOwn(SUPPORTED_CURRENCIES, code);
 
-export type AmountError = 'not_a_number' | 'fractional_amount';
+export type AmountError = 'not_a_number' | 'fractional_amount' | 'out_of_range';
 
 const INTEGER = /^-?(0|[1-9]\d*)$/;
 const DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
 
 /**
  * Reads the exact text of a JSON number as whole minor units. `10000`, `1e4` and `10000.0` are the same đồng;
- * `10000.5` is not a VND amount. Never goes through a float.
+ * `10000.5` is not a VND amount. Never goes through a float. Whether the ledger can book the value is
+ * `isBookableMoney`'s question.
  */
 export function parseMinorUnits(text: string): Result<bigint, AmountError> {
   if (INTEGER.test(text)) return ok(BigInt(text));
@@ -31,11 +32,22 @@ export function parseMinorUnits(text: string): Result<bigint, AmountError> {
     digits = digits.slice(0, -1);
     scale -= 1;
   }
+  if (digits === '') return ok(0n);
   if (scale > 0) return err('fractional_amount');
-  if (-scale > 30) return err('not_a_number'); // no balance has thirty more digits
+  if (-scale > 30) return err('out_of_range'); // no balance has thirty more digits: never build such a bigint
   const value = BigInt(digits || '0') * 10n ** BigInt(-scale);
   return ok(negative ? -value : value);
 }
+
+/**
+ * The largest magnitude of money the ledger books, in minor units: 2^62 − 1 (4.6 × 10^18 đồng). The read models hold
+ * money as PostgreSQL bigint (signed 64-bit), and they also hold differences of two balances (a break's missing
+ * amount, before(u) − after(t)): with every balance within ±(2^62 − 1) such a difference always fits.
+ */
+export const MAX_BOOKABLE_MINOR_UNITS = 2n ** 62n - 1n;
+
+export const isBookableMoney = (amount: bigint): boolean =>
+  amount <= MAX_BOOKABLE_MINOR_UNITS && amount >= -MAX_BOOKABLE_MINOR_UNITS;
 
 /** Money leaves the process as an exact decimal string: JSON numbers are doubles. */
 export const formatMinorUnits = (amount: bigint): string => amount.toString();

@@ -10,6 +10,13 @@ import { createTestApp, sample, TEST_TOKEN, type TestApp } from '../support/app'
 const URL_WITH_TOKEN = `/webhooks/bankhub?token=${TEST_TOKEN}`;
 const json = { 'content-type': 'application/json' };
 
+/** The sample with one JSON text replaced by another: for what JSON.stringify cannot write (1e30, a key twice). */
+const sampleWith = (from: string, to: string): string => {
+  const text = sample('transaction-webhook.json').toString('utf8');
+  if (!text.includes(from)) throw new Error(`the sample has no ${from}`);
+  return text.replace(from, to);
+};
+
 function withTransaction(change: Record<string, unknown>, envelope: Record<string, unknown> = {}): string {
   const body = JSON.parse(sample('transaction-webhook.json').toString('utf8'));
   return JSON.stringify({ ...body, ...envelope, transaction: { ...body.transaction, ...change } });
@@ -116,6 +123,24 @@ describe('POST /webhooks/bankhub', () => {
       ['two bad fields at once', withTransaction({ runningBalance: 'lots', transactionDate: '2023-13-45' }), ['transaction.runningBalance', 'transaction.transactionDate']],
       ['no webhookType', JSON.stringify({ webhookCode: 'X' }), ['webhookType']],
       ['a TRANSACTIONS webhook without its transaction', JSON.stringify({ webhookType: 'TRANSACTIONS', webhookCode: 'DEFAULT_UPDATE' }), ['transaction']],
+      // What would have been booked and then stopped the books, or answered 500:
+      ['NUL in a description', withTransaction({ description: 'a\u0000b' }), ['transaction.description']],
+      ['an emoji cut in half', withTransaction({ description: 'thanks \ud83d' }), ['transaction.description']],
+      ['an unpaired low surrogate in a key', withTransaction({ paymentMeta: { '\udc00': 1 } }), ['transaction.paymentMeta']],
+      ['amount 1e30', sampleWith('"amount": 10000', '"amount": 1e30'), ['transaction.amount']],
+      ['runningBalance 2^63', sampleWith('"runningBalance": 3330000', '"runningBalance": 9223372036854775808'), ['transaction.runningBalance']],
+      ['a balance before out of range', sampleWith('"amount": 10000', '"amount": -4611686018427387903').replace('"runningBalance": 3330000', '"runningBalance": 4611686018427387903'), ['transaction.runningBalance']],
+      ['year 0000', withTransaction({ transactionDate: '0000-01-01' }), ['transaction.transactionDate']],
+      ['an instant before 1900 in UTC', withTransaction({ transactionDateTime: '1900-01-01T00:00:00+07:00' }), ['transaction.transactionDateTime']],
+      ['2023-02-30', withTransaction({ bookingDate: '2023-02-30' }), ['transaction.bookingDate']],
+      ['a duplicated key', sampleWith('"amount": 10000,', '"amount": 10000, "amount": 99999,'), ['transaction.amount']],
+      ['a duplicated key on the lossless path', sampleWith('"amount": 10000,', '"amount": 10000.0, "amount": 99999,'), ['transaction.amount']],
+      ['NUL in webhookType, which names a stream', JSON.stringify({ webhookType: 'X\u0000', webhookCode: 'Y' }), ['webhookType']],
+      ['a webhookType of 100 000 characters', JSON.stringify({ webhookType: 'X'.repeat(100_000), webhookCode: 'Y' }), ['webhookType']],
+      ['half a surrogate in a GRANT webhook', JSON.stringify({ webhookType: 'GRANT', webhookCode: 'ERROR', grantId: 'g-1', error: { errorMessage: '\ud800' } }), ['error.errorMessage']],
+      ['an INVOICE nested 10 000 deep, holding a fraction', `{"webhookType":"INVOICE","webhookCode":"X","a":${'['.repeat(10_000)}1.5${']'.repeat(10_000)}}`, [['a', ...Array<string>(63).fill('0')].join('.')]],
+      ['the bytes \\x00\\x01garbage', Buffer.from('\x00\x01garbage', 'latin1'), ['(body)']],
+      ['NUL and invalid UTF-8', Buffer.from([0x7b, 0x00, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0x7d]), ['(body)']],
     ];
     it.each(cases)('%s', async (_name, body, fields) => {
       const res = await post(body);

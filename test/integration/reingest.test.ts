@@ -42,4 +42,20 @@ describe('re-ingesting a quarantined body', () => {
     expect((await t.stores.quarantine.get(String(quarantineId)))?.reingestedAt).toBeNull();
     expect(await reingestQuarantined(deps(), '999999', new Date())).toEqual({ status: 'not_found' });
   });
+
+  it('refuses on re-ingest what the webhook refuses: a key twice stays quarantined, whatever an older version did', async () => {
+    const body = Buffer.from(sample('transaction-webhook.json').toString('utf8').replace('"amount": 10000,', '"amount": 10000, "amount": 1,'));
+    const id = await t.stores.quarantine.put({
+      rawBody: body,
+      bodySha256: sha256(body),
+      contentType: 'application/json',
+      problems: [{ field: '(body)', message: 'an older reason' }],
+      source: 'webhook',
+      requestId: null,
+      remoteAddress: null,
+      receivedAt: new Date(),
+    });
+    const result = await reingestQuarantined(deps(), id, new Date());
+    expect(result).toMatchObject({ status: 'still_invalid', problems: [{ field: 'transaction.amount', message: expect.stringMatching(/twice/) }] });
+  });
 });
