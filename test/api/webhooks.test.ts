@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/application/ingest-webhook';
@@ -188,6 +188,45 @@ describe('POST /webhooks/bankhub', () => {
       const res = await post(body(), '/webhooks/bankhub', { ...json, 'x-webhook-token': TEST_TOKEN });
       expect(res.json().status).toBe('accepted');
     });
+  });
+});
+
+describe('a body the store refuses, in a group commit with good ones', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+    // The parser lets nothing through that PostgreSQL is known to refuse; a trigger makes PostgreSQL refuse one body
+    // anyway (a data exception, as a character it cannot hold would raise), to see what the rest of its group gets.
+    await sql`
+      create function refuse_marked() returns trigger language plpgsql as $$
+      begin
+        if new.data::text like '%store-refuses-this%' then
+          raise exception 'this content cannot be stored' using errcode = '22023';
+        end if;
+        return new;
+      end $$`.execute(t.stores.database.db);
+    await sql`create trigger refuse_marked before insert on events for each row execute function refuse_marked()`.execute(t.stores.database.db);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('answers 400 and quarantines that one; the 15 sent with it are all booked', async () => {
+    const id = (i: number) => `c0ffee0000000000000000000000${String(i).padStart(4, '0')}`;
+    const good = Array.from({ length: 15 }, (_, i) => withTransaction({ id: id(i), amount: 1000 + i }));
+    const poison = withTransaction({ id: id(99), description: 'store-refuses-this' });
+    const bodies = [...good.slice(0, 7), poison, ...good.slice(7)];
+    const answers = await Promise.all(
+      bodies.map((payload) => t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: json, payload })),
+    );
+    const refused = answers.splice(7, 1)[0]!;
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ errors: [{ field: '(body)', message: expect.stringMatching(/event store cannot hold it/) }] });
+    const entry = await t.stores.quarantine.get(String(refused.json().quarantineId));
+    expect(Buffer.from(entry!.rawBody).toString('utf8')).toBe(poison);
+    expect(answers.map((a) => [a.statusCode, a.json().status])).toEqual(good.map(() => [200, 'accepted']));
+    for (let i = 0; i < 15; i++) expect(await t.stores.eventStore.readStream(`bankTx-${id(i)}`)).toHaveLength(1);
+    expect(await t.stores.eventStore.readStream(`bankTx-${id(99)}`)).toEqual([]);
   });
 });
 
