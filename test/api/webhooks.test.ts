@@ -163,8 +163,15 @@ describe('POST /webhooks/bankhub', () => {
     });
   });
 
-  it('answers 413 for a body over the limit and books nothing', async () => {
-    const big = withTransaction({ id: 'c0ffee000000000000000000000000bb', description: 'x'.repeat(1024 * 1024 + 10) });
+  it('books a body just under 256 KB, answers 413 for one over it and books nothing', async () => {
+    const sized = (id: string, bytes: number) => {
+      const body = withTransaction({ id, description: '' });
+      return withTransaction({ id, description: 'x'.repeat(bytes - Buffer.byteLength(body)) });
+    };
+    const fits = sized('c0ffee000000000000000000000000ba', 256 * 1024);
+    expect(Buffer.byteLength(fits)).toBe(256 * 1024);
+    expect((await post(fits)).json()).toMatchObject({ status: 'accepted' });
+    const big = sized('c0ffee000000000000000000000000bb', 256 * 1024 + 1);
     const res = await post(big);
     expect(res.statusCode).toBe(413);
     expect(res.headers['content-type']).toContain('application/problem+json');
