@@ -157,7 +157,13 @@ const casTransactionSchema = z
       virtualAccountNumber: nullableText,
       virtualAccountName: nullableText,
       paymentChannel: nullableText,
-      counterAccountNumber: z.unknown().optional().transform((v) => (v === null || v === undefined ? null : (numberText(v) ?? String(v)))),
+      counterAccountNumber: z.unknown().optional().transform((v, ctx) => {
+        if (v === null || v === undefined) return null;
+        const text = numberText(v);
+        if (text !== null) return text;
+        ctx.addIssue({ code: 'custom', message: 'counterAccountNumber must be a string or a number' });
+        return z.NEVER;
+      }),
       counterAccountName: nullableText,
       counterAccountBankId: nullableText,
       counterAccountBankName: nullableText,

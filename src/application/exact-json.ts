@@ -69,8 +69,9 @@ interface Walk {
  */
 function internalize(value: unknown, depth: number, walk: Walk): unknown {
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) walk.inexact = true;
-    return new LosslessNumber(String(value));
+    if (Number.isSafeInteger(value)) return new LosslessNumber(String(value));
+    walk.inexact = true; // rounded, or Infinity: lossless-json reads the text again
+    return value;
   }
   if (typeof value === 'string') {
     if (!storable(value)) walk.suspect = true;

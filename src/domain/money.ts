@@ -12,6 +12,8 @@ export const isSupportedCurrency = (code: string): code is Currency => Object.ha
 export type AmountError = 'not_a_number' | 'fractional_amount' | 'out_of_range';
 
 const INTEGER = /^-?(0|[1-9]\d*)$/;
+/** No amount has this many digits: past it a text is out of range without building a bigint of it (a body may hold 250 000). */
+const MAX_DIGITS = 40;
 const DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
 
 /**
@@ -20,13 +22,13 @@ const DECIMAL = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/;
  * `isBookableMoney`'s question.
  */
 export function parseMinorUnits(text: string): Result<bigint, AmountError> {
-  if (INTEGER.test(text)) return ok(BigInt(text));
+  if (INTEGER.test(text)) return text.length > MAX_DIGITS ? err('out_of_range') : ok(BigInt(text));
   if (!DECIMAL.test(text)) return err('not_a_number');
   const negative = text.startsWith('-');
   const [mantissa = '', exponentText] = text.replace(/^-/, '').toLowerCase().split('e');
   const [whole = '', fraction = ''] = mantissa.split('.');
   const exponent = Number.parseInt(exponentText ?? '0', 10);
-  let digits = whole + fraction;
+  let digits = (whole + fraction).replace(/^0+/, '');
   let scale = fraction.length - exponent; // value = digits × 10^-scale
   while (scale > 0 && digits.endsWith('0')) {
     digits = digits.slice(0, -1);
@@ -34,8 +36,8 @@ export function parseMinorUnits(text: string): Result<bigint, AmountError> {
   }
   if (digits === '') return ok(0n);
   if (scale > 0) return err('fractional_amount');
-  if (-scale > 30) return err('out_of_range'); // no balance has thirty more digits: never build such a bigint
-  const value = BigInt(digits || '0') * 10n ** BigInt(-scale);
+  if (digits.length - scale > MAX_DIGITS) return err('out_of_range');
+  const value = BigInt(digits) * 10n ** BigInt(-scale);
   return ok(negative ? -value : value);
 }
 

@@ -71,7 +71,7 @@ const opaque = (depth: number): fc.Arbitrary<Json> =>
       text,
       fc.constantFrom<Json>(null, true, raw('0'), raw('-0'), raw('1.5'), raw('1e400'), raw('123456789012345678901234567890'), raw('-2.5e-7')),
       fc.array(tie('v'), { maxLength: 4 }),
-      fc.uniqueArray(fc.tuple(fc.oneof(fc.constantFrom('a', 'b', 'n', '__proto__'), fc.string({ maxLength: 6 })), tie('v')), { maxLength: 4, selector: ([k]) => k }).map((entries): Json => ({ entries })),
+      fc.uniqueArray(fc.tuple(fc.oneof(fc.constantFrom('a', 'b', 'n', '__proto__', 'toString', 'constructor', 'valueOf'), fc.string({ maxLength: 6 })), tie('v')), { maxLength: 4, selector: ([k]) => k }).map((entries): Json => ({ entries })),
     ),
   })).v;
 
@@ -187,7 +187,7 @@ const nested = (depth: number, inner: string, objects: boolean) =>
 
 /** Field → values that make a transaction unbookable. */
 const BAD_TX: Record<string, Json[]> = {
-  amount: [raw('1e30'), raw('1000000000000000000000000000000'), raw('9223372036854775808'), raw('-9223372036854775809'), raw('4611686018427387904'), raw('10000.5'), raw('0.1'), raw('1e-3'), raw('1e400'), raw('-1e999999'), '12abc', true, null, [], { entries: [] }],
+  amount: [raw('1'.repeat(400)), raw(`-${'9'.repeat(5000)}`), raw('1e30'), raw('1000000000000000000000000000000'), raw('9223372036854775808'), raw('-9223372036854775809'), raw('4611686018427387904'), raw('10000.5'), raw('0.1'), raw('1e-3'), raw('1e400'), raw('-1e999999'), '12abc', true, null, [], { entries: [] }],
   runningBalance: [raw('9223372036854775807'), raw('-9223372036854775808'), raw('1e19'), raw('4611686018427387904'), raw('0.5'), 'lots', false],
   transactionDate: ['0000-01-01', '1899-12-31', '2200-01-01', '2023-02-30', '2023-02-29', '2023-13-01', '2023-1-1', '', raw('20231205'), '9999-12-31', null],
   transactionDateTime: ['0001-01-01T00:00:00+14:00', '9999-12-31T23:59:59-23:59', '1900-01-01T00:00:00+07:00', '2199-12-31T23:59:59-01:00', '2023-02-30T10:00:00+07:00', '2023-12-05T16:25:00', '2023-12-05 16:25:00+07:00', '2023-12-05T24:00:00Z', '2023-12-05T16:25:60Z', '0000-01-01T00:00:00Z', null],
@@ -196,6 +196,7 @@ const BAD_TX: Record<string, Json[]> = {
   fiId: ['', 'f'.repeat(129), 'fi id', null],
   accountNumber: ['', 'x'.repeat(65), { entries: [] }, true, null],
   currency: ['USD', null, raw('704')],
+  counterAccountNumber: [{ entries: [['toString', raw('1')], ['valueOf', raw('2')]] }, [], true],
 };
 const BAD_ENVELOPE: Record<string, Json[]> = {
   webhookType: [raw('123'), '', 'X'.repeat(65), 'A B', 'TRANS\u0000ACTIONS', 'T\ud800'],

@@ -73,6 +73,22 @@ describe('reading money exactly', () => {
     expect(parseMinorUnits('abc')).toEqual({ ok: false, error: 'not_a_number' });
     expect(parseMinorUnits('0e-99999')).toEqual({ ok: true, value: 0n });
     expect(parseMinorUnits('1e99999999999')).toEqual({ ok: false, error: 'out_of_range' });
+    expect(parseMinorUnits('0.' + '0'.repeat(100) + '1e101')).toEqual({ ok: true, value: 1n });
+  });
+
+  it('reads every way of writing a whole number as that number, and nothing past 40 digits', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(10n ** 35n), max: 10n ** 35n }), fc.nat({ max: 12 }), (v, k) => {
+        const sign = v < 0n ? '-' : '';
+        const abs = (v < 0n ? -v : v).toString();
+        const shifted = v === 0n ? '0' : `${v}${'0'.repeat(k)}e-${k}`; // JSON has no 00e-1
+        for (const text of [`${v}`, `${v}.${'0'.repeat(k + 1)}`, shifted, `${sign}${abs.slice(0, 1)}.${abs.slice(1) || '0'}e${abs.length - 1}`]) {
+          expect(parseMinorUnits(text)).toEqual({ ok: true, value: v });
+        }
+        if (abs.length + k <= 40) expect(parseMinorUnits(`${v}e${k}`)).toEqual({ ok: true, value: v * 10n ** BigInt(k) });
+        expect(parseMinorUnits(`1${'0'.repeat(40 + k)}`)).toEqual({ ok: false, error: 'out_of_range' });
+      }),
+    );
   });
 });
 
@@ -90,6 +106,7 @@ describe('refusing what the books cannot hold', () => {
       amount: 10000,
       runningBalance: 3330000,
       accountNumber: 867623232,
+      counterAccountNumber: null,
       fiId: '3c26a8ed-efb5-11ed-8620-0ae7e48c82d8',
       currency: 'VND',
     },
@@ -109,6 +126,8 @@ describe('refusing what the books cannot hold', () => {
     ['amount 1e30', { amount: '1e30' }, 'transaction.amount', /out of range/],
     ['amount 10^30 written out', { amount: '1000000000000000000000000000000' }, 'transaction.amount', /out of range/],
     ['amount 1e999999999', { amount: '1e999999999' }, 'transaction.amount', /out of range/],
+    ['an amount of 400 digits (a double would be Infinity)', { amount: '1'.repeat(400) }, 'transaction.amount', /out of range/],
+    ['an amount of 250 000 digits', { amount: '7'.repeat(250_000) }, 'transaction.amount', /out of range/],
     ['runningBalance 2^63', { runningBalance: '9223372036854775808' }, 'transaction.runningBalance', /out of range/],
     ['runningBalance −2^63', { runningBalance: '-9223372036854775808' }, 'transaction.runningBalance', /out of range/],
     ['amount 2^62', { amount: '4611686018427387904', runningBalance: 'null' }, 'transaction.amount', /out of range/],
@@ -130,6 +149,7 @@ describe('refusing what the books cannot hold', () => {
     ['a webhookType that is no token', {}, 'webhookType', /letters, digits/, { webhookType: '"TRANSACTIONS; drop"' }],
     ['a webhookCode of 65 characters', {}, 'webhookCode', /1–64/, { webhookCode: `"${'X'.repeat(65)}"` }],
     ['a grantId that is no token', {}, 'grantId', /1–128/, { grantId: '"grant 1"' }],
+    ['an object for counterAccountNumber, even one with its own toString', { counterAccountNumber: '{"toString":1,"valueOf":1}' }, 'transaction.counterAccountNumber', /string or a number/],
     ['a fiId of 129 characters', { fiId: `"${'f'.repeat(129)}"` }, 'transaction.fiId', /1–128/],
   ])('refuses %s, naming the field', (_, tx, field, message, envelope = {}) => {
     const parsed = parseCasWebhook(body(tx, envelope));
