@@ -177,6 +177,19 @@ describe('healing gaps from Cas', () => {
 });
 
 describe('backfill of items that fail validation', () => {
+  /** A backfill item as an older version quarantined it. */
+  const quarantineItem = (text: string, casRequestId: string) =>
+    deps.backfill.quarantine.put({
+      rawBody: new TextEncoder().encode(text),
+      bodySha256: sha256(text),
+      contentType: 'application/json',
+      problems: [{ field: 'amount', message: 'was refused by an older version' }],
+      source: 'backfill',
+      requestId: casRequestId,
+      remoteAddress: null,
+      receivedAt: new Date('2026-05-02T00:00:00Z'),
+    });
+
   it('quarantines them with source backfill, exactly as Cas sent them, and books the rest', async () => {
     const good = bankTx({ fiId: 'fi-q', accountNumber: '700', amount: 5n, runningBalance: 5n });
     const bad = '{"id":"badbadbad","amount":1.5,"runningBalance":12345678901234567890,"accountNumber":700,"fiId":"fi-q","currency":"VND"}';
@@ -220,16 +233,7 @@ describe('backfill of items that fail validation', () => {
 
   it('re-ingests by the same rules: a quarantined item with NUL stays quarantined', async () => {
     const text = JSON.stringify(transactionToJson(bankTx({ fiId: 'fi-q', accountNumber: '703', amount: 1n, runningBalance: 1n, description: 'x\u0000' })));
-    const id = await deps.backfill.quarantine.put({
-      rawBody: new TextEncoder().encode(text),
-      bodySha256: sha256(text),
-      contentType: 'application/json',
-      problems: [{ field: 'description', message: 'refused' }],
-      source: 'backfill',
-      requestId: 'cas-req-12',
-      remoteAddress: null,
-      receivedAt: new Date('2026-05-02T00:00:00Z'),
-    });
+    const id = await quarantineItem(text, 'cas-req-12');
     const result = await reingestQuarantined({ eventStore: ctx.store, quarantine: deps.backfill.quarantine }, id, now);
     expect(result).toMatchObject({ status: 'still_invalid', problems: [{ field: 'description', message: expect.stringMatching(/U\+0000/) }] });
   });
@@ -237,16 +241,7 @@ describe('backfill of items that fail validation', () => {
   it('books a quarantined backfill item on reingest once it validates, as backfill', async () => {
     const fixed = bankTx({ fiId: 'fi-q', accountNumber: '701', amount: 7n, runningBalance: 7n });
     const text = JSON.stringify(transactionToJson(fixed));
-    const id = await deps.backfill.quarantine.put({
-      rawBody: new TextEncoder().encode(text),
-      bodySha256: sha256(text),
-      contentType: 'application/json',
-      problems: [{ field: 'amount', message: 'was refused by an older version' }],
-      source: 'backfill',
-      requestId: 'cas-req-10',
-      remoteAddress: null,
-      receivedAt: new Date('2026-05-02T00:00:00Z'),
-    });
+    const id = await quarantineItem(text, 'cas-req-10');
     const result = await reingestQuarantined({ eventStore: ctx.store, quarantine: deps.backfill.quarantine }, id, now);
     expect(result).toMatchObject({ status: 'ingested', outcome: { status: 'accepted' } });
     const [booked] = await ctx.store.readStream(`bankTx-${fixed.id}`);
