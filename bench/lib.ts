@@ -1,24 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createTestDatabase } from '../test/support/postgres';
+import { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 
-export const ROOT = join(import.meta.dirname, '..');
-/** The Node flags `npm start` and `npm run ledger` use (package.json), so processes here run as they do there. */
-export const NODE_FLAGS = ['--max-old-space-size=192'];
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
+export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 
 /** A database of the benchmark's own, dropped afterwards (the same helper the tests use). */
 export async function freshDatabase(label: string): Promise<{ url: string; drop: () => Promise<void> }> {

@@ -67,7 +67,8 @@ const envSchema = z.object({
   ALLOW_INSECURE: z.preprocess(emptyAsUndefined, z.enum(['true', 'false']).default('false')).transform((v) => v === 'true'),
   ...rateLimitFields,
   TRUST_PROXY: z.preprocess(emptyAsUndefined, cidrList.optional()),
-  WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  // A Cas webhook is about 1 KB; 256 KB leaves room for long descriptions and bounds the work one request can ask for.
+  WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(256 * 1024),
   RUN_PROJECTIONS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   PROJECTION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(5000),
   BANKHUB_BASE_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://sandbox.bankhub.dev')),

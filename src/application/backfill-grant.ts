@@ -1,11 +1,11 @@
 import { stringify } from 'lossless-json';
 import { isCalendarDate } from '../domain/calendar';
 import { err, ok, type Result } from '../domain/result';
-import { parseCasTransaction } from './cas-webhook';
+import { type FieldProblem, parseCasTransaction } from './cas-webhook';
 import type { GrantCallQueue } from './grant-call-queue';
-import { recordTransaction, sha256 } from './ingest-webhook';
+import { type IngestOutcome, recordTransaction, sha256, storeRefusal } from './ingest-webhook';
 import type { BankHubClient } from './ports/bankhub';
-import type { EventStore } from './ports/event-store';
+import { EventRejected, type EventStore } from './ports/event-store';
 import type { GrantSecrets } from './ports/grant-secrets';
 import type { Quarantine } from './ports/quarantine';
 
@@ -73,35 +73,45 @@ export async function backfillGrant(
     // The item's own JSON text, numbers digit for digit: what the auditor gets back for this transaction.
     const text = stringify(item) ?? 'null';
     const itemSha256 = sha256(text);
-    const parsed = parseCasTransaction(item);
-    if (!parsed.ok) {
+    const quarantine = async (problems: FieldProblem[]) => {
       await deps.quarantine.put({
         rawBody: utf8.encode(text),
         bodySha256: itemSha256,
         contentType: 'application/json',
-        problems: parsed.error,
+        problems,
         source: 'backfill',
         requestId: page.requestId,
         remoteAddress: null,
         receivedAt,
       });
       counts.invalid += 1;
+    };
+    const parsed = parseCasTransaction(text);
+    if (!parsed.ok) {
+      await quarantine(parsed.error);
       continue;
     }
-    const outcome = await recordTransaction(deps.eventStore, {
-      transaction: parsed.value,
-      source: 'backfill',
-      grantId: request.grantId,
-      metadata: {
-        rawBody: text,
-        rawSha256: itemSha256,
-        receivedAt: receivedAt.toISOString(),
+    let outcome: IngestOutcome;
+    try {
+      outcome = await recordTransaction(deps.eventStore, {
+        transaction: parsed.value,
         source: 'backfill',
-        requestId: request.requestId ?? null,
-        casRequestId: page.requestId,
-        responseSha256,
-      },
-    });
+        grantId: request.grantId,
+        metadata: {
+          rawBody: text,
+          rawSha256: itemSha256,
+          receivedAt: receivedAt.toISOString(),
+          source: 'backfill',
+          requestId: request.requestId ?? null,
+          casRequestId: page.requestId,
+          responseSha256,
+        },
+      });
+    } catch (error) {
+      if (!(error instanceof EventRejected)) throw error;
+      await quarantine([storeRefusal(error)]);
+      continue;
+    }
     if (outcome.status === 'accepted') counts.accepted += 1;
     else if (outcome.status === 'duplicate') counts.duplicates += 1;
     else if (outcome.status === 'conflict') counts.conflicts += 1;

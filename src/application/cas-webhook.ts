@@ -1,14 +1,12 @@
-import { isLosslessNumber, LosslessNumber, parse as parseLosslessJson } from 'lossless-json';
+import { isLosslessNumber } from 'lossless-json';
 import { z } from 'zod';
 import type { BankTransaction, JsonValue } from '../domain/bank-transaction';
-import { type Currency, isSupportedCurrency, parseMinorUnits } from '../domain/money';
+import { dateProblem, FIRST_BOOKABLE_DATE, instantProblem, LAST_BOOKABLE_DATE } from '../domain/calendar';
+import { type Currency, isBookableMoney, isSupportedCurrency, MAX_BOOKABLE_MINOR_UNITS, parseMinorUnits } from '../domain/money';
 import { err, ok, type Result } from '../domain/result';
+import { type FieldProblem, readExactJson } from './exact-json';
 
-/** One thing wrong with a delivery, named by its path in the body (`transaction.amount`). */
-export interface FieldProblem {
-  readonly field: string;
-  readonly message: string;
-}
+export type { FieldProblem } from './exact-json';
 
 export type CasWebhook =
   | { readonly kind: 'ping' }
@@ -33,8 +31,9 @@ const BOOKED_CODES = new Set(['DEFAULT_UPDATE', 'TRANSACTION_UPDATE']);
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Reads a webhook body exactly: UTF-8 strictly, numbers as their source text (lossless-json), so that money
- * never passes through a double. Every problem is reported, not just the first.
+ * Reads a webhook body exactly: UTF-8 strictly, numbers as their source text, so that money never passes through a
+ * double; only what the books can hold (`readExactJson`, and the ranges of the domain). Every field problem is
+ * reported, not just the first.
  */
 export function parseCasWebhook(body: Uint8Array): Result<CasWebhook, FieldProblem[]> {
   let text: string;
@@ -43,12 +42,9 @@ export function parseCasWebhook(body: Uint8Array): Result<CasWebhook, FieldProbl
   } catch {
     return err([{ field: '(body)', message: 'the body is not valid UTF-8' }]);
   }
-  let json: unknown;
-  try {
-    json = parseExactJson(text);
-  } catch (error) {
-    return err([{ field: '(body)', message: `malformed JSON: ${(error as Error).message}` }]);
-  }
+  const read = readExactJson(text);
+  if (!read.ok) return read;
+  const json = read.value;
   if (!isPlainObject(json)) return err([{ field: '(body)', message: 'expected a JSON object' }]);
   if (Object.keys(json).length === 0) return ok({ kind: 'ping' });
 
@@ -70,36 +66,33 @@ export function parseCasWebhook(body: Uint8Array): Result<CasWebhook, FieldProbl
   return ok({ kind: 'other', envelope: envelope.data, body: toPlainJson(json) });
 }
 
-/** Validates one transaction object as Cas sends it (webhook `transaction`, or an item of GET /transactions). */
-export function parseCasTransaction(value: unknown): Result<BankTransaction, FieldProblem[]> {
-  const parsed = casTransactionSchema.safeParse(value);
+/**
+ * Reads one transaction as Cas sends it in JSON text (an item of GET /transactions, or such an item quarantined):
+ * the same text rules and the same schema as a webhook's `transaction`.
+ */
+export function parseCasTransaction(text: string): Result<BankTransaction, FieldProblem[]> {
+  const read = readExactJson(text);
+  if (!read.ok) return read;
+  const parsed = casTransactionSchema.safeParse(read.value);
   return parsed.success ? ok(parsed.data) : err(problemsOf(parsed.error));
 }
 
-/**
- * Parses JSON text keeping every number's exact value (as a LosslessNumber). The native parser is ten times faster
- * and exact for integers up to 2^53, so it is used when no number in the text has a fraction or an exponent and
- * every number it meets is a safe integer; otherwise lossless-json reads the text.
- */
-export function parseExactJson(text: string): unknown {
-  if (!MAYBE_INEXACT.test(text)) {
-    let exact = true;
-    const value: unknown = JSON.parse(text, (_key, v: unknown) => {
-      if (typeof v !== 'number') return v;
-      if (!Number.isSafeInteger(v)) exact = false;
-      return new LosslessNumber(String(v));
-    });
-    if (exact) return value;
-  }
-  return parseLosslessJson(text);
-}
-
-/** A number in value position with a fraction or an exponent (a string that merely looks so costs a slower parse). */
-const MAYBE_INEXACT = /(^|[:,[])\s*-?\d+(\.|[eE])/;
-
 const nullableText = z.string().nullish();
-const isoDate = z.iso.date({ error: 'expected a date YYYY-MM-DD' });
-const isoInstant = z.iso.datetime({ offset: true, local: false, error: 'expected an ISO-8601 instant with an offset' });
+const RANGE = `${FIRST_BOOKABLE_DATE} to ${LAST_BOOKABLE_DATE}`;
+const isoDate = z.string({ error: 'expected a date YYYY-MM-DD' }).check((ctx) => {
+  const problem = dateProblem(ctx.value);
+  if (problem) ctx.issues.push({ code: 'custom', input: ctx.value, message: problem === 'not_a_date' ? 'expected a calendar date YYYY-MM-DD' : `a date must lie within ${RANGE}` });
+});
+const isoInstant = z.string({ error: 'expected an ISO-8601 instant with an offset' }).check((ctx) => {
+  const problem = instantProblem(ctx.value);
+  if (problem) {
+    const message = problem === 'not_a_date' ? 'expected an ISO-8601 instant with an offset (2023-12-05T16:25:00+07:00)' : `an instant must lie within ${RANGE}, in UTC too`;
+    ctx.issues.push({ code: 'custom', input: ctx.value, message });
+  }
+});
+/** Names that become part of a stream id or a read-model key: a safe token of bounded length. */
+const token = (what: string, max: number) =>
+  z.string({ error: `${what} is required` }).regex(new RegExp(`^[0-9A-Za-z_.-]{1,${max}}$`), `${what} must be 1–${max} letters, digits, _ . or -`);
 
 /** The exact text of a JSON number, or of a string holding one (other Casso shapes send strings). */
 const numberText = (value: unknown): string | null =>
@@ -111,13 +104,15 @@ const exactInteger = (what: string, nullable: boolean) =>
     if (nullable && (value === null || value === undefined)) return null;
     const text = numberText(value);
     const parsed = text === null ? null : parseMinorUnits(text);
-    if (parsed?.ok) return parsed.value;
+    if (parsed?.ok && isBookableMoney(parsed.value)) return parsed.value;
     ctx.addIssue({
       code: 'custom',
       message:
-        parsed?.error === 'fractional_amount'
-          ? `${what} must be a whole number of đồng (VND has no minor unit)`
-          : `${what} must be a number`,
+        parsed?.ok || parsed?.error === 'out_of_range'
+          ? `${what} is out of range: the ledger books at most ±${MAX_BOOKABLE_MINOR_UNITS} đồng`
+          : parsed?.error === 'fractional_amount'
+            ? `${what} must be a whole number of đồng (VND has no minor unit)`
+            : `${what} must be a number`,
     });
     return z.NEVER;
   });
@@ -134,9 +129,9 @@ const accountNumber = z.unknown().optional().transform((value, ctx) => {
 const envelopeSchema = z
   .object({
     environment: nullableText,
-    webhookType: z.string({ error: 'webhookType is required' }).min(1),
-    webhookCode: z.string({ error: 'webhookCode is required' }).min(1),
-    grantId: nullableText,
+    webhookType: token('webhookType', 64),
+    webhookCode: token('webhookCode', 64),
+    grantId: token('grantId', 128).nullish(),
   })
   .transform((e): Envelope => ({ ...e, environment: e.environment ?? null, grantId: e.grantId ?? null }));
 
@@ -162,12 +157,18 @@ const casTransactionSchema = z
       virtualAccountNumber: nullableText,
       virtualAccountName: nullableText,
       paymentChannel: nullableText,
-      counterAccountNumber: z.unknown().optional().transform((v) => (v === null || v === undefined ? null : (numberText(v) ?? String(v)))),
+      counterAccountNumber: z.unknown().optional().transform((v, ctx) => {
+        if (v === null || v === undefined) return null;
+        const text = numberText(v);
+        if (text !== null) return text;
+        ctx.addIssue({ code: 'custom', message: 'counterAccountNumber must be a string or a number' });
+        return z.NEVER;
+      }),
       counterAccountName: nullableText,
       counterAccountBankId: nullableText,
       counterAccountBankName: nullableText,
       paymentMeta: z.unknown().optional(),
-      fiId: z.string({ error: 'fiId (the bank) is required' }).min(1),
+      fiId: token('fiId (the bank)', 128),
       fiName: nullableText,
       fiServiceId: nullableText,
       fiServiceName: nullableText,
@@ -202,7 +203,19 @@ const casTransactionSchema = z
       fiServiceName: t.fiServiceName ?? null,
       currency: t.currency as Currency,
     }),
-  );
+  )
+  // The read models keep the balance before each line too: before = runningBalance − amount.
+  .check((ctx) => {
+    const { runningBalance, amount } = ctx.value;
+    if (runningBalance !== null && !isBookableMoney(runningBalance - amount)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: ctx.value,
+        path: ['runningBalance'],
+        message: `the balance before this transaction (runningBalance − amount) is out of range: the ledger books at most ±${MAX_BOOKABLE_MINOR_UNITS} đồng`,
+      });
+    }
+  });
 
 function problemsOf(error: z.ZodError, prefix: readonly (string | number)[] = []): FieldProblem[] {
   return error.issues.map((issue) => {

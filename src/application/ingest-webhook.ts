@@ -10,7 +10,7 @@ import {
 import { assertNever, err, ok, type Result } from '../domain/result';
 import { type CasWebhook, type FieldProblem, parseCasWebhook } from './cas-webhook';
 import { encodeEvent } from '../domain/event-codec';
-import { type EventStore, WrongExpectedVersion } from './ports/event-store';
+import { EventRejected, type EventStore, WrongExpectedVersion } from './ports/event-store';
 import type { Quarantine } from './ports/quarantine';
 
 /** Fixed namespace of the ledger's name-based event ids: the same Cas transaction id always gives the same id. */
@@ -49,9 +49,17 @@ export interface Delivery {
  */
 export async function ingestWebhook(deps: IngestDeps, delivery: Delivery): Promise<Result<IngestOutcome, IngestRejection>> {
   const parsed = parseCasWebhook(delivery.body);
-  if (!parsed.ok) return err(await quarantineDelivery(deps, delivery, parsed.error));
-  const raw = { text: Buffer.from(delivery.body).toString('utf8'), sha256: sha256(delivery.body) };
-  return ok(await recordWebhook(deps.eventStore, parsed.value, raw, delivery));
+  const rawSha256 = sha256(delivery.body);
+  if (!parsed.ok) return err(await quarantineDelivery(deps, delivery, parsed.error, rawSha256));
+  const raw = { text: Buffer.from(delivery.body).toString('utf8'), sha256: rawSha256 };
+  try {
+    return ok(await recordWebhook(deps.eventStore, parsed.value, raw, delivery));
+  } catch (error) {
+    // The parser lets nothing through that the store is known to refuse; should the store still refuse the event,
+    // the body is the cause: it is kept in the quarantine and Cas is told, rather than retrying it for 24 h.
+    if (!(error instanceof EventRejected)) throw error;
+    return err(await quarantineDelivery(deps, delivery, [storeRefusal(error)], rawSha256));
+  }
 }
 
 /** Keeps a delivery that will not be booked, with the reasons, so that an operator can inspect and re-ingest it. */
@@ -59,10 +67,11 @@ export async function quarantineDelivery(
   deps: IngestDeps,
   delivery: Delivery,
   problems: readonly FieldProblem[],
+  bodySha256: string = sha256(delivery.body),
 ): Promise<IngestRejection> {
   const quarantineId = await deps.quarantine.put({
     rawBody: delivery.body,
-    bodySha256: sha256(delivery.body),
+    bodySha256,
     contentType: delivery.contentType,
     problems,
     source: 'webhook',
@@ -72,6 +81,12 @@ export async function quarantineDelivery(
   });
   return { problems, quarantineId };
 }
+
+/** The problem reported for a body whose event the store refused to hold. */
+export const storeRefusal = (error: EventRejected): FieldProblem => ({
+  field: '(body)',
+  message: `the event store cannot hold it: ${error.reason}`,
+});
 
 async function recordWebhook(
   store: EventStore,

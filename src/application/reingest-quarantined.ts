@@ -1,5 +1,6 @@
-import { parseCasTransaction, parseExactJson } from './cas-webhook';
-import { type IngestDeps, type IngestOutcome, ingestWebhook, recordTransaction } from './ingest-webhook';
+import { parseCasTransaction } from './cas-webhook';
+import { type IngestDeps, type IngestOutcome, ingestWebhook, recordTransaction, storeRefusal } from './ingest-webhook';
+import { EventRejected } from './ports/event-store';
 import type { QuarantinedBody } from './ports/quarantine';
 
 export type ReingestResult =
@@ -31,28 +32,33 @@ export async function reingestQuarantined(deps: IngestDeps, id: string, now: Dat
 
 /** A backfill item is one Cas transaction object, not a webhook: it is validated and booked as backfill was. */
 async function reingestBackfilled(deps: IngestDeps, entry: QuarantinedBody, now: Date): Promise<ReingestResult> {
-  const text = new TextDecoder().decode(entry.rawBody);
-  let item: unknown;
+  let text: string;
   try {
-    item = parseExactJson(text);
-  } catch (error) {
-    return { status: 'still_invalid', problems: [{ field: '(body)', message: `malformed JSON: ${(error as Error).message}` }] };
+    text = new TextDecoder('utf-8', { fatal: true }).decode(entry.rawBody);
+  } catch {
+    return { status: 'still_invalid', problems: [{ field: '(body)', message: 'the body is not valid UTF-8' }] };
   }
-  const parsed = parseCasTransaction(item);
+  const parsed = parseCasTransaction(text);
   if (!parsed.ok) return { status: 'still_invalid', problems: parsed.error };
-  const outcome = await recordTransaction(deps.eventStore, {
-    transaction: parsed.value,
-    source: 'backfill',
-    grantId: null,
-    metadata: {
-      rawBody: text,
-      rawSha256: entry.bodySha256,
-      receivedAt: entry.firstReceivedAt.toISOString(),
+  let outcome: IngestOutcome;
+  try {
+    outcome = await recordTransaction(deps.eventStore, {
+      transaction: parsed.value,
       source: 'backfill',
-      casRequestId: entry.requestId,
-      reingestedFrom: entry.id,
-    },
-  });
+      grantId: null,
+      metadata: {
+        rawBody: text,
+        rawSha256: entry.bodySha256,
+        receivedAt: entry.firstReceivedAt.toISOString(),
+        source: 'backfill',
+        casRequestId: entry.requestId,
+        reingestedFrom: entry.id,
+      },
+    });
+  } catch (error) {
+    if (!(error instanceof EventRejected)) throw error;
+    return { status: 'still_invalid', problems: [storeRefusal(error)] };
+  }
   await deps.quarantine.markReingested(entry.id, outcome, now);
   return { status: 'ingested', outcome };
 }

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/application/ingest-webhook';
@@ -10,6 +10,13 @@ import { createTestApp, sample, TEST_TOKEN, type TestApp } from '../support/app'
 const URL_WITH_TOKEN = `/webhooks/bankhub?token=${TEST_TOKEN}`;
 const json = { 'content-type': 'application/json' };
 const REQUEST_ID = '0d5c6f0e-3b7a-4e54-9d8f-6a1f3b2c9e10';
+
+/** The sample with one JSON text replaced by another: for what JSON.stringify cannot write (1e30, a key twice). */
+const sampleWith = (from: string, to: string): string => {
+  const text = sample('transaction-webhook.json').toString('utf8');
+  if (!text.includes(from)) throw new Error(`the sample has no ${from}`);
+  return text.replace(from, to);
+};
 
 function withTransaction(change: Record<string, unknown>, envelope: Record<string, unknown> = {}): string {
   const body = JSON.parse(sample('transaction-webhook.json').toString('utf8'));
@@ -117,6 +124,24 @@ describe('POST /webhooks/bankhub', () => {
       ['two bad fields at once', withTransaction({ runningBalance: 'lots', transactionDate: '2023-13-45' }), ['transaction.runningBalance', 'transaction.transactionDate']],
       ['no webhookType', JSON.stringify({ webhookCode: 'X' }), ['webhookType']],
       ['a TRANSACTIONS webhook without its transaction', JSON.stringify({ webhookType: 'TRANSACTIONS', webhookCode: 'DEFAULT_UPDATE' }), ['transaction']],
+      // What would have been booked and then stopped the books, or answered 500:
+      ['NUL in a description', withTransaction({ description: 'a\u0000b' }), ['transaction.description']],
+      ['an emoji cut in half', withTransaction({ description: 'thanks \ud83d' }), ['transaction.description']],
+      ['an unpaired low surrogate in a key', withTransaction({ paymentMeta: { '\udc00': 1 } }), ['transaction.paymentMeta']],
+      ['amount 1e30', sampleWith('"amount": 10000', '"amount": 1e30'), ['transaction.amount']],
+      ['runningBalance 2^63', sampleWith('"runningBalance": 3330000', '"runningBalance": 9223372036854775808'), ['transaction.runningBalance']],
+      ['a balance before out of range', sampleWith('"amount": 10000', '"amount": -4611686018427387903').replace('"runningBalance": 3330000', '"runningBalance": 4611686018427387903'), ['transaction.runningBalance']],
+      ['year 0000', withTransaction({ transactionDate: '0000-01-01' }), ['transaction.transactionDate']],
+      ['an instant before 1900 in UTC', withTransaction({ transactionDateTime: '1900-01-01T00:00:00+07:00' }), ['transaction.transactionDateTime']],
+      ['2023-02-30', withTransaction({ bookingDate: '2023-02-30' }), ['transaction.bookingDate']],
+      ['a duplicated key', sampleWith('"amount": 10000,', '"amount": 10000, "amount": 99999,'), ['transaction.amount']],
+      ['a duplicated key on the lossless path', sampleWith('"amount": 10000,', '"amount": 10000.0, "amount": 99999,'), ['transaction.amount']],
+      ['NUL in webhookType, which names a stream', JSON.stringify({ webhookType: 'X\u0000', webhookCode: 'Y' }), ['webhookType']],
+      ['a webhookType of 100 000 characters', JSON.stringify({ webhookType: 'X'.repeat(100_000), webhookCode: 'Y' }), ['webhookType']],
+      ['half a surrogate in a GRANT webhook', JSON.stringify({ webhookType: 'GRANT', webhookCode: 'ERROR', grantId: 'g-1', error: { errorMessage: '\ud800' } }), ['error.errorMessage']],
+      ['an INVOICE nested 10 000 deep, holding a fraction', `{"webhookType":"INVOICE","webhookCode":"X","a":${'['.repeat(10_000)}1.5${']'.repeat(10_000)}}`, [['a', ...Array<string>(63).fill('0')].join('.')]],
+      ['the bytes \\x00\\x01garbage', Buffer.from('\x00\x01garbage', 'latin1'), ['(body)']],
+      ['NUL and invalid UTF-8', Buffer.from([0x7b, 0x00, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0x7d]), ['(body)']],
     ];
     it.each(cases)('%s', async (_name, body, fields) => {
       const res = await post(body);
@@ -173,8 +198,15 @@ describe('POST /webhooks/bankhub', () => {
     expect(event!.metadata.requestId).not.toBe('drop table; <script>');
   });
 
-  it('answers 413 for a body over the limit and books nothing', async () => {
-    const big = withTransaction({ id: 'c0ffee000000000000000000000000bb', description: 'x'.repeat(1024 * 1024 + 10) });
+  it('books a body just under 256 KB, answers 413 for one over it and books nothing', async () => {
+    const sized = (id: string, bytes: number) => {
+      const body = withTransaction({ id, description: '' });
+      return withTransaction({ id, description: 'x'.repeat(bytes - Buffer.byteLength(body)) });
+    };
+    const fits = sized('c0ffee000000000000000000000000ba', 256 * 1024);
+    expect(Buffer.byteLength(fits)).toBe(256 * 1024);
+    expect((await post(fits)).json()).toMatchObject({ status: 'accepted' });
+    const big = sized('c0ffee000000000000000000000000bb', 256 * 1024 + 1);
     const res = await post(big);
     expect(res.statusCode).toBe(413);
     expect(res.headers['content-type']).toContain('application/problem+json');
@@ -198,6 +230,45 @@ describe('POST /webhooks/bankhub', () => {
       const res = await post(body(), '/webhooks/bankhub', { ...json, 'x-webhook-token': TEST_TOKEN });
       expect(res.json().status).toBe('accepted');
     });
+  });
+});
+
+describe('a body the store refuses, in a group commit with good ones', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+    // The parser lets nothing through that PostgreSQL is known to refuse; a trigger makes PostgreSQL refuse one body
+    // anyway (a data exception, as a character it cannot hold would raise), to see what the rest of its group gets.
+    await sql`
+      create function refuse_marked() returns trigger language plpgsql as $$
+      begin
+        if new.data::text like '%store-refuses-this%' then
+          raise exception 'this content cannot be stored' using errcode = '22023';
+        end if;
+        return new;
+      end $$`.execute(t.stores.database.db);
+    await sql`create trigger refuse_marked before insert on events for each row execute function refuse_marked()`.execute(t.stores.database.db);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('answers 400 and quarantines that one; the 15 sent with it are all booked', async () => {
+    const id = (i: number) => `c0ffee0000000000000000000000${String(i).padStart(4, '0')}`;
+    const good = Array.from({ length: 15 }, (_, i) => withTransaction({ id: id(i), amount: 1000 + i }));
+    const poison = withTransaction({ id: id(99), description: 'store-refuses-this' });
+    const bodies = [...good.slice(0, 7), poison, ...good.slice(7)];
+    const answers = await Promise.all(
+      bodies.map((payload) => t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: json, payload })),
+    );
+    const refused = answers.splice(7, 1)[0]!;
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json()).toMatchObject({ errors: [{ field: '(body)', message: expect.stringMatching(/event store cannot hold it/) }] });
+    const entry = await t.stores.quarantine.get(String(refused.json().quarantineId));
+    expect(Buffer.from(entry!.rawBody).toString('utf8')).toBe(poison);
+    expect(answers.map((a) => [a.statusCode, a.json().status])).toEqual(good.map(() => [200, 'accepted']));
+    for (let i = 0; i < 15; i++) expect(await t.stores.eventStore.readStream(`bankTx-${id(i)}`)).toHaveLength(1);
+    expect(await t.stores.eventStore.readStream(`bankTx-${id(99)}`)).toEqual([]);
   });
 });
 

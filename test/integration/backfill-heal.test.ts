@@ -177,6 +177,19 @@ describe('healing gaps from Cas', () => {
 });
 
 describe('backfill of items that fail validation', () => {
+  /** A backfill item as an older version quarantined it. */
+  const quarantineItem = (text: string, casRequestId: string) =>
+    deps.backfill.quarantine.put({
+      rawBody: new TextEncoder().encode(text),
+      bodySha256: sha256(text),
+      contentType: 'application/json',
+      problems: [{ field: 'amount', message: 'was refused by an older version' }],
+      source: 'backfill',
+      requestId: casRequestId,
+      remoteAddress: null,
+      receivedAt: new Date('2026-05-02T00:00:00Z'),
+    });
+
   it('quarantines them with source backfill, exactly as Cas sent them, and books the rest', async () => {
     const good = bankTx({ fiId: 'fi-q', accountNumber: '700', amount: 5n, runningBalance: 5n });
     const bad = '{"id":"badbadbad","amount":1.5,"runningBalance":12345678901234567890,"accountNumber":700,"fiId":"fi-q","currency":"VND"}';
@@ -195,19 +208,40 @@ describe('backfill of items that fail validation', () => {
     expect(entry!.problems.map((p) => p.field)).toEqual(expect.arrayContaining(['amount', 'transactionDate']));
   });
 
+  it('refuses by the webhook\'s rules what the books cannot hold: out of range, bad dates, NUL, half a surrogate', async () => {
+    const good = bankTx({ fiId: 'fi-q', accountNumber: '702', amount: 5n, runningBalance: 5n });
+    const item = (change: Record<string, unknown>) => ({ ...transactionToJson(good), ...change });
+    const bad = [
+      item({ id: 'bf-range', amount: '1000000000000000000000000000000' }),
+      item({ id: 'bf-before', amount: '-4611686018427387903', runningBalance: '4611686018427387903' }),
+      item({ id: 'bf-year', transactionDate: '0000-01-01' }),
+      item({ id: 'bf-utc', transactionDateTime: '0001-01-01T00:00:00+14:00' }),
+      item({ id: 'bf-nul', description: 'a\u0000b' }),
+      item({ id: 'bf-half', counterAccountName: 'x\ud800' }),
+    ];
+    const result = await backfillGrant(
+      { ...deps.backfill, bankHub: { getTransactions: async () => ({ transactions: [item({}), ...bad], rawBody: 'raw', requestId: 'cas-req-11' }) } },
+      { grantId: 'grant-q', from: '2026-03-01', to: '2026-03-02' },
+    );
+    expect(result).toMatchObject({ ok: true, value: { fetched: 7, accepted: 1, invalid: 6 } });
+    const entries = (await deps.backfill.quarantine.list({ pendingOnly: false, limit: 100 })).filter((q) => q.requestId === 'cas-req-11');
+    expect(entries.flatMap((e) => e.problems.map((p) => p.field)).sort()).toEqual(
+      ['amount', 'counterAccountName', 'description', 'runningBalance', 'transactionDate', 'transactionDateTime'].sort(),
+    );
+    for (const tx of bad) expect(await ctx.store.readStream(`bankTx-${tx.id}`)).toEqual([]);
+  });
+
+  it('re-ingests by the same rules: a quarantined item with NUL stays quarantined', async () => {
+    const text = JSON.stringify(transactionToJson(bankTx({ fiId: 'fi-q', accountNumber: '703', amount: 1n, runningBalance: 1n, description: 'x\u0000' })));
+    const id = await quarantineItem(text, 'cas-req-12');
+    const result = await reingestQuarantined({ eventStore: ctx.store, quarantine: deps.backfill.quarantine }, id, now);
+    expect(result).toMatchObject({ status: 'still_invalid', problems: [{ field: 'description', message: expect.stringMatching(/U\+0000/) }] });
+  });
+
   it('books a quarantined backfill item on reingest once it validates, as backfill', async () => {
     const fixed = bankTx({ fiId: 'fi-q', accountNumber: '701', amount: 7n, runningBalance: 7n });
     const text = JSON.stringify(transactionToJson(fixed));
-    const id = await deps.backfill.quarantine.put({
-      rawBody: new TextEncoder().encode(text),
-      bodySha256: sha256(text),
-      contentType: 'application/json',
-      problems: [{ field: 'amount', message: 'was refused by an older version' }],
-      source: 'backfill',
-      requestId: 'cas-req-10',
-      remoteAddress: null,
-      receivedAt: new Date('2026-05-02T00:00:00Z'),
-    });
+    const id = await quarantineItem(text, 'cas-req-10');
     const result = await reingestQuarantined({ eventStore: ctx.store, quarantine: deps.backfill.quarantine }, id, now);
     expect(result).toMatchObject({ status: 'ingested', outcome: { status: 'accepted' } });
     const [booked] = await ctx.store.readStream(`bankTx-${fixed.id}`);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DuplicateEventId,
+  EventRejected,
   type EventStore,
   type EventToAppend,
   type RecordedEvent,
@@ -10,15 +11,17 @@ import {
 
 /**
  * The event-store port's contract. Every adapter runs this suite unchanged; `setup` gives a store over an empty
- * log (or a log no other test writes to streams of this run's prefix).
+ * log (or a log no other test writes to streams of this run's prefix), and `poison` makes an event that this store
+ * refuses to hold (each store refuses different things).
  */
 export function describeEventStoreContract(
   name: string,
-  setup: () => Promise<{ store: EventStore; cleanup: () => Promise<void> }>,
+  setup: () => Promise<{ store: EventStore; cleanup: () => Promise<void>; poison: () => EventToAppend }>,
 ): void {
   describe(`event store contract: ${name}`, () => {
     let store: EventStore;
     let cleanup: () => Promise<void>;
+    let poison: () => EventToAppend;
     const run = randomUUID().slice(0, 8);
     const stream = (label: string) => `contract${run}-${label}`;
     const event = (type = 'Tested', data: Record<string, string> = { amount: '12345678901234567890' }): EventToAppend => ({
@@ -29,7 +32,7 @@ export function describeEventStoreContract(
     });
 
     beforeAll(async () => {
-      ({ store, cleanup } = await setup());
+      ({ store, cleanup, poison } = await setup());
     });
     afterAll(async () => {
       await cleanup?.();
@@ -104,6 +107,25 @@ export function describeEventStoreContract(
       expect(results.filter((r) => r.status === 'appended')).toHaveLength(1);
       expect(results.filter((r) => r.status === 'already_stored')).toHaveLength(49);
       expect(await store.readStream(s)).toHaveLength(1);
+    });
+
+    it('refuses an event it cannot hold with EventRejected, alone: appends beside it, at the same moment, are stored', async () => {
+      const good = Array.from({ length: 40 }, () => event());
+      const bad = poison();
+      const appends = good.map((e, i) => store.appendToStream(stream(`beside-${i}`), [e], 'no_stream'));
+      // In the middle of the burst, so that it is grouped with good appends where the store groups them.
+      appends.splice(20, 0, store.appendToStream(stream('poison'), [bad], 'no_stream'));
+      const outcomes = await Promise.allSettled(appends);
+      const refused = outcomes.splice(20, 1)[0]!;
+      expect(refused.status).toBe('rejected');
+      expect((refused as PromiseRejectedResult).reason).toBeInstanceOf(EventRejected);
+      expect((refused as PromiseRejectedResult).reason).toMatchObject({ eventId: bad.eventId });
+      expect(outcomes.map((o) => o.status === 'fulfilled' && o.value.status)).toEqual(good.map(() => 'appended'));
+      for (const [i, e] of good.entries()) expect((await store.readStream(stream(`beside-${i}`)))[0]?.eventId).toBe(e.eventId);
+      expect(await store.readStream(stream('poison'))).toEqual([]);
+      // Refused, not broken: the same event is refused again, and the stream takes a good one.
+      await expect(store.appendToStream(stream('poison'), [bad], 'any')).rejects.toBeInstanceOf(EventRejected);
+      expect((await store.appendToStream(stream('poison'), [event()], 'no_stream')).status).toBe('appended');
     });
 
     it('lets exactly one of two different first events win a new stream', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { type Socket, connect } from 'node:net';
 import { homedir } from 'node:os';
@@ -35,7 +36,9 @@ if ('skip' in target) {
   describeEventStoreContract('EventStoreDB', async () => {
     if (!server) throw new Error('EventStoreDB did not start');
     const store = createEventStoreDbEventStore({ connectionString: server.url });
-    return { store, cleanup: () => store.close() };
+    // Larger than the server's default maximum append size (1 MiB).
+    const poison = () => ({ eventId: randomUUID(), type: 'Poison', data: { text: 'x'.repeat(2 * 1024 * 1024) }, metadata: {} });
+    return { store, cleanup: () => store.close(), poison };
   });
 }
 

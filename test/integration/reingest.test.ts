@@ -13,11 +13,9 @@ afterAll(async () => {
 
 describe('re-ingesting a quarantined body', () => {
   const deps = () => ({ eventStore: t.stores.eventStore, quarantine: t.stores.quarantine });
-
-  it('books a body that an older version refused, keeping when Cas sent it', async () => {
-    const body = sample('transaction-webhook.json');
-    const receivedAt = new Date('2026-11-01T10:00:00Z');
-    const id = await t.stores.quarantine.put({
+  /** A webhook body as an older version quarantined it. */
+  const putQuarantined = (body: Buffer, receivedAt: Date) =>
+    t.stores.quarantine.put({
       rawBody: body,
       bodySha256: sha256(body),
       contentType: 'application/json',
@@ -27,6 +25,11 @@ describe('re-ingesting a quarantined body', () => {
       remoteAddress: '20.2.69.168',
       receivedAt,
     });
+
+  it('books a body that an older version refused, keeping when Cas sent it', async () => {
+    const body = sample('transaction-webhook.json');
+    const receivedAt = new Date('2026-11-01T10:00:00Z');
+    const id = await putQuarantined(body, receivedAt);
     const result = await reingestQuarantined(deps(), id, new Date());
     expect(result).toMatchObject({ status: 'ingested', outcome: { status: 'accepted' } });
     const [event] = await t.stores.eventStore.readStream('bankTx-3cacecf6935011ee952542010a400022');
@@ -41,5 +44,12 @@ describe('re-ingesting a quarantined body', () => {
     expect(result).toMatchObject({ status: 'still_invalid', problems: [{ field: 'webhookType' }, { field: 'webhookCode' }] });
     expect((await t.stores.quarantine.get(String(quarantineId)))?.reingestedAt).toBeNull();
     expect(await reingestQuarantined(deps(), '999999', new Date())).toEqual({ status: 'not_found' });
+  });
+
+  it('refuses on re-ingest what the webhook refuses: a key twice stays quarantined, whatever an older version did', async () => {
+    const body = Buffer.from(sample('transaction-webhook.json').toString('utf8').replace('"amount": 10000,', '"amount": 10000, "amount": 1,'));
+    const id = await putQuarantined(body, new Date());
+    const result = await reingestQuarantined(deps(), id, new Date());
+    expect(result).toMatchObject({ status: 'still_invalid', problems: [{ field: 'transaction.amount', message: expect.stringMatching(/twice/) }] });
   });
 });

@@ -3,6 +3,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
+/** The Node flags `npm start` and `npm run ledger` use (package.json), so processes here run as they do there. */
+export const NODE_FLAGS = ['--max-old-space-size=192'];
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -30,7 +32,7 @@ export interface ServiceProcess {
  */
 export function spawnProcess(args: readonly string[], env: Record<string, string>): Omit<ServiceProcess, 'url'> {
   let output = '';
-  const child = spawn(process.execPath, ['--max-old-space-size=192', '--import', 'tsx', ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
   });

@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import {
   AccessDeniedError,
   DeadlineExceededError,
+  MaxAppendSizeExceededError,
   NotLeaderError,
   UnavailableError,
   WrongExpectedVersionError,
 } from '@eventstore/db-client';
 import { describe, expect, it } from 'vitest';
-import { EventStoreUnavailable, WrongExpectedVersion } from '../../src/application/ports/event-store';
+import { EventRejected, EventStoreUnavailable, WrongExpectedVersion } from '../../src/application/ports/event-store';
 import {
   type EventStoreDbClient,
   createEventStoreDbEventStoreWithClient,
@@ -51,6 +52,14 @@ describe('EventStoreDB error translation', () => {
     const translated = translateError(error);
     expect(translated).toBeInstanceOf(EventStoreUnavailable);
     expect((translated as EventStoreUnavailable).cause).toBe(error);
+  });
+
+  it('reports an append over the server\'s size limit as EventRejected for that event: retrying it cannot help', async () => {
+    const tooLarge = new MaxAppendSizeExceededError(undefined, 1_048_576);
+    const translated = translateError(tooLarge, 'b4c1e1e2-0000-4000-8000-000000000001');
+    expect(translated).toBeInstanceOf(EventRejected);
+    expect(translated).toMatchObject({ eventId: 'b4c1e1e2-0000-4000-8000-000000000001', cause: tooLarge });
+    expect((translated as Error).message).toMatch(/1048576 bytes/);
   });
 
   it('lets everything else through unchanged', () => {

@@ -115,6 +115,22 @@ export class DuplicateEventId extends Error {
   }
 }
 
+/**
+ * The store refused to hold this event's content (PostgreSQL: a data error such as a character jsonb cannot hold, an
+ * index entry too large; EventStoreDB: an append larger than its limit). Nothing was written; the same event will be
+ * refused again, so the caller must not retry it. Events appended beside it are not affected.
+ */
+export class EventRejected extends Error {
+  override readonly name = 'EventRejected';
+  constructor(
+    readonly eventId: string,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`event ${eventId} was refused by the event store: ${reason}`, options);
+  }
+}
+
 /** The store cannot be reached or refused the connection: nothing was written; try again later. */
 export class EventStoreUnavailable extends Error {
   override readonly name = 'EventStoreUnavailable';

@@ -5,6 +5,7 @@ import {
   DeadlineExceededError,
   END,
   EventStoreDBClient,
+  MaxAppendSizeExceededError,
   FORWARDS,
   NO_STREAM,
   NotLeaderError,
@@ -33,6 +34,7 @@ import {
   type AppendResult,
   DuplicateEventId,
   type EventFilter,
+  EventRejected,
   type EventStore,
   EventStoreUnavailable,
   type EventToAppend,
@@ -132,11 +134,11 @@ export function createEventStoreDbEventStoreWithClient(
   const pingTimeoutMs = options.pingTimeoutMs ?? 5_000;
   const subscriptions = new Set<Subscription>();
 
-  async function translated<T>(work: () => Promise<T>): Promise<T> {
+  async function translated<T>(work: () => Promise<T>, eventId?: string): Promise<T> {
     try {
       return await work();
     } catch (error) {
-      throw translateError(error);
+      throw translateError(error, eventId);
     }
   }
 
@@ -262,7 +264,7 @@ export function createEventStoreDbEventStoreWithClient(
 
   return {
     appendToStream: (streamId, events, expectedRevision) =>
-      translated(() => append(streamId, events, expectedRevision)),
+      translated(() => append(streamId, events, expectedRevision), events[0]?.eventId),
 
     readStream: (streamId, { fromRevision = 0n, maxCount = DEFAULT_READ_STREAM_COUNT } = {}) =>
       translated(async () => {
@@ -572,8 +574,12 @@ export function serverFilter(
   return eventTypeFilter({ regex: '^[^$]', checkpointReached });
 }
 
-export function translateError(error: unknown): unknown {
+/** Vendor errors as port errors; `eventId` names the event an append refused for its content was about. */
+export function translateError(error: unknown, eventId?: string): unknown {
   const vendor = asVendorError(error);
+  if (vendor instanceof MaxAppendSizeExceededError && eventId !== undefined) {
+    return new EventRejected(eventId, `larger than the server's maximum append size (${vendor.maxAppendSize} bytes)`, { cause: error });
+  }
   if (vendor instanceof WrongExpectedVersionError) {
     return new WrongExpectedVersion(vendor.streamName, vendor.expectedVersion, vendor.actualVersion);
   }

@@ -6,6 +6,7 @@ import {
   type EventFilter,
   type EventStore,
   type EventToAppend,
+  EventRejected,
   EventStoreUnavailable,
   type ExpectedRevision,
   type ReadAllOptions,
@@ -17,7 +18,7 @@ import {
   decodePosition,
   encodePosition,
 } from '../../application/ports/event-store';
-import { isUnavailableError } from '../postgres/errors';
+import { isDataError, isUnavailableError } from '../postgres/errors';
 import { followLog } from './follow-log';
 
 interface EventRow {
@@ -80,13 +81,23 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
   let queue: PendingAppend[] = [];
   let flushing = 0;
 
-  async function translate<T>(work: () => Promise<T>): Promise<T> {
+  /** Port errors for driver errors: unreachable → EventStoreUnavailable; content refused (of `eventId`) → EventRejected. */
+  async function translate<T>(work: () => Promise<T>, eventId?: string): Promise<T> {
     try {
       return await work();
     } catch (error) {
       if (isUnavailableError(error)) throw new EventStoreUnavailable('event store unreachable', { cause: error });
+      if (eventId !== undefined && isDataError(error)) throw new EventRejected(eventId, (error as Error).message, { cause: error });
       throw error;
     }
+  }
+
+  function settle(group: readonly PendingAppend[], results: readonly (AppendResult | Error)[]): void {
+    group.forEach((pending, i) => {
+      const result = results[i];
+      if (result instanceof Error) pending.reject(result);
+      else if (result) pending.resolve(result);
+    });
   }
 
   async function flush(): Promise<void> {
@@ -95,18 +106,31 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
     const group = queue.slice(0, maxGroupSize);
     queue = queue.slice(group.length);
     try {
-      const results = await translate(() => insertGroup(db, group));
-      group.forEach((pending, i) => {
-        const result = results[i];
-        if (result instanceof Error) pending.reject(result);
-        else if (result) pending.resolve(result);
-      });
+      const only = group.length === 1 ? group[0]!.event.eventId : undefined;
+      settle(group, await translate(() => insertGroup(db, group), only));
       announce();
     } catch (error) {
-      for (const pending of group) pending.reject(error);
+      // One statement for the group: one bad member fails it for all. Unless the store is gone, each member is
+      // tried alone, so that only a member that fails on its own fails.
+      if (error instanceof EventStoreUnavailable || group.length === 1) {
+        for (const pending of group) pending.reject(error);
+      } else {
+        await appendOneByOne(group);
+      }
     } finally {
       flushing -= 1;
       if (queue.length > 0) void flush();
+    }
+  }
+
+  async function appendOneByOne(group: readonly PendingAppend[]): Promise<void> {
+    for (const pending of group) {
+      try {
+        settle([pending], await translate(() => insertGroup(db, [pending]), pending.event.eventId));
+        announce();
+      } catch (error) {
+        pending.reject(error);
+      }
     }
   }
 
@@ -151,7 +175,7 @@ export function createPostgresEventStore(db: Kysely<any>, options: PostgresEvent
           void flush();
         });
       }
-      return translate(() => appendOne(streamId, events, expectedRevision));
+      return translate(() => appendOne(streamId, events, expectedRevision), events[0]!.eventId);
     },
 
     readStream(streamId, { fromRevision = 0n, maxCount = 10_000 } = {}) {

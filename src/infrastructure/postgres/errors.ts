@@ -22,3 +22,14 @@ export function isUnavailableError(error: unknown): boolean {
 export function isQueryCanceled(error: unknown): boolean {
   return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '57014';
 }
+
+/**
+ * Errors that mean "PostgreSQL refuses this content": a data exception (SQLSTATE class 22: a character text or jsonb
+ * cannot hold, a value out of a type's range, malformed JSON) or a program limit (class 54: an index entry too
+ * large). The same statement fails again however often it is retried; other statements are unaffected.
+ */
+export function isDataError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code } = error as { code?: unknown };
+  return typeof code === 'string' && /^(22|54)[0-9A-Z]{3}$/.test(code);
+}

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import type { FieldProblem } from '../../application/cas-webhook';
 import type { Quarantine, QuarantinedBody } from '../../application/ports/quarantine';
+import { storableText, storableTextOrNull } from './text';
 
 interface QuarantineRow {
   id: string;
@@ -21,12 +22,15 @@ interface QuarantineRow {
 export function createQuarantineRepository(db: Kysely<any>): Quarantine {
   return {
     async put(entry) {
+      // Any bytes at all are kept exactly (bytea); what describes them may quote them (a parser's message), so it is
+      // made storable: one body that cannot be described must still be quarantined, never answered 500.
+      const problems = entry.problems.map((p) => ({ field: storableText(p.field), message: storableText(p.message) }));
       const { rows } = await sql<{ id: string }>`
         insert into quarantine (body_sha256, raw_body, content_type, reason, source, request_id, remote_address,
                                 first_received_at, last_received_at)
-        values (${entry.bodySha256}, ${Buffer.from(entry.rawBody)}, ${entry.contentType},
-                ${JSON.stringify({ problems: entry.problems })}::jsonb, ${entry.source}, ${entry.requestId},
-                ${entry.remoteAddress}, ${entry.receivedAt}, ${entry.receivedAt})
+        values (${entry.bodySha256}, ${Buffer.from(entry.rawBody)}, ${storableTextOrNull(entry.contentType)},
+                ${JSON.stringify({ problems })}::jsonb, ${storableText(entry.source)}, ${storableTextOrNull(entry.requestId)},
+                ${storableTextOrNull(entry.remoteAddress)}, ${entry.receivedAt}, ${entry.receivedAt})
         on conflict (body_sha256) do update
           set times_received = quarantine.times_received + 1, last_received_at = excluded.last_received_at
         returning id`.execute(db);

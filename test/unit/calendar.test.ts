@@ -1,0 +1,72 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { dateProblem, instantProblem, isCalendarDate } from '../../src/domain/calendar';
+
+const pad = (n: number, width: number) => String(n).padStart(width, '0');
+
+/** What JavaScript's own calendar says: the day exists if it survives a round trip through Date. */
+const dateExists = (text: string) => {
+  const date = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === text;
+};
+
+describe('the calendar', () => {
+  it('knows which days exist, as JavaScript\'s Date does, leap years included', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 9999 }), fc.integer({ min: 0, max: 13 }), fc.integer({ min: 0, max: 32 }), (y, m, d) => {
+        const text = `${pad(y, 4)}-${pad(m, 2)}-${pad(d, 2)}`;
+        expect(isCalendarDate(text)).toBe(dateExists(text));
+      }),
+      { numRuns: 5_000 },
+    );
+    for (const [text, exists] of [['2000-02-29', true], ['1900-02-29', false], ['2024-02-29', true], ['2100-02-29', false], ['2023-04-31', false]] as const) {
+      expect(isCalendarDate(text)).toBe(exists);
+    }
+  });
+
+  it('books the days 1900-01-01 to 2199-12-31, and an instant only when both its own day and its UTC day are among them', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: Date.UTC(1890, 0, 1), max: Date.UTC(2210, 0, 1) }),
+        fc.integer({ min: -(23 * 60 + 59), max: 23 * 60 + 59 }),
+        (utcMs, offsetMinutes) => {
+          const local = new Date(utcMs + offsetMinutes * 60_000).toISOString().slice(0, 19);
+          const sign = offsetMinutes < 0 ? '-' : '+';
+          const abs = Math.abs(offsetMinutes);
+          const text = `${local}${sign}${pad(Math.floor(abs / 60), 2)}:${pad(abs % 60, 2)}`;
+          const inRange = (day: string) => day >= '1900-01-01' && day <= '2199-12-31';
+          const utcDay = new Date(utcMs).toISOString().slice(0, 10);
+          expect(instantProblem(text)).toBe(inRange(local.slice(0, 10)) && inRange(utcDay) ? null : 'out_of_range');
+        },
+      ),
+      { numRuns: 5_000 },
+    );
+  });
+
+  it.each([
+    ['2023-12-05T16:25:00+07:00', null],
+    ['2023-12-05T16:25:00.123456789Z', null],
+    ['2023-12-05T16:25+07:00', 'not_a_date'],
+    ['2023-12-05T16:25:00', 'not_a_date'],
+    ['2023-12-05T24:00:00Z', 'not_a_date'],
+    ['2023-12-05T16:25:60Z', 'not_a_date'],
+    ['2023-02-29T10:00:00+07:00', 'not_a_date'],
+    ['2023-12-05T16:25:00+24:00', 'not_a_date'],
+    ['0001-01-01T00:00:00+14:00', 'out_of_range'],
+    ['9999-12-31T23:59:59-23:59', 'out_of_range'],
+  ])('reads the instant %s as %s', (text, problem) => {
+    expect(instantProblem(text)).toBe(problem);
+  });
+
+  it.each([
+    ['2023-12-05', null],
+    ['1900-01-01', null],
+    ['2199-12-31', null],
+    ['1899-12-31', 'out_of_range'],
+    ['0000-01-01', 'out_of_range'],
+    ['2023-02-30', 'not_a_date'],
+    ['20231205', 'not_a_date'],
+  ])('reads the date %s as %s', (text, problem) => {
+    expect(dateProblem(text)).toBe(problem);
+  });
+});
