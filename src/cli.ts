@@ -8,7 +8,8 @@ import { ConfigError, loadConfig } from './config';
 import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner } from './infrastructure/projection-runner';
-import { type Progress, rebuildProjection, verifyProjections } from './infrastructure/read-model-maintenance';
+import { type Progress, rebuildProjection } from './infrastructure/read-model-maintenance';
+import { createVerifier } from './infrastructure/verify-runs';
 import { openStores, type Stores } from './infrastructure/runtime';
 import { allProjections } from './projections/all-projections';
 
@@ -88,8 +89,16 @@ program
   .action(() =>
     withStores(async (stores) => {
       const bar = progressBar('verify');
-      const report = await verifyProjections({ db: stores.database.db, eventStore: stores.eventStore, onProgress: bar.update }, allProjections());
+      const verifier = createVerifier({ database: stores.database, eventStore: stores.eventStore, projections: allProjections(), now: () => new Date() });
+      const outcome = await verifier.run(bar.update);
       bar.stop();
+      if (outcome.status === 'busy') {
+        const { running } = outcome;
+        process.stderr.write(`a verify is already running${running ? `: ${running.id}, started at ${running.startedAt.toISOString()}` : ''}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const report = { id: outcome.run.id, startedAt: outcome.run.startedAt, ...outcome.report };
       process.stdout.write(`${JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
       if (!report.ok) process.exitCode = 1;
     }),

@@ -8,7 +8,7 @@ import { createHealLoop, type HealLoop } from './infrastructure/heal-loop';
 import { buildServer } from './infrastructure/http/server';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
-import { verifyProjections } from './infrastructure/read-model-maintenance';
+import { createVerifier } from './infrastructure/verify-runs';
 import { openStores, type Stores } from './infrastructure/runtime';
 import { allProjections } from './projections/all-projections';
 
@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now, batchSize: config.projectionBatchSize }),
   );
 
+  const verifier = createVerifier({ database: stores.database, eventStore: stores.eventStore, projections: allProjections(), now });
   const bankHub = createBankHubServices({ config, stores, logger, now });
   let healLoop: HealLoop | null = null;
   if (bankHub.heal) {
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
     apiToken: config.apiToken,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
-    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
+    verify: () => verifier.run(),
     runners,
     now,
     links: bankHub.links,

@@ -7,6 +7,7 @@ import { type Database, openDatabase } from './postgres/database';
 import { migrateToLatest } from './postgres/migrations';
 import { createQuarantineRepository } from './postgres/quarantine-repository';
 import { ensureProjectionSchema } from './projection-store';
+import { cleanUpAfterCrashedVerifies } from './verify-runs';
 import { allProjections } from '../projections/all-projections';
 
 /** The stores every entry point (server, CLI, benchmarks) opens the same way. */
@@ -22,6 +23,7 @@ export async function openStores(config: Config, logger: Logger): Promise<Stores
   await migrateToLatest(database.db);
   // The read models exist before the first request, even where no runner runs in this process.
   for (const projection of allProjections()) await ensureProjectionSchema(database.db, projection, projection.name);
+  await cleanUpAfterCrashedVerifies(database, allProjections(), new Date());
   const eventStore = await createEventStore(config, database, logger);
   return {
     database,

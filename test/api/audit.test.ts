@@ -144,6 +144,17 @@ describe('POST /audit/verify', () => {
     await sql`update ledger.statement_lines set amount = amount + 1 where transaction_id = 'aud00000000000000000000000000003'`.execute(
       t.stores.database.db,
     );
+    const [one, two] = await Promise.all([
+      t.app.inject({ method: 'POST', url: '/audit/verify' }),
+      t.app.inject({ method: 'POST', url: '/audit/verify' }),
+    ]);
+    // One at a time: the second is refused, naming the one that runs.
+    const [done, refused] = one.statusCode === 200 ? [one, two] : [two, one];
+    expect(done.statusCode).toBe(200);
+    expect(refused.statusCode).toBe(409);
+    expect(refused.headers['content-type']).toContain('application/problem+json');
+    expect(refused.json()).toMatchObject({ type: 'urn:balance-ledger:problem:verify-running', running: { id: done.json().id, startedAt: done.json().startedAt } });
+    expect(refused.json().detail).toContain(done.json().id);
     const tampered = (await t.app.inject({ method: 'POST', url: '/audit/verify' })).json();
     expect(tampered.ok).toBe(false);
     expect(tampered.differences).toMatchObject([

@@ -7,7 +7,7 @@ import { createBankHubServices, type BankHubServices } from '../../src/infrastru
 import { createHealLoop, type HealLoop } from '../../src/infrastructure/heal-loop';
 import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
 import { createProjectionRunner, type ProjectionRunner } from '../../src/infrastructure/projection-runner';
-import { verifyProjections } from '../../src/infrastructure/read-model-maintenance';
+import { createVerifier } from '../../src/infrastructure/verify-runs';
 import { openStores, type Stores } from '../../src/infrastructure/runtime';
 import { allProjections } from '../../src/projections/all-projections';
 import { createGrantsProjection } from '../../src/projections/grants.projection';
@@ -60,6 +60,7 @@ export async function createTestApp(
   });
   const extra = typeof overrides === 'function' ? overrides(stores) : overrides;
   const now = () => new Date();
+  const verifier = createVerifier({ database: stores.database, eventStore: stores.eventStore, projections: allProjections(), now });
   const bankHub = createBankHubServices({ config, stores, logger: extra.logger ?? logger, now });
   const healLoop = bankHub.heal
     ? createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger: extra.logger ?? logger })
@@ -72,7 +73,7 @@ export async function createTestApp(
     apiToken: config.apiToken,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
     readModels: { db: stores.database.db, schema: 'ledger' },
-    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
+    verify: () => verifier.run(),
     runners: [runner, grantsRunner],
     now,
     links: bankHub.links,

@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ProjectionRunner } from '../projection-runner';
-import type { VerifyReport } from '../read-model-maintenance';
+import type { VerifyOutcome } from '../verify-runs';
 import { accountRoutes } from './accounts.routes';
 import { requireBearer } from './api-auth';
 import { auditRoutes } from './audit.routes';
@@ -32,8 +32,8 @@ export interface ServerDeps {
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
   readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
-  /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify). */
-  readonly verify: () => Promise<VerifyReport>;
+  /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify), one at a time. */
+  readonly verify: () => Promise<VerifyOutcome>;
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
   readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;

@@ -61,6 +61,21 @@ const migrations: Record<string, Migration> = {
         )`.execute(db);
     },
   },
+  // Operators' history: every verify run (one runs at a time).
+  '0007_operations_history': {
+    async up(db) {
+      await sql`
+        create table verify_runs (
+          id uuid primary key,
+          started_at timestamptz not null,
+          finished_at timestamptz,
+          outcome text check (outcome in ('ok', 'differences', 'failed', 'abandoned')),
+          differences integer,
+          error text,
+          process text not null
+        )`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
