@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from './config';
 import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
 import { createLogger } from './infrastructure/logger';
 import { createProjectionRunner } from './infrastructure/projection-runner';
+import { createParkedEvents } from './infrastructure/parked-events';
 import { type Progress, rebuildProjection } from './infrastructure/read-model-maintenance';
 import { createVerifier } from './infrastructure/verify-runs';
 import { openStores, type Stores } from './infrastructure/runtime';
@@ -153,6 +154,52 @@ program
         await once(out, 'finish');
       }
       process.stderr.write(`exported ${read} events\n`);
+    }),
+  );
+
+const parked = program.command('parked').description('events a projection could not apply and set aside');
+const parkedService = (stores: Stores) =>
+  createParkedEvents({ db: stores.database.db, eventStore: stores.eventStore, projections: allProjections(), now: () => new Date() });
+parked
+  .command('list')
+  .description('every parked event: projection, event id, log position, type, what it concerns, tries, error')
+  .option('--projection <name>', 'only this projection (ledger, grants)')
+  .action((options: { projection?: string }) =>
+    withStores(async (stores) => {
+      const service = parkedService(stores);
+      let after: readonly string[] | null = null;
+      do {
+        const page = await service.list({ projection: options.projection, after, limit: 1000 });
+        for (const p of page.items) {
+          const concerns = [p.subject, p.transactionDate].filter((v) => v !== null).join(' ') || '-';
+          process.stdout.write(`${p.projection}\t${p.eventId}\t${p.position}\t${p.type}\t${concerns}\t×${p.tries}\t${p.lastFailedAt.toISOString()}\t${p.error}\n`);
+        }
+        after = page.next;
+      } while (after);
+    }),
+  );
+parked
+  .command('retry [eventId]')
+  .description('apply parked events again after a fix (all, or one): applied ones leave the list, failing ones stay with the new error')
+  .option('--projection <name>', 'only this projection (ledger, grants)')
+  .action((eventId: string | undefined, options: { projection?: string }) =>
+    withStores(async (stores) => {
+      const service = parkedService(stores);
+      const names = options.projection ? [options.projection] : allProjections().map((p) => p.name);
+      let outcomes = 0;
+      for (const name of names) {
+        const results = await service.retry(name, eventId ?? null);
+        if (results === null) throw new Error(`no projection named ${name}`);
+        for (const r of results) {
+          outcomes += 1;
+          process.stdout.write(`${JSON.stringify(r)}\n`);
+          if (r.outcome !== 'applied') process.exitCode = 1;
+        }
+      }
+      if (eventId && outcomes === 0) {
+        process.stderr.write(`no parked event ${eventId}\n`);
+        process.exitCode = 1;
+      }
     }),
   );
 

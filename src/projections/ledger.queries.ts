@@ -19,6 +19,8 @@ export interface AccountView {
   readonly lastTransactionAt: string | null;
   readonly openBreaks: number;
   readonly lateDeliveries: number;
+  /** Events of this account the projection could not apply (set aside; `ledger parked list`). */
+  readonly parkedEvents: number;
 }
 
 export interface LineView {
@@ -95,6 +97,8 @@ export interface Statement {
   readonly totalDebits: bigint;
   readonly lineCount: number;
   readonly reconciled: boolean;
+  /** Parked BalanceChanged events of the account that touch the period: while any is, it is not reconciled. */
+  readonly parkedEvents: number;
   readonly digest: string;
   readonly breaks: readonly BreakView[];
   readonly lines: readonly LineView[];
@@ -161,7 +165,11 @@ const money = (v: string | null): bigint | null => (v === null ? null : BigInt(v
 type AccountRow = Pick<
   AccountTableRow,
   'account_id' | 'fi_id' | 'fi_name' | 'account_number' | 'currency' | 'balance' | 'last_transaction_date_time' | 'open_breaks' | 'late_deliveries'
->;
+> & { parked_events: number };
+
+/** The account's parked events, beside its row. */
+const parkedOf = (s: RawBuilder<unknown>, accountId: RawBuilder<unknown>) =>
+  sql`(select count(*)::int from ${s}.parked_events p where p.subject = (${accountId})::text)`;
 
 const accountOf = (r: AccountRow): AccountView => ({
   id: r.account_id,
@@ -173,18 +181,21 @@ const accountOf = (r: AccountRow): AccountView => ({
   lastTransactionAt: r.last_transaction_date_time,
   openBreaks: r.open_breaks,
   lateDeliveries: r.late_deliveries,
+  parkedEvents: r.parked_events,
 });
 
 export async function listAccounts({ db, schema }: ReadModels): Promise<AccountView[]> {
+  const s = sql.id(schema);
   const { rows } = await sql<AccountRow>`
-    select * from ${sql.id(schema)}.accounts order by fi_id, account_number`.execute(db);
+    select a.*, ${parkedOf(s, sql`a.account_id`)} as parked_events from ${s}.accounts a order by a.fi_id, a.account_number`.execute(db);
   return rows.map(accountOf);
 }
 
 export async function getAccount({ db, schema }: ReadModels, accountId: string): Promise<AccountView | null> {
   if (!isAccountId(accountId)) return null;
+  const s = sql.id(schema);
   const { rows } = await sql<AccountRow>`
-    select * from ${sql.id(schema)}.accounts where account_id = ${accountId}`.execute(db);
+    select a.*, ${parkedOf(s, sql`a.account_id`)} as parked_events from ${s}.accounts a where a.account_id = ${accountId}`.execute(db);
   return rows[0] ? accountOf(rows[0]) : null;
 }
 
@@ -255,7 +266,7 @@ export async function statement(readModels: ReadModels, accountId: string, query
   const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
   const page = query.limit === 'all' ? null : query.limit;
   const afterCursor = query.cursor ? sql`and (l.instant, l.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
-  const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null }>`
+  const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null; parked: number }>`
     with summary as (${periodSummary(s, inPeriod)}),
     bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
@@ -297,7 +308,12 @@ export async function statement(readModels: ReadModels, accountId: string, query
     )
     select
       (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
-        last_transaction_date_time, open_breaks, late_deliveries from ${s}.accounts where account_id = ${accountId}) a) as account,
+        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(s, sql`account_id`)} as parked_events
+        from ${s}.accounts where account_id = ${accountId}) a) as account,
+      -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
+      -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
+      (select count(*)::int from ${s}.parked_events p where p.subject = ${accountId} and p.event_type = 'BalanceChanged'
+        and (p.transaction_date is null or p.transaction_date <= ${to})) as parked,
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
@@ -311,7 +327,8 @@ export async function statement(readModels: ReadModels, accountId: string, query
   const openingBalance = first ? money(p.first_before) : row.has_before ? money(row.before) : null;
   const closingBalance = first ? money(p.last_after) : openingBalance;
   // A link needs both balances known and equal: an unknown balance cannot be reconciled.
-  const reconciled = p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
+  const reconciled =
+    row.parked === 0 && p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
   const lines = page === null ? lineRows : lineRows.slice(0, page);
   const lastOfPage = lines[lines.length - 1];
   const nextCursor =
@@ -326,6 +343,7 @@ export async function statement(readModels: ReadModels, accountId: string, query
     totalDebits: BigInt(p.total_debits),
     lineCount: p.line_count,
     reconciled,
+    parkedEvents: row.parked,
     digest: p.digest ?? statementDigest({ lines: [], openingBalance, closingBalance }),
     breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
     lines: lines.map(lineOf),

@@ -85,6 +85,7 @@ describe('accountants’ API', () => {
           lastTransactionAt: '2026-03-06T12:00:00+07:00',
           openBreaks: 0,
           lateDeliveries: 0,
+          parkedEvents: 0,
         },
         {
           id: C,
@@ -96,6 +97,7 @@ describe('accountants’ API', () => {
           lastTransactionAt: '2026-03-07T09:00:00+07:00',
           openBreaks: 0,
           lateDeliveries: 0,
+          parkedEvents: 0,
         },
         {
           id: A,
@@ -107,6 +109,7 @@ describe('accountants’ API', () => {
           lastTransactionAt: '2026-04-01T00:10:00+07:00',
           openBreaks: 1,
           lateDeliveries: 1,
+          parkedEvents: 0,
         },
       ]);
     });

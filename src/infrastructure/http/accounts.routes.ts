@@ -60,6 +60,10 @@ const accountSchema = z
     lastTransactionAt: z.string().nullable().describe('transactionDateTime of the last line, as the bank sent it'),
     openBreaks: z.number().int(),
     lateDeliveries: z.number().int(),
+    parkedEvents: z
+      .number()
+      .int()
+      .describe('Events of this account the projection could not apply and set aside (GET /parked); its statements are not reconciled meanwhile'),
   })
   .meta({ id: 'Account' });
 const accountJson = (a: AccountView) => ({ ...a, balance: money(a.balance) });
@@ -104,7 +108,14 @@ const statementSchema = z
     totalDebits: moneySchema.describe('The sum of the magnitudes of the debits (a positive figure)'),
     reconciled: z
       .boolean()
-      .describe('Every consecutive pair of lines links, and the first line links to the line before it; unknown balances do not'),
+      .describe(
+        'Every consecutive pair of lines links, the first line links to the line before it (unknown balances do not), and no ' +
+          'transaction of the account dated on or before `to` is parked',
+      ),
+    parkedEvents: z
+      .number()
+      .int()
+      .describe('Parked BalanceChanged events of the account dated on or before `to` (or of unreadable date): they may belong in or carry into the period'),
     digest: z.string().describe('SHA-256 (hex) of the whole period: each line (event id, amount, balances), then opening and closing'),
     lineCount: z.number().int().describe('Lines in the whole period'),
     breaks: z.array(breakSchema).describe('Open breaks with a line in the period'),
@@ -244,6 +255,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
         totalCredits: result.totalCredits.toString(),
         totalDebits: result.totalDebits.toString(),
         reconciled: result.reconciled,
+        parkedEvents: result.parkedEvents,
         digest: result.digest,
         lineCount: result.lineCount,
         breaks: result.breaks.map(breakJson),

@@ -6,6 +6,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
+import { allProjections } from '../../projections/all-projections';
+import { createParkedEvents } from '../parked-events';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyOutcome } from '../verify-runs';
 import { accountRoutes } from './accounts.routes';
@@ -14,6 +16,7 @@ import { auditRoutes } from './audit.routes';
 import { breakRoutes } from './breaks.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
+import { operationsRoutes } from './operations.routes';
 import { errorHandler, sendProblem } from './problem';
 import { serializerCompiler } from './serializer';
 import { webhookRoutes } from './webhooks.routes';
@@ -80,6 +83,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     await guarded.register(auditRoutes, { eventStore: deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
     await guarded.register(accountRoutes, { readModels: deps.readModels });
     await guarded.register(breakRoutes, { readModels: deps.readModels });
+    // Operators' routes (parked events, quarantine): the role `operator` once API keys have roles.
+    const projections = allProjections();
+    await guarded.register(operationsRoutes, {
+      parked: createParkedEvents({ db: deps.readModels.db, eventStore: deps.ingest.eventStore, projections, now: deps.now }),
+      projectionNames: projections.map((p) => p.name),
+      ingest: deps.ingest,
+      now: deps.now,
+    });
     await guarded.register(
       linkRoutes,
       deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },

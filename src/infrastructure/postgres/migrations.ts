@@ -61,9 +61,25 @@ const migrations: Record<string, Migration> = {
         )`.execute(db);
     },
   },
-  // Operators' history: every verify run (one runs at a time).
+  // Operators' history: what became of each retry of a parked event, and every verify run (one runs at a time).
   '0007_operations_history': {
     async up(db) {
+      await sql`
+        create table parked_event_retries (
+          id bigserial primary key,
+          projection text not null,
+          event_id text not null,
+          log_position text not null,
+          event_type text not null,
+          subject text,
+          parked_error text not null,
+          tries integer not null,
+          first_failed_at timestamptz not null,
+          retried_at timestamptz not null,
+          outcome text not null check (outcome in ('applied', 'failed_again')),
+          error text
+        )`.execute(db);
+      await sql`create index parked_event_retries_event on parked_event_retries (projection, event_id)`.execute(db);
       await sql`
         create table verify_runs (
           id uuid primary key,
