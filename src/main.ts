@@ -76,7 +76,7 @@ async function main(): Promise<void> {
     trustProxy: config.trustProxy,
     apiToken: config.apiToken,
     readinessChecks: { eventStore: () => stores.eventStore.ping() },
-    readModels: { db: stores.database.db, schema: 'ledger' },
+    readModels: { db: stores.database.db, schema: 'ledger', singleConnection: stores.database.kind === 'pglite' },
     verify: () => verifier.run(),
     runners,
     now,

@@ -71,7 +71,7 @@ interface AccountState {
 export function createLedgerProjection(): Projection {
   return {
     name: 'ledger',
-    version: 1,
+    version: 2,
     eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,

@@ -3,10 +3,10 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { jsonSchemaTransform, jsonSchemaTransformObject, validatorCompiler } from '@fastify/type-provider-zod';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import { allProjections } from '../../projections/all-projections';
+import type { ReadModels } from '../../projections/ledger.queries';
 import { createParkedEvents } from '../parked-events';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyOutcome } from '../verify-runs';
@@ -34,7 +34,7 @@ export interface ServerDeps {
   readonly apiToken?: string | undefined;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
-  readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  readonly readModels: ReadModels;
   /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify), one at a time. */
   readonly verify: () => Promise<VerifyOutcome>;
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
