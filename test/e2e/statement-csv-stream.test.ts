@@ -23,6 +23,12 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** The process's peak resident memory so far, in MB (Linux). */
+const peakRss = (pid: number) => {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return kb ? Math.round(Number(kb) / 1024) : null;
+};
+
 let ctx: LedgerContext;
 let service: ChildProcess;
 let url: string;
@@ -88,6 +94,7 @@ afterAll(async () => {
 describe('a ten-year CSV of a 100 000-line account', () => {
   it('streams from a service under its memory cap: every line, then the closing balance', async () => {
     const id = accountIdOf(acct.fiId, acct.accountNumber);
+    const peakBefore = peakRss(service.pid!);
     const res = await fetch(`${url}/accounts/${id}/statement?from=2016-01-01&to=2025-12-31&format=csv`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/csv; charset=utf-8');
@@ -117,7 +124,7 @@ describe('a ten-year CSV of a 100 000-line account', () => {
     // Alive and well after it.
     expect(service.exitCode).toBeNull();
     expect((await fetch(`${url}/health`)).ok).toBe(true);
-    const peak = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${service.pid}/status`, 'utf8'))?.[1];
-    console.info(`[measured] service peak RSS ${peak ? Math.round(Number(peak) / 1024) : '?'} MB after a ${LINES}-line CSV`);
+    // Measured, not asserted: the heap cap is what the test holds the service to.
+    console.info(`[measured] service peak RSS ${peakBefore} MB after projecting, ${peakRss(service.pid!)} MB after the ${LINES}-line CSV`);
   }, 300_000);
 });
