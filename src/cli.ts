@@ -12,7 +12,9 @@ import { createProjectionRunner } from './infrastructure/projection-runner';
 import { createApiKeyRepository } from './infrastructure/postgres/api-key-repository';
 import { openDatabase } from './infrastructure/postgres/database';
 import { migrateToLatest } from './infrastructure/postgres/migrations';
-import { type Progress, rebuildProjection, verifyProjections } from './infrastructure/read-model-maintenance';
+import { createParkedEvents } from './infrastructure/parked-events';
+import { type Progress, rebuildProjection } from './infrastructure/read-model-maintenance';
+import { createVerifier } from './infrastructure/verify-runs';
 import { openStores, openStoresWhenReachable, type Stores } from './infrastructure/runtime';
 import { exitGracefullyOnSignals } from './infrastructure/shutdown';
 import { allProjections } from './projections/all-projections';
@@ -95,8 +97,16 @@ program
   .action(() =>
     withStores(async (stores) => {
       const bar = progressBar('verify');
-      const report = await verifyProjections({ db: stores.database.db, eventStore: stores.eventStore, onProgress: bar.update }, allProjections());
+      const verifier = createVerifier({ database: stores.database, eventStore: stores.eventStore, projections: allProjections(), now: () => new Date() });
+      const outcome = await verifier.run(bar.update);
       bar.stop();
+      if (outcome.status === 'busy') {
+        const { running } = outcome;
+        process.stderr.write(`a verify is already running${running ? `: ${running.id}, started at ${running.startedAt.toISOString()}` : ''}\n`);
+        process.exitCode = 2;
+        return;
+      }
+      const report = { id: outcome.run.id, startedAt: outcome.run.startedAt, ...outcome.report };
       process.stdout.write(`${JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
       if (!report.ok) process.exitCode = 1;
     }),
@@ -151,6 +161,52 @@ program
         await once(out, 'finish');
       }
       process.stderr.write(`exported ${read} events\n`);
+    }),
+  );
+
+const parked = program.command('parked').description('events a projection could not apply and set aside');
+const parkedService = (stores: Stores) =>
+  createParkedEvents({ db: stores.database.db, eventStore: stores.eventStore, projections: allProjections(), now: () => new Date() });
+parked
+  .command('list')
+  .description('every parked event: projection, event id, log position, type, what it concerns, tries, error')
+  .option('--projection <name>', 'only this projection (ledger, grants)')
+  .action((options: { projection?: string }) =>
+    withStores(async (stores) => {
+      const service = parkedService(stores);
+      let after: readonly string[] | null = null;
+      do {
+        const page = await service.list({ projection: options.projection, after, limit: 1000 });
+        for (const p of page.items) {
+          const concerns = [p.subject, p.transactionDate].filter((v) => v !== null).join(' ') || '-';
+          process.stdout.write(`${p.projection}\t${p.eventId}\t${p.position}\t${p.type}\t${concerns}\t×${p.tries}\t${p.lastFailedAt.toISOString()}\t${p.error}\n`);
+        }
+        after = page.next;
+      } while (after);
+    }),
+  );
+parked
+  .command('retry [eventId]')
+  .description('apply parked events again after a fix (all, or one): applied ones leave the list, failing ones stay with the new error')
+  .option('--projection <name>', 'only this projection (ledger, grants)')
+  .action((eventId: string | undefined, options: { projection?: string }) =>
+    withStores(async (stores) => {
+      const service = parkedService(stores);
+      const names = options.projection ? [options.projection] : allProjections().map((p) => p.name);
+      let outcomes = 0;
+      for (const name of names) {
+        const results = await service.retry(name, eventId ?? null);
+        if (results === null) throw new Error(`no projection named ${name}`);
+        for (const r of results) {
+          outcomes += 1;
+          process.stdout.write(`${JSON.stringify(r)}\n`);
+          if (r.outcome !== 'applied') process.exitCode = 1;
+        }
+      }
+      if (eventId && outcomes === 0) {
+        process.stderr.write(`no parked event ${eventId}\n`);
+        process.exitCode = 1;
+      }
     }),
   );
 

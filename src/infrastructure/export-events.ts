@@ -23,8 +23,7 @@ export async function* exportEvents(options: ExportOptions): AsyncGenerator<Reco
         limit: pageSize,
         ...(options.from && options.to ? { from: options.from, to: options.to } : {}),
       });
-      const events = await Promise.all(refs.map((r) => options.eventStore.readEvent(r.eventId)));
-      for (const event of events) if (event) yield event;
+      for (const event of await options.eventStore.readEvents(refs.map((r) => r.eventId))) yield event;
       if (refs.length < pageSize) return;
       after = refs[refs.length - 1]!.position;
     }

@@ -5,7 +5,19 @@ import type { Projection } from '../projections/projection';
 import { advisoryLockKey, type Database } from './postgres/database';
 import { runWhileLocked } from './locked-loop';
 import { rebuildProjection } from './read-model-maintenance';
-import { commitBatch, ensureProjectionSchema, readCheckpoint, Resync, schemaExists, waitForProjection } from './projection-store';
+import {
+  commitBatch,
+  countParked,
+  ensureProjectionSchema,
+  type Parking,
+  readCheckpoint,
+  Resync,
+  schemaExists,
+  waitForProjection,
+} from './projection-store';
+
+/** An event that fails on its own is tried this many times (with the subscription's backoff between) before it is parked. */
+const TRIES_BEFORE_PARKING = 3;
 
 /**
  * Follows the log from the projection's checkpoint. Each batch's read-model changes and the new checkpoint
@@ -20,6 +32,8 @@ export interface RunnerStatus {
   readonly eventsBehind: bigint | null;
   readonly secondsBehind: number;
   readonly lastError: string | null;
+  /** Events that could not be applied and were set aside (`ledger parked list`). */
+  readonly parked: number;
 }
 
 export interface ProjectionRunner {
@@ -54,6 +68,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
   let wakeStop: () => void = () => {};
   const stopped = new Promise<void>((resolve) => (wakeStop = resolve));
   let loop: Promise<void> | null = null;
+  const parking: Parking = { triesBeforeParking: TRIES_BEFORE_PARKING, failures: new Map(), now };
 
   /** Follows the log until `until` resolves (the lock's connection was lost, or stop()). */
   async function project(until: Promise<void>): Promise<void> {
@@ -74,10 +89,16 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             omitMetadata: ['rawBody'],
             maxBatch: batchSize,
             onEvents: async (events, last) => {
-              await commitBatch(database.db, projection, schema, position, events, last);
+              const outcome = await commitBatch(database.db, projection, schema, position, events, last, parking);
               position = last;
-              eventsProjected += BigInt(events.length);
+              eventsProjected += BigInt(outcome.applied);
               lastError = null;
+              for (const { event, error } of outcome.parked) {
+                log.error(
+                  { eventId: event.eventId, position: event.position, type: event.type, error },
+                  'event parked: it cannot be applied; the projection goes on without it (ledger parked list)',
+                );
+              }
             },
             onCheckpoint: async (last) => {
               await commitBatch(database.db, projection, schema, position, [], last);
@@ -141,6 +162,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
           : null,
         secondsBehind: first ? Math.max(0, (now().getTime() - first.recordedAt.getTime()) / 1000) : 0,
         lastError,
+        parked: (await schemaExists(database.db, schema)) ? await countParked(database.db, schema) : 0,
       };
     },
     caughtUp: (timeoutMs = 30_000) =>

@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
-import type { EventStore, RecordedEvent } from '../application/ports/event-store';
-import type { Projection } from '../projections/projection';
+import { type EventStore, EventStoreUnavailable, type RecordedEvent } from '../application/ports/event-store';
+import type { Projection, ProjectionEvent } from '../projections/projection';
+import { isUnavailableError } from './postgres/errors';
 
 /** The checkpoint moved under a runner (a rebuild swapped the schema, or another runner): start again from it. */
 export class Resync extends Error {
@@ -14,26 +15,195 @@ export async function readCheckpoint(db: Kysely<any>, schema: string, name: stri
   return { position: row?.position ?? null, events: BigInt(row?.events ?? 0), version: row?.version ?? null };
 }
 
-/** One batch: lock the checkpoint row, check nobody moved it, apply, advance it; all in one transaction. */
+/**
+ * Failures after which the same batch is simply tried again later, from the same position: the store unreachable,
+ * a serialization failure or deadlock, a lock not available, resources exhausted, an I/O error. Anything else is
+ * taken to be the batch's own doing and leads to finding and parking the event that causes it.
+ */
+export function isTransientError(error: unknown): boolean {
+  if (error instanceof Resync || error instanceof EventStoreUnavailable || isUnavailableError(error)) return true;
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && (code === '40001' || code === '40P01' || code === '55P03' || /^5[38]/.test(code));
+}
+
+/** How a caller wants events that fail on their own treated. */
+export interface Parking {
+  /** Failures of an event, isolated from its batch, before it is parked (the runner: a few, with backoff between). */
+  readonly triesBeforeParking: number;
+  /** Failures so far by event id, kept by the caller across retries of a batch. */
+  readonly failures: Map<string, { tries: number; firstAt: Date }>;
+  readonly now: () => Date;
+}
+
+/** Rebuild and verify park at the first isolated failure: the live runner has already given the event its tries. */
+export const parkAtOnce = (now: () => Date = () => new Date()): Parking => ({ triesBeforeParking: 1, failures: new Map(), now });
+
+/** An event failed on its own but has not had all its tries: the batch is rolled back and tried again later. */
+export class EventFailing extends Error {
+  override readonly name = 'EventFailing';
+  constructor(
+    readonly eventId: string,
+    readonly tries: number,
+    cause: unknown,
+  ) {
+    super(`event ${eventId} failed on its own (try ${tries}): ${messageOf(cause)}`, { cause });
+  }
+}
+
+export interface ParkedFailure {
+  readonly event: ProjectionEvent;
+  readonly error: string;
+}
+
+export interface BatchOutcome {
+  readonly applied: number;
+  readonly parked: readonly ParkedFailure[];
+}
+
+/**
+ * One batch: lock the checkpoint row, check nobody moved it, apply, advance it; all in one transaction.
+ * When applying fails for any reason but a transient one, the batch is applied again in pieces under savepoints
+ * until the events that fail on their own are found; once such an event has failed `triesBeforeParking` times it is
+ * parked (recorded in the schema's `parked_events`) and the rest of the batch commits with the checkpoint.
+ */
 export async function commitBatch(
   db: Kysely<any>,
   projection: Projection,
   schema: string,
   expected: string | null,
-  events: readonly RecordedEvent[],
+  events: readonly ProjectionEvent[],
   last: string,
-): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    const { rows } = await sql<{ position: string | null }>`
-      select position from ${sql.id(schema)}.checkpoint where projection = ${projection.name} for update`.execute(trx);
-    if ((rows[0]?.position ?? null) !== expected) throw new Resync(`checkpoint of ${projection.name} moved`);
-    if (events.length > 0) await projection.apply(trx, schema, events);
-    await sql`
-      update ${sql.id(schema)}.checkpoint
-      set position = ${last}, events = events + ${events.length}, updated_at = now()
-      where projection = ${projection.name}`.execute(trx);
+  parking: Parking = parkAtOnce(),
+): Promise<BatchOutcome> {
+  try {
+    await db.transaction().execute(async (trx) => {
+      await lockCheckpoint(trx, projection, schema, expected);
+      if (events.length > 0) await projection.apply(trx, schema, events);
+      await advanceCheckpoint(trx, projection, schema, last, events.length);
+    });
+    for (const event of events) parking.failures.delete(event.eventId);
+    return { applied: events.length, parked: [] };
+  } catch (error) {
+    if (events.length === 0 || isTransientError(error)) throw error;
+  }
+  return db.transaction().execute(async (trx) => {
+    await lockCheckpoint(trx, projection, schema, expected);
+    const failed = await applyIsolating(trx, projection, schema, events);
+    const now = parking.now();
+    const counted = failed.map(({ event, error }) => {
+      const seen = parking.failures.get(event.eventId) ?? { tries: 0, firstAt: now };
+      seen.tries += 1;
+      parking.failures.set(event.eventId, seen);
+      return { event, error: messageOf(error), cause: error, tries: seen.tries, firstAt: seen.firstAt, at: now };
+    });
+    const early = counted.find((f) => f.tries < parking.triesBeforeParking);
+    if (early) throw new EventFailing(early.event.eventId, early.tries, early.cause);
+    await parkEvents(trx, projection, schema, counted);
+    const parked = counted.map(({ event, error }) => ({ event, error }));
+    for (const event of events) parking.failures.delete(event.eventId);
+    await advanceCheckpoint(trx, projection, schema, last, events.length - failed.length);
+    return { applied: events.length - failed.length, parked };
   });
 }
+
+async function lockCheckpoint(trx: Kysely<any>, projection: Projection, schema: string, expected: string | null | undefined) {
+  const { rows } = await sql<{ position: string | null }>`
+    select position from ${sql.id(schema)}.checkpoint where projection = ${projection.name} for update`.execute(trx);
+  const position = rows[0]?.position ?? null;
+  if (expected !== undefined && position !== expected) throw new Resync(`checkpoint of ${projection.name} moved`);
+  return position;
+}
+
+async function advanceCheckpoint(trx: Kysely<any>, projection: Projection, schema: string, last: string, applied: number) {
+  await sql`
+    update ${sql.id(schema)}.checkpoint
+    set position = ${last}, events = events + ${applied}, updated_at = now()
+    where projection = ${projection.name}`.execute(trx);
+}
+
+/** Takes the checkpoint row lock without moving it: whoever else writes the schema (the runner) waits meanwhile. */
+export const holdCheckpoint = (trx: Kysely<any>, projection: Projection, schema: string): Promise<string | null> =>
+  lockCheckpoint(trx, projection, schema, undefined);
+
+/**
+ * Applies events in log order, a group at a time under a savepoint; a group that fails is rolled back and split in
+ * two until each failure is pinned on one event. Returns the events that fail on their own; every other event is
+ * applied. A transient failure is thrown (the caller's transaction then rolls back whole).
+ */
+export async function applyIsolating(
+  trx: Kysely<any>,
+  projection: Projection,
+  schema: string,
+  events: readonly ProjectionEvent[],
+): Promise<{ event: ProjectionEvent; error: unknown }[]> {
+  const failed: { event: ProjectionEvent; error: unknown }[] = [];
+  const attempt = async (group: readonly ProjectionEvent[]): Promise<void> => {
+    if (group.length === 0) return;
+    await sql`savepoint isolate`.execute(trx);
+    try {
+      await projection.apply(trx, schema, group);
+      await sql`release savepoint isolate`.execute(trx);
+      return;
+    } catch (error) {
+      await sql`rollback to savepoint isolate`.execute(trx);
+      await sql`release savepoint isolate`.execute(trx);
+      if (isTransientError(error)) throw error;
+      if (group.length === 1) {
+        failed.push({ event: group[0]!, error });
+        return;
+      }
+    }
+    const half = Math.ceil(group.length / 2);
+    await attempt(group.slice(0, half));
+    await attempt(group.slice(half));
+  };
+  await attempt(events);
+  return failed;
+}
+
+/** Records events that cannot be applied; an event parked already keeps its row (replaying a batch changes nothing). */
+export async function parkEvents(
+  trx: Kysely<any>,
+  projection: Projection,
+  schema: string,
+  parked: readonly { event: ProjectionEvent; error: string; tries: number; firstAt: Date; at: Date }[],
+): Promise<void> {
+  if (parked.length === 0) return;
+  const rows = parked.map(({ event, error, tries, firstAt, at }) => {
+    const { subject, transactionDate } = subjectOf(projection, event);
+    return {
+      event_id: storable(event.eventId),
+      log_position: event.position,
+      event_type: storable(event.type),
+      stream_id: storable(event.streamId),
+      subject: subject === null ? null : storable(subject),
+      transaction_date: transactionDate,
+      error: storable(error).slice(0, 4000),
+      tries,
+      first_failed_at: firstAt.toISOString(),
+      last_failed_at: at.toISOString(),
+    };
+  });
+  const t = sql`${sql.id(schema)}.parked_events`;
+  await sql`
+    insert into ${t} select * from json_populate_recordset(null::${t}, ${JSON.stringify(rows)}::json)
+    on conflict (event_id) do nothing`.execute(trx);
+}
+
+/** What the projection can tell about an event, never failing: the event may be the very one that does not decode. */
+export function subjectOf(projection: Projection, event: ProjectionEvent): { subject: string | null; transactionDate: string | null } {
+  try {
+    return projection.subjectOf(event);
+  } catch {
+    return { subject: null, transactionDate: null };
+  }
+}
+
+/** Text PostgreSQL can store: no NUL, no unpaired surrogate (the event that failed may hold either). */
+export const storable = (text: string): string =>
+  text.replaceAll('\u0000', '\\u0000').replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+
+export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
 export async function createProjectionSchema(db: Kysely<any>, projection: Projection, schema: string): Promise<void> {
   await db.transaction().execute((trx) => createSchemaIn(trx, projection, schema));
@@ -47,19 +217,61 @@ async function createSchemaIn(trx: Kysely<any>, projection: Projection, schema: 
       updated_at timestamptz not null default now()
     )`.execute(trx);
   await sql`insert into ${sql.id(schema)}.checkpoint (projection, version) values (${projection.name}, ${projection.version})`.execute(trx);
+  await createParkedTable(trx, schema);
 }
+
+/**
+ * Events the projection could not apply, in the projection's own schema, so that a rebuild parks the same events
+ * again and verify compares them like any read table. Only what is parked now: a retry that applies an event
+ * deletes its row (the write-side table `parked_event_retries` keeps the history).
+ */
+async function createParkedTable(trx: Kysely<any>, schema: string): Promise<void> {
+  const s = sql.id(schema);
+  await sql`
+    create table if not exists ${s}.parked_events (
+      event_id text primary key,
+      log_position text not null,
+      event_type text not null,
+      stream_id text not null,
+      subject text,
+      transaction_date text,
+      error text not null,
+      tries integer not null,
+      first_failed_at timestamptz not null,
+      last_failed_at timestamptz not null
+    )`.execute(trx);
+  await sql`create index if not exists parked_events_subject on ${s}.parked_events (subject)`.execute(trx);
+}
+
+export async function countParked(db: Kysely<any>, schema: string): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select count(*)::int as n from ${sql.id(schema)}.parked_events`.execute(db);
+  return rows[0]?.n ?? 0;
+}
+
+/** Compared by verify: what was parked, never when or how often it was tried (nor the error text, which may name the schema). */
+export const PARKED_TABLE = {
+  name: 'parked_events',
+  key: ['event_id'],
+  columns: ['event_id', 'log_position', 'event_type', 'stream_id', 'subject', 'transaction_date'],
+} as const;
 
 /**
  * Creates the projection's schema unless it exists. Safe when several processes start at once: they queue on an
  * advisory lock keyed by the schema's name and look again once they hold it.
  */
 export async function ensureProjectionSchema(db: Kysely<any>, projection: Projection, schema: string): Promise<void> {
-  if (await schemaExists(db, schema)) return;
+  if ((await schemaExists(db, schema)) && (await tableExists(db, schema, 'parked_events'))) return;
   await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(hashtext(${`balance-ledger:schema:${schema}`}))`.execute(trx);
-    if (await schemaExists(trx, schema)) return;
+    // A schema made before parking existed gets its table here, so that every process can read it at once.
+    if (await schemaExists(trx, schema)) return createParkedTable(trx, schema);
     await createSchemaIn(trx, projection, schema);
   });
+}
+
+async function tableExists(db: Kysely<any>, schema: string, table: string): Promise<boolean> {
+  const { rows } = await sql`select 1 from information_schema.tables where table_schema = ${schema} and table_name = ${table}`.execute(db);
+  return rows.length > 0;
 }
 
 export async function schemaExists(db: Kysely<any>, schema: string): Promise<boolean> {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import type { EventStore, ReadAllPage } from '../application/ports/event-store';
-import type { Projection } from '../projections/projection';
-import { commitBatch, createProjectionSchema, readCheckpoint, Resync, schemaExists } from './projection-store';
+import type { Projection, ReadTable } from '../projections/projection';
+import { commitBatch, createProjectionSchema, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
 
 export interface Progress {
   readonly eventsDone: number;
@@ -123,10 +123,12 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
           select position from ${sql.id(live)}.checkpoint where projection = ${projection.name} for update`.execute(trx);
         if ((rows[0]?.position ?? null) !== target) return null; // the live runner moved on: chase it
         const differences: Difference[] = [];
-        for (const table of projection.tables) {
-          differences.push(...(await compareTable(trx, live, scratch, table.name, table.key, options.maxDifferences ?? 100)));
+        // The parked events too: a rebuild must set aside exactly the events the live runner set aside.
+        const tables: readonly ComparedTable[] = [...projection.tables, PARKED_TABLE];
+        for (const table of tables) {
+          differences.push(...(await compareTable(trx, live, scratch, table, options.maxDifferences ?? 100)));
         }
-        return { ok: differences.length === 0, eventsReplayed, tablesCompared: projection.tables.length, position: target, differences };
+        return { ok: differences.length === 0, eventsReplayed, tablesCompared: tables.length, position: target, differences };
       });
       if (report) return report;
     }
@@ -136,23 +138,21 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
   }
 }
 
-async function compareTable(
-  db: Kysely<any>,
-  live: string,
-  rebuilt: string,
-  table: string,
-  key: readonly string[],
-  limit: number,
-): Promise<Difference[]> {
-  const l = sql.table(`${live}.${table}`);
-  const r = sql.table(`${rebuilt}.${table}`);
+/** A table verify compares: all its columns, or only `columns` (the parked events' volatile ones are left out). */
+type ComparedTable = ReadTable & { readonly columns?: readonly string[] };
+
+async function compareTable(db: Kysely<any>, live: string, rebuilt: string, compared: ComparedTable, limit: number): Promise<Difference[]> {
+  const { name: table, key } = compared;
+  const columns = compared.columns ? sql.join(compared.columns.map((c) => sql.ref(c))) : sql`*`;
+  const l = sql`(select ${columns} from ${sql.table(`${live}.${table}`)})`;
+  const r = sql`(select ${columns} from ${sql.table(`${rebuilt}.${table}`)})`;
   // Every value as text: a bigint read back through JSON would be rounded to a double.
   const asText = (alias: ReturnType<typeof sql.id>) =>
     sql`(select jsonb_object_agg(f.key, f.value #>> '{}') from jsonb_each(to_jsonb(${alias})) f)`;
   const { rows } = await sql<{ side: 'live' | 'rebuilt'; row: Record<string, unknown> }>`
-    (select 'live' as side, ${asText(sql.id('x'))} as row from (select * from ${l} except all select * from ${r}) x limit ${limit})
+    (select 'live' as side, ${asText(sql.id('x'))} as row from (select * from ${l} l except all select * from ${r} r) x limit ${limit})
     union all
-    (select 'rebuilt', ${asText(sql.id('y'))} from (select * from ${r} except all select * from ${l}) y limit ${limit})`.execute(db);
+    (select 'rebuilt', ${asText(sql.id('y'))} from (select * from ${r} r except all select * from ${l} l) y limit ${limit})`.execute(db);
   const byKey = new Map<string, { live: Record<string, unknown> | null; rebuilt: Record<string, unknown> | null }>();
   for (const { side, row } of rows) {
     const id = JSON.stringify(key.map((k) => row[k]));

@@ -14,7 +14,8 @@ import { migrateToLatest } from './postgres/migrations';
 import { createQuarantineRepository } from './postgres/quarantine-repository';
 import type { ProjectionRunner } from './projection-runner';
 import { ensureProjectionSchema } from './projection-store';
-import { verifyProjections } from './read-model-maintenance';
+import { createParkedEvents } from './parked-events';
+import { cleanUpAfterCrashedVerifies, createVerifier } from './verify-runs';
 import { allProjections } from '../projections/all-projections';
 
 /** The stores every entry point (server, CLI, benchmarks) opens the same way. */
@@ -43,6 +44,7 @@ export async function openStores(config: Config, logger: Logger): Promise<Stores
     await migrateToLatest(database.db);
     // The read models exist before the first request, even where no runner runs in this process.
     for (const projection of allProjections()) await ensureProjectionSchema(database.db, projection, projection.name);
+    await cleanUpAfterCrashedVerifies(database, allProjections(), new Date());
     eventStore = await createEventStore(config, database, logger);
   } catch (error) {
     await database.close().catch(() => {});
@@ -96,9 +98,11 @@ export function serverDeps(input: {
     ...(input.draining ? { draining: input.draining } : {}),
     httpTimeouts: config.http,
     // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
-    readModels: { db: stores.database.readDb, schema: 'ledger' },
+    readModels: { db: stores.database.readDb, schema: 'ledger', singleConnection: stores.database.kind === 'pglite' },
     logReader: stores.logReader,
-    verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
+    verify: createVerifier({ database: stores.database, eventStore: stores.eventStore, projections: allProjections(), now: input.now }).run,
+    // Retrying a parked event writes the read models: the write pool, not the read pool.
+    parked: createParkedEvents({ db: stores.database.db, eventStore: stores.eventStore, projections: allProjections(), now: input.now }),
     runners: input.runners,
     now: input.now,
     ...(input.links ? { links: input.links } : {}),

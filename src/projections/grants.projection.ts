@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
 import { decodeEvent } from '../domain/event-codec';
-import type { LinkedAccount } from '../domain/events';
+import { grantStreamId, type LinkedAccount } from '../domain/events';
 import {
   type GrantError,
   type GrantState,
@@ -37,6 +37,12 @@ export function createGrantsProjection(): Projection {
     tables: TABLES,
     createSchema: createGrantsSchema,
     apply: applyBatch,
+    subjectOf: (event) => ({ subject: typeof event.data.grantId === 'string' ? event.data.grantId : null, transactionDate: null }),
+    // A grant's row is a fold of its stream (grant-<grantId>) in log order: forget the row, read the stream again.
+    async forget(trx, schema, subjects) {
+      await sql`delete from ${sql.id(schema)}.grants where grant_id = any(${[...subjects]}::text[])`.execute(trx);
+      return { events: [], streams: subjects.map((id) => grantStreamId(id)) };
+    },
   };
 }
 

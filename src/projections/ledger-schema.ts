@@ -76,7 +76,8 @@ export async function createLedgerSchema(db: Kysely<any>, schema: string): Promi
       last_heal_event_id uuid
     )`.execute(db);
   await sql`create index on ${s}.breaks (account_id, status)`.execute(db);
-  await sql`create index on ${s}.breaks (status, opened_at)`.execute(db);
+  // GET /breaks pages in (status, opened_at, break_id) order: open first, then oldest first.
+  await sql`create index on ${s}.breaks (status, opened_at, break_id)`.execute(db);
   await sql`
     create table ${s}.anomalies (
       anomaly_id uuid primary key,
@@ -90,6 +91,8 @@ export async function createLedgerSchema(db: Kysely<any>, schema: string): Promi
       log_position text not null
     )`.execute(db);
   await sql`create index on ${s}.anomalies (account_id, kind)`.execute(db);
+  // GET /anomalies pages in the order they were detected: when the delivery reached us, then id.
+  await sql`create index on ${s}.anomalies (received_at, anomaly_id)`.execute(db);
 }
 
 /** A row of `accounts` as node-postgres returns it: bigint as text. */

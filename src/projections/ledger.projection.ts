@@ -1,10 +1,12 @@
 import { type Kysely, sql } from 'kysely';
 import { v5 as uuidv5 } from 'uuid';
 import type { BankTransaction } from '../domain/bank-transaction';
+import { isCalendarDate } from '../domain/calendar';
 import { decodeEvent } from '../domain/event-codec';
+import { healStreamId } from '../domain/events';
 import { AccountBook, type BookLine, type BookLoader, type BreakState, type LineFacts, type StoredLine } from './account-book';
 import { type AccountTableRow, createLedgerSchema, LEDGER_TABLES, type StatementLineRow } from './ledger-schema';
-import type { Projection, ProjectionEvent } from './projection';
+import type { EventSubject, Projection, ProjectionEvent, SubjectHistory } from './projection';
 
 const NAMESPACE = '0d5f3c1e-2b7a-4c1d-8e9f-6a5b4c3d2e1f';
 
@@ -69,11 +71,66 @@ interface AccountState {
 export function createLedgerProjection(): Projection {
   return {
     name: 'ledger',
-    version: 1,
+    version: 2,
     eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,
     apply: (trx, schema, events) => applyBatch(trx, schema, events),
+    subjectOf: ledgerSubjectOf,
+    forget: forgetAccounts,
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The account a BalanceChanged, a conflicting repeat or a heal attempt concerns, read defensively: it may not decode. */
+function ledgerSubjectOf(event: ProjectionEvent): EventSubject {
+  const tx = event.data.transaction;
+  if (tx !== null && typeof tx === 'object' && !Array.isArray(tx)) {
+    const { fiId, accountNumber, transactionDate } = tx as Record<string, unknown>;
+    return {
+      subject: typeof fiId === 'string' && typeof accountNumber === 'string' ? accountIdOf(fiId, accountNumber) : null,
+      transactionDate: typeof transactionDate === 'string' && isCalendarDate(transactionDate) ? transactionDate : null,
+    };
+  }
+  const accountId = event.data.accountId;
+  return { subject: typeof accountId === 'string' && UUID.test(accountId) ? accountId.toLowerCase() : null, transactionDate: null };
+}
+
+/**
+ * Everything derived for some accounts: their lines, breaks, anomalies and account rows, and the conflicting repeats
+ * of the transactions being retried (a repeat is filed under the account of the line it contradicts, which may only
+ * exist once the retried event is applied). Heal attempts are read back from their streams (heal-<breakId>).
+ */
+async function forgetAccounts(
+  trx: Kysely<any>,
+  schema: string,
+  subjects: readonly string[],
+  retried: readonly ProjectionEvent[],
+): Promise<SubjectHistory> {
+  const s = sql.id(schema);
+  const accounts = subjects.filter((id) => UUID.test(id));
+  const txIds = retried.flatMap((e) => {
+    const tx = e.data.transaction;
+    const id = tx !== null && typeof tx === 'object' && !Array.isArray(tx) ? (tx as Record<string, unknown>).id : undefined;
+    return typeof id === 'string' ? [id] : [];
+  });
+  const { rows: events } = await sql<{ event_id: string; log_position: string }>`
+    select event_id, log_position from ${s}.statement_lines where account_id = any(${accounts}::uuid[])
+    union
+    select event_id, log_position from ${s}.anomalies
+    where kind = 'conflict' and (account_id = any(${accounts}::uuid[]) or transaction_id = any(${txIds}::text[]))`.execute(trx);
+  const { rows: healed } = await sql<{ break_id: string }>`
+    select break_id from ${s}.breaks where account_id = any(${accounts}::uuid[]) and heal_attempts > 0`.execute(trx);
+  await sql`delete from ${s}.statement_lines where account_id = any(${accounts}::uuid[])`.execute(trx);
+  await sql`delete from ${s}.breaks where account_id = any(${accounts}::uuid[])`.execute(trx);
+  await sql`
+    delete from ${s}.anomalies
+    where account_id = any(${accounts}::uuid[]) or (kind = 'conflict' and transaction_id = any(${txIds}::text[]))`.execute(trx);
+  await sql`delete from ${s}.accounts where account_id = any(${accounts}::uuid[])`.execute(trx);
+  return {
+    events: events.map((r) => ({ eventId: r.event_id, position: r.log_position })),
+    streams: healed.map((r) => healStreamId(r.break_id)),
   };
 }
 

@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { AccountTableRow, StatementLineRow } from './ledger-schema';
+import { type Page, pageOf } from './paging';
 
 /** Where the ledger's read models live (the projection's schema; renamed whole by a rebuild). */
 export interface ReadModels {
   readonly db: Kysely<any>;
   readonly schema: string;
+  /**
+   * True on embedded PGlite: one connection serves the whole process, so a read must never hold it (in a
+   * transaction) while it waits for a client.
+   */
+  readonly singleConnection?: boolean;
 }
 
 export interface AccountView {
@@ -19,6 +25,8 @@ export interface AccountView {
   readonly lastTransactionAt: string | null;
   readonly openBreaks: number;
   readonly lateDeliveries: number;
+  /** Events of this account the projection could not apply (set aside; `ledger parked list`). */
+  readonly parkedEvents: number;
 }
 
 export interface LineView {
@@ -95,10 +103,14 @@ export interface Statement {
   readonly totalDebits: bigint;
   readonly lineCount: number;
   readonly reconciled: boolean;
+  /** Parked BalanceChanged events of the account that touch the period: while any is, it is not reconciled. */
+  readonly parkedEvents: number;
   readonly digest: string;
   readonly breaks: readonly BreakView[];
   readonly lines: readonly LineView[];
   readonly nextCursor: string | null;
+  /** The period's last line in statement order, its instant as PostgreSQL wrote it (null without lines): where an export stops. */
+  readonly lastLine: { readonly instant: string; readonly seq: number } | null;
 }
 
 export interface DigestInput {
@@ -161,7 +173,11 @@ const money = (v: string | null): bigint | null => (v === null ? null : BigInt(v
 type AccountRow = Pick<
   AccountTableRow,
   'account_id' | 'fi_id' | 'fi_name' | 'account_number' | 'currency' | 'balance' | 'last_transaction_date_time' | 'open_breaks' | 'late_deliveries'
->;
+> & { parked_events: number };
+
+/** The account's parked events, beside its row. */
+const parkedOf = (s: RawBuilder<unknown>, accountId: RawBuilder<unknown>) =>
+  sql`(select count(*)::int from ${s}.parked_events p where p.subject = (${accountId})::text)`;
 
 const accountOf = (r: AccountRow): AccountView => ({
   id: r.account_id,
@@ -173,18 +189,39 @@ const accountOf = (r: AccountRow): AccountView => ({
   lastTransactionAt: r.last_transaction_date_time,
   openBreaks: r.open_breaks,
   lateDeliveries: r.late_deliveries,
+  parkedEvents: r.parked_events,
 });
 
-export async function listAccounts({ db, schema }: ReadModels): Promise<AccountView[]> {
+/** Where a page starts: after this sort key (from the previous page), or at the beginning. */
+export interface PageQuery {
+  readonly limit: number;
+  readonly after: readonly string[] | null;
+}
+
+/** The sort keys of the listings, part by part (paging.ts checks a cursor's parts against them). */
+export const ACCOUNTS_KEY = ['text', 'text', 'uuid'] as const;
+export const BREAKS_KEY = ['text', 'micros', 'uuid'] as const;
+export const ANOMALIES_KEY = ['micros', 'uuid'] as const;
+
+/** An instant as whole microseconds since the epoch: exact in a cursor, and back to timestamptz without a parse. */
+const micros = (column: RawBuilder<unknown>) => sql`(extract(epoch from ${column}) * 1000000)::bigint::text`;
+const fromMicros = (value: string) => sql`(timestamptz 'epoch' + ${value}::bigint * interval '1 microsecond')`;
+
+/** Accounts in (fi_id, account_number, account_id) order, a page at a time. */
+export async function listAccounts({ db, schema }: ReadModels, page: PageQuery): Promise<Page<AccountView>> {
+  const s = sql.id(schema);
+  const after = page.after ? sql`where (a.fi_id, a.account_number, a.account_id) > (${page.after[0]}, ${page.after[1]}, ${page.after[2]}::uuid)` : sql``;
   const { rows } = await sql<AccountRow>`
-    select * from ${sql.id(schema)}.accounts order by fi_id, account_number`.execute(db);
-  return rows.map(accountOf);
+    select a.*, ${parkedOf(s, sql`a.account_id`)} as parked_events from ${s}.accounts a ${after}
+    order by a.fi_id, a.account_number, a.account_id limit ${page.limit + 1}`.execute(db);
+  return pageOf(rows, page.limit, accountOf, (r) => [r.fi_id, r.account_number, r.account_id]);
 }
 
 export async function getAccount({ db, schema }: ReadModels, accountId: string): Promise<AccountView | null> {
   if (!isAccountId(accountId)) return null;
+  const s = sql.id(schema);
   const { rows } = await sql<AccountRow>`
-    select * from ${sql.id(schema)}.accounts where account_id = ${accountId}`.execute(db);
+    select a.*, ${parkedOf(s, sql`a.account_id`)} as parked_events from ${s}.accounts a where a.account_id = ${accountId}`.execute(db);
   return rows[0] ? accountOf(rows[0]) : null;
 }
 
@@ -255,7 +292,7 @@ export async function statement(readModels: ReadModels, accountId: string, query
   const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
   const page = query.limit === 'all' ? null : query.limit;
   const afterCursor = query.cursor ? sql`and (l.instant, l.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
-  const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null }>`
+  const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null; parked: number }>`
     with summary as (${periodSummary(s, inPeriod)}),
     bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
@@ -297,7 +334,12 @@ export async function statement(readModels: ReadModels, accountId: string, query
     )
     select
       (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
-        last_transaction_date_time, open_breaks, late_deliveries from ${s}.accounts where account_id = ${accountId}) a) as account,
+        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(s, sql`account_id`)} as parked_events
+        from ${s}.accounts where account_id = ${accountId}) a) as account,
+      -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
+      -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
+      (select count(*)::int from ${s}.parked_events p where p.subject = ${accountId} and p.event_type = 'BalanceChanged'
+        and (p.transaction_date is null or p.transaction_date <= ${to})) as parked,
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
@@ -311,7 +353,8 @@ export async function statement(readModels: ReadModels, accountId: string, query
   const openingBalance = first ? money(p.first_before) : row.has_before ? money(row.before) : null;
   const closingBalance = first ? money(p.last_after) : openingBalance;
   // A link needs both balances known and equal: an unknown balance cannot be reconciled.
-  const reconciled = p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
+  const reconciled =
+    row.parked === 0 && p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
   const lines = page === null ? lineRows : lineRows.slice(0, page);
   const lastOfPage = lines[lines.length - 1];
   const nextCursor =
@@ -326,11 +369,64 @@ export async function statement(readModels: ReadModels, accountId: string, query
     totalDebits: BigInt(p.total_debits),
     lineCount: p.line_count,
     reconciled,
+    parkedEvents: row.parked,
     digest: p.digest ?? statementDigest({ lines: [], openingBalance, closingBalance }),
     breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
     lines: lines.map(lineOf),
     nextCursor,
+    lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
   };
+}
+
+export interface StatementSink {
+  /** The statement's figures (every one for the whole period), before any line. */
+  head(statement: Statement): Promise<void>;
+  /** The next lines in statement order; the next chunk is read once the promise resolves. */
+  lines(lines: readonly LineView[]): Promise<void>;
+}
+
+/**
+ * A whole period for an export (the CSV), from ONE snapshot (a read-only repeatable-read transaction): the
+ * statement's figures with its first chunk of lines, then the rest chunk by chunk in statement order, each read
+ * by keyset from the (account_id, instant, group_seq) index between the period's first and last lines. The sink is
+ * awaited between chunks, so a slow reader holds the reading back and memory stays at one chunk, however long the
+ * period. On embedded PGlite (`singleConnection`) each chunk is a statement of its own instead: a transaction would
+ * hold the process's only connection while the client reads. False, with nothing given to the sink, for an unknown
+ * account.
+ */
+export async function exportStatement(
+  readModels: ReadModels,
+  accountId: string,
+  period: { readonly from: string; readonly to: string },
+  sink: StatementSink,
+  chunk = 1000,
+): Promise<boolean> {
+  if (!isAccountId(accountId)) return false;
+  const s = sql.id(readModels.schema);
+  const inSnapshot = <T>(work: (db: Kysely<any>) => Promise<T>): Promise<T> =>
+    readModels.singleConnection
+      ? work(readModels.db)
+      : readModels.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(work);
+  return inSnapshot(async (trx) => {
+    const head = await statement({ db: trx, schema: readModels.schema }, accountId, { ...period, limit: chunk, cursor: null });
+    if (!head) return false;
+    await sink.head(head);
+    await sink.lines(head.lines);
+    const last = head.lastLine;
+    let cursor = head.nextCursor ? decodeCursor(head.nextCursor) : null;
+    while (cursor && last) {
+      const { rows } = await sql<LineRow>`
+        select ${LINE_JSON_COLUMNS} from ${s}.statement_lines l
+        where l.account_id = ${accountId} and l.transaction_date between ${period.from}::date and ${period.to}::date
+          and (l.instant, l.group_seq) > (${cursor.instant}, ${cursor.seq})
+          and (l.instant, l.group_seq) <= (${last.instant}::timestamptz, ${last.seq})
+        order by l.instant, l.group_seq limit ${chunk}`.execute(trx);
+      await sink.lines(rows.map(lineOf));
+      const end = rows[rows.length - 1];
+      cursor = rows.length === chunk && end ? { instant: end.instant, seq: end.group_seq } : null;
+    }
+    return true;
+  });
 }
 
 /** Lines as JSON from the database: money as text (a JSON number would be a double), instants as ISO strings. */
@@ -442,44 +538,61 @@ const breakOf = (r: BreakRow): BreakView => ({
   },
 });
 
+/** Breaks, open ones first, then by when they opened and id; a page at a time. */
 export async function listBreaks(
   { db, schema }: ReadModels,
-  filter: { status?: 'open' | 'resolved' | undefined; accountId?: string | undefined } = {},
-): Promise<BreakView[]> {
-  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return [];
-  const { rows } = await sql<BreakRow>`
-    select * from ${sql.id(schema)}.breaks where true
+  filter: { status?: 'open' | 'resolved' | undefined; accountId?: string | undefined },
+  page: PageQuery,
+): Promise<Page<BreakView>> {
+  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return { items: [], next: null };
+  const after = page.after
+    ? sql`and (status, opened_at, break_id) > (${page.after[0]}, ${fromMicros(page.after[1]!)}, ${page.after[2]}::uuid)`
+    : sql``;
+  const { rows } = await sql<BreakRow & { opened_micros: string }>`
+    select *, ${micros(sql`opened_at`)} as opened_micros from ${sql.id(schema)}.breaks where true
       ${filter.status ? sql`and status = ${filter.status}` : sql``}
       ${filter.accountId !== undefined ? sql`and account_id = ${filter.accountId}` : sql``}
-    order by opened_at, break_id`.execute(db);
-  return rows.map(breakOf);
+      ${after}
+    order by status, opened_at, break_id limit ${page.limit + 1}`.execute(db);
+  return pageOf(rows, page.limit, breakOf, (r) => [r.status, r.opened_micros, r.break_id]);
 }
 
+/** Anomalies in the order they were detected (when the late or conflicting delivery reached us), then id; paged. */
 export async function listAnomalies(
   { db, schema }: ReadModels,
-  filter: { kind?: 'late' | 'conflict' | undefined; accountId?: string | undefined } = {},
-): Promise<AnomalyView[]> {
-  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return [];
+  filter: { kind?: 'late' | 'conflict' | undefined; accountId?: string | undefined },
+  page: PageQuery,
+): Promise<Page<AnomalyView>> {
+  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return { items: [], next: null };
+  const after = page.after ? sql`and (received_at, anomaly_id) > (${fromMicros(page.after[0]!)}, ${page.after[1]}::uuid)` : sql``;
   const { rows } = await sql<{
+    anomaly_id: string;
     kind: 'late' | 'conflict';
     account_id: string;
     transaction_id: string;
     received_at: Date;
+    received_micros: string;
     event_id: string;
     source: string;
     details: Record<string, string | null>;
   }>`
-    select * from ${sql.id(schema)}.anomalies where true
+    select *, ${micros(sql`received_at`)} as received_micros from ${sql.id(schema)}.anomalies where true
       ${filter.kind ? sql`and kind = ${filter.kind}` : sql``}
       ${filter.accountId !== undefined ? sql`and account_id = ${filter.accountId}` : sql``}
-    order by log_position, anomaly_id`.execute(db);
-  return rows.map((r) => ({
-    kind: r.kind,
-    accountId: r.account_id,
-    transactionId: r.transaction_id,
-    receivedAt: r.received_at.toISOString(),
-    eventId: r.event_id,
-    source: r.source,
-    details: r.details,
-  }));
+      ${after}
+    order by received_at, anomaly_id limit ${page.limit + 1}`.execute(db);
+  return pageOf(
+    rows,
+    page.limit,
+    (r) => ({
+      kind: r.kind,
+      accountId: r.account_id,
+      transactionId: r.transaction_id,
+      receivedAt: r.received_at.toISOString(),
+      eventId: r.event_id,
+      source: r.source,
+      details: r.details,
+    }),
+    (r) => [r.received_micros, r.anomaly_id],
+  );
 }

@@ -18,6 +18,20 @@ export interface ReadTable {
   readonly key: readonly string[];
 }
 
+/** What an event concerns, as far as its data tells (null where it cannot be told, e.g. an undecodable event). */
+export interface EventSubject {
+  /** The account id (ledger) or grant id (grants) whose rows the event changes. */
+  readonly subject: string | null;
+  /** The bank-local date YYYY-MM-DD of the transaction it books, when it books one. */
+  readonly transactionDate: string | null;
+}
+
+/** Where the events lie that built a subject's rows: ids with their log positions, and streams to read whole. */
+export interface SubjectHistory {
+  readonly events: readonly { readonly eventId: string; readonly position: string }[];
+  readonly streams: readonly string[];
+}
+
 /**
  * A projection owns a PostgreSQL schema. `apply` runs inside the runner's transaction together with the
  * checkpoint, so each batch takes effect exactly once; applying an event twice must change nothing.
@@ -30,4 +44,12 @@ export interface Projection {
   readonly tables: readonly ReadTable[];
   createSchema(db: Kysely<any>, schema: string): Promise<void>;
   apply(trx: Kysely<any>, schema: string, events: readonly ProjectionEvent[]): Promise<void>;
+  /** What a parked event concerns: shown to operators, counted on the account, and the unit a retry re-derives. */
+  subjectOf(event: ProjectionEvent): EventSubject;
+  /**
+   * Deletes every row derived for these subjects (and for the events being retried), and says which events built
+   * them: a retry applies those and the retried events again in log order, so that an event parked and applied
+   * later leaves the rows a replay of the log would.
+   */
+  forget(trx: Kysely<any>, schema: string, subjects: readonly string[], retried: readonly ProjectionEvent[]): Promise<SubjectHistory>;
 }

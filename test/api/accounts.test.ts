@@ -85,6 +85,7 @@ describe('accountants’ API', () => {
           lastTransactionAt: '2026-03-06T12:00:00+07:00',
           openBreaks: 0,
           lateDeliveries: 0,
+          parkedEvents: 0,
         },
         {
           id: C,
@@ -96,6 +97,7 @@ describe('accountants’ API', () => {
           lastTransactionAt: '2026-03-07T09:00:00+07:00',
           openBreaks: 0,
           lateDeliveries: 0,
+          parkedEvents: 0,
         },
         {
           id: A,
@@ -107,10 +109,36 @@ describe('accountants’ API', () => {
           lastTransactionAt: '2026-04-01T00:10:00+07:00',
           openBreaks: 1,
           lateDeliveries: 1,
+          parkedEvents: 0,
         },
       ]);
+      expect(res.json().nextCursor).toBeNull();
     });
 
+    it('pages by bank, account number and id: the pages concatenate to the whole list', async () => {
+      const whole = (await get('/accounts')).json().accounts;
+      const ids: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page = await get(`/accounts?limit=1${cursor ? `&cursor=${cursor}` : ''}`);
+        expect(page.statusCode).toBe(200);
+        expect(page.json().accounts).toHaveLength(1);
+        ids.push(page.json().accounts[0].id);
+        cursor = page.json().nextCursor;
+      } while (cursor);
+      expect(ids).toEqual(whole.map((a: { id: string }) => a.id));
+      expect((await get('/accounts?limit=2')).json()).toMatchObject({ accounts: [{ id: B }, { id: C }], nextCursor: expect.any(String) });
+    });
+
+    it('answers 400 naming the parameter for a cursor of another listing, a forged one, or a limit over 5 000', async () => {
+      const breaksCursor = (await get('/breaks?limit=1')).json().nextCursor;
+      const forged = Buffer.from(JSON.stringify(['accounts', 'x', 'y', 'not-a-uuid'])).toString('base64url');
+      for (const query of [`cursor=${breaksCursor}`, `cursor=${forged}`, 'cursor=%%%', 'limit=5001', 'limit=0']) {
+        const res = await get(`/accounts?${query}`);
+        expect(res.statusCode, query).toBe(400);
+        expect(res.json().errors.map((e: { field: string }) => e.field)).toEqual([`querystring.${query.split('=')[0]}`]);
+      }
+    });
     it('GET /accounts/{id} answers one account, and 404 problem+json for an unknown or malformed id', async () => {
       const one = await get(`/accounts/${A}`);
       expect(one.json()).toMatchObject({ id: A, balance: '935000', openBreaks: 1 });
@@ -356,6 +384,14 @@ describe('accountants’ API', () => {
       expect(open).toEqual([expect.objectContaining({ afterTransactionId: 'a3', beforeTransactionId: 'a5', resolvedAt: null })]);
       expect((await get(`/breaks?accountId=${B}`)).json().breaks).toEqual([]);
       expect((await get('/breaks?accountId=not-an-id')).json().breaks).toEqual([]);
+      // Open first, then resolved; paged one at a time they come in the same order, filters and all.
+      expect(all.map((b: { status: string }) => b.status)).toEqual(['open', 'resolved']);
+      const first = (await get('/breaks?limit=1')).json();
+      expect(first.breaks).toEqual([all[0]]);
+      const second = (await get(`/breaks?limit=1&cursor=${first.nextCursor}`)).json();
+      expect(second).toEqual({ breaks: [all[1]], nextCursor: null });
+      const filtered = (await get(`/breaks?accountId=${A}&status=resolved&limit=1`)).json();
+      expect(filtered).toEqual({ breaks: [resolved], nextCursor: null });
       const bad = await get('/breaks?status=closed');
       expect(bad.statusCode).toBe(400);
       expect(bad.json().errors.map((e: { field: string }) => e.field)).toEqual(['querystring.status']);
@@ -376,7 +412,17 @@ describe('accountants’ API', () => {
       ]);
       const conflicts = (await get(`/anomalies?kind=conflict&accountId=${A}`)).json().anomalies;
       expect(conflicts).toEqual([expect.objectContaining({ kind: 'conflict', transactionId: 'a5', details: expect.objectContaining({ amount: '100001' }) })]);
-      expect((await get('/anomalies')).json().anomalies).toHaveLength(2);
+      const both = (await get('/anomalies')).json().anomalies;
+      expect(both).toHaveLength(2);
+      // In the order they were detected (when the delivery reached us).
+      expect(both.map((a: { receivedAt: string }) => a.receivedAt)).toEqual(both.map((a: { receivedAt: string }) => a.receivedAt).sort());
+      const page1 = (await get('/anomalies?limit=1')).json();
+      const page2 = (await get(`/anomalies?limit=1&cursor=${page1.nextCursor}`)).json();
+      expect([...page1.anomalies, ...page2.anomalies]).toEqual(both);
+      expect(page2.nextCursor).toBeNull();
+      expect((await get(`/anomalies?kind=late&limit=1&cursor=${page1.nextCursor}`)).json().anomalies).toEqual(
+        both.slice(1).filter((a: { kind: string }) => a.kind === 'late'),
+      );
       expect((await get(`/anomalies?accountId=${B}`)).json().anomalies).toEqual([]);
       expect((await get('/anomalies?kind=early')).statusCode).toBe(400);
     });

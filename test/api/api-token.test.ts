@@ -12,7 +12,7 @@ describe('API_TOKEN', () => {
     await t?.close();
   });
 
-  it.each(['/accounts', '/breaks', '/anomalies', '/audit/events', '/grants', '/projections', '/me'])('guards GET %s', async (url) => {
+  it.each(['/accounts', '/breaks', '/anomalies', '/audit/events', '/grants', '/projections', '/me', '/parked', '/quarantine'])('guards GET %s', async (url) => {
     const none = await t.app.inject({ url });
     expect(none.statusCode).toBe(401);
     expect(none.headers['www-authenticate']).toBe('Bearer');
@@ -23,6 +23,9 @@ describe('API_TOKEN', () => {
   it('guards the actions too', async () => {
     expect((await t.app.inject({ method: 'POST', url: '/audit/verify' })).statusCode).toBe(401);
     expect((await t.app.inject({ method: 'POST', url: '/links', payload: {} })).statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'POST', url: '/quarantine/1/reingest' })).statusCode).toBe(401);
+    expect((await t.app.inject({ url: '/quarantine/1/raw' })).statusCode).toBe(401);
+    expect((await t.app.inject({ method: 'POST', url: `/parked/ledger/${'0'.repeat(8)}-0000-0000-0000-${'0'.repeat(12)}/retry` })).statusCode).toBe(401);
   });
 
   it('leaves the webhook (its own token), health, documentation and the Cas Link redirect open', async () => {

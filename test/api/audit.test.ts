@@ -142,11 +142,23 @@ describe('GET /audit/statements/verify', () => {
 describe('POST /audit/verify', () => {
   it('reports healthy books as ok, and names the table and row of a hand-made change', async () => {
     const healthy = await t.app.inject({ method: 'POST', url: '/audit/verify' });
-    // Both read models: the ledger (4 transaction events, 4 tables) and the grants (1 GRANT webhook, 1 table).
-    expect(healthy.json()).toMatchObject({ ok: true, eventsReplayed: 5, tablesCompared: 5, differences: [] });
+    // Both read models: the ledger (4 transaction events, 4 tables) and the grants (1 GRANT webhook, 1 table), and
+    // the parked events of each.
+    expect(healthy.json()).toMatchObject({ ok: true, eventsReplayed: 5, tablesCompared: 7, differences: [], id: expect.any(String) });
     await sql`update ledger.statement_lines set amount = amount + 1 where transaction_id = 'aud00000000000000000000000000003'`.execute(
       t.stores.database.db,
     );
+    const [one, two] = await Promise.all([
+      t.app.inject({ method: 'POST', url: '/audit/verify' }),
+      t.app.inject({ method: 'POST', url: '/audit/verify' }),
+    ]);
+    // One at a time: the second is refused, naming the one that runs.
+    const [done, refused] = one.statusCode === 200 ? [one, two] : [two, one];
+    expect(done.statusCode).toBe(200);
+    expect(refused.statusCode).toBe(409);
+    expect(refused.headers['content-type']).toContain('application/problem+json');
+    expect(refused.json()).toMatchObject({ type: 'urn:balance-ledger:problem:verify-running', running: { id: done.json().id, startedAt: done.json().startedAt } });
+    expect(refused.json().detail).toContain(done.json().id);
     const tampered = (await t.app.inject({ method: 'POST', url: '/audit/verify' })).json();
     expect(tampered.ok).toBe(false);
     expect(tampered.differences).toMatchObject([

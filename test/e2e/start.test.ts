@@ -71,6 +71,18 @@ describe('npm start with no configuration', () => {
       expect(await res.json()).toMatchObject({ status: 'accepted' });
       expect(output()).toContain('WEBHOOK_TOKEN is not set');
       expect(output()).toContain('embedded PGlite');
+      // Read side on the embedded store: paged accounts, and the statement CSV streamed over its one connection.
+      const deadline = Date.now() + 30_000;
+      let accounts: { id: string }[] = [];
+      while (accounts.length === 0 && Date.now() < deadline) {
+        accounts = ((await (await fetch(`${url}/accounts?limit=10`)).json()) as { accounts: { id: string }[] }).accounts;
+        if (accounts.length === 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      const csv = await fetch(`${url}/accounts/${accounts[0]!.id}/statement?from=2000-01-01&to=2099-12-31&format=csv`);
+      expect(csv.status).toBe(200);
+      const rows = (await csv.text()).trim().split('\r\n');
+      expect(rows.filter((r) => r.startsWith('line,'))).toHaveLength(1);
+      expect(rows.at(-1)).toMatch(/^closing,/);
     } finally {
       expect(await stop(service)).toBe(0);
     }

@@ -201,9 +201,11 @@ describe('backfill of items that fail validation', () => {
       { grantId: 'grant-q', from: '2026-03-01', to: '2026-03-02' },
     );
     expect(result).toEqual({ ok: true, value: { fetched: 2, accepted: 1, duplicates: 0, conflicts: 0, invalid: 1, casRequestId: 'cas-req-9' } });
-    const [entry] = (await deps.backfill.quarantine.list({ pendingOnly: false, limit: 10 })).filter((q) => q.source === 'backfill');
+    const [listed] = (await deps.backfill.quarantine.list({ pendingOnly: false, limit: 10 })).filter((q) => q.source === 'backfill');
+    const entry = await deps.backfill.quarantine.get(listed!.id);
     // Every digit as Cas sent it, also past 2^53.
     expect(Buffer.from(entry!.rawBody).toString('utf8')).toBe(bad);
+    expect(listed!.byteLength).toBe(Buffer.byteLength(bad));
     expect(entry).toMatchObject({ bodySha256: sha256(bad), requestId: 'cas-req-9' });
     expect(entry!.problems.map((p) => p.field)).toEqual(expect.arrayContaining(['amount', 'transactionDate']));
   });

@@ -62,6 +62,17 @@ export function describeEventStoreContract(
       expect(await store.readEvent(randomUUID())).toBeNull();
     });
 
+    it('reads many events by id at once: those found, each once, in the order asked', async () => {
+      const [a, b, c] = [event('Many'), event('Many'), event('Many')];
+      await store.appendToStream(stream('many-1'), [a, b], 'no_stream');
+      await store.appendToStream(stream('many-2'), [c], 'no_stream');
+      const found = await store.readEvents([c.eventId, randomUUID(), a.eventId, 'not-an-id', b.eventId, a.eventId]);
+      expect(found.map((e) => e.eventId)).toEqual([c.eventId, a.eventId, b.eventId]);
+      expect(found[0]).toMatchObject({ streamId: stream('many-2'), revision: 0n, type: 'Many', data: c.data, metadata: c.metadata });
+      expect(found[2]).toMatchObject({ streamId: stream('many-1'), revision: 1n });
+      expect(await store.readEvents([])).toEqual([]);
+    });
+
     it('reads a missing stream as empty', async () => {
       expect(await store.readStream(stream('missing'))).toEqual([]);
     });

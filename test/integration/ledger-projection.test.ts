@@ -236,7 +236,8 @@ describe('ledger projection against the reference statement', () => {
       ...ctx.projection,
       async apply(trx, schema, events) {
         await ctx.projection.apply(trx, schema, events.slice(0, 20));
-        throw new Error('process killed mid-batch');
+        // What a killed process looks like from the database side: the connection is gone (a transient failure).
+        throw new Error('Connection terminated unexpectedly: process killed mid-batch');
       },
     };
     await expect(commitBatch(ctx.database.db, crashing, 'ledger', position, page.events, page.lastPosition!)).rejects.toThrow('killed');

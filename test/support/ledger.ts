@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { recordTransaction } from '../../src/application/ingest-webhook';
 import type { EventStore } from '../../src/application/ports/event-store';
 import type { BankTransaction } from '../../src/domain/bank-transaction';
+import { transactionStreamId } from '../../src/domain/events';
 import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
 import { type Database, openDatabase } from '../../src/infrastructure/postgres/database';
 import { migrateToLatest } from '../../src/infrastructure/postgres/migrations';
@@ -54,6 +56,21 @@ export async function createLedgerContext(label: string): Promise<LedgerContext>
       await testDb.drop();
     },
   };
+}
+
+/**
+ * A BalanceChanged appended straight through the event-store port, as an older version of the service or an
+ * EventStoreDB client could have stored it: nothing checks that its figures fit the read model (10^30 đồng, year 0000).
+ */
+export async function appendStoredTransaction(store: EventStore, tx: BankTransaction, receivedAt = new Date()): Promise<string> {
+  const eventId = randomUUID();
+  const transaction = { ...tx, amount: tx.amount.toString(), runningBalance: tx.runningBalance === null ? null : tx.runningBalance.toString() };
+  await store.appendToStream(
+    transactionStreamId(tx.id),
+    [{ eventId, type: 'BalanceChanged', data: { transaction, source: 'webhook', grantId: null }, metadata: { receivedAt: receivedAt.toISOString(), source: 'webhook' } }],
+    'no_stream',
+  );
+  return eventId;
 }
 
 let counter = 0;

@@ -298,6 +298,33 @@ describe('EventStoreDB adapter: appends', () => {
     expect(await store.readEvent(second.eventId)).toMatchObject({ streamId: 'owner', revision: 1n, type: 'Second' });
     expect(await store.readEvent(randomUUID())).toBeNull();
   });
+
+  it('reads many events by id in the order asked, a bounded number of reads in flight', async () => {
+    const server = fakeServer();
+    const store = createEventStoreDbEventStoreWithClient(server.client);
+    const events = Array.from({ length: 30 }, () => event());
+    for (const [i, e] of events.entries()) await store.appendToStream(`bankTx-${i}`, [e], 'no_stream');
+    const readStream = server.client.readStream.bind(server.client);
+    let inFlight = 0;
+    let most = 0;
+    server.client.readStream = (streamName, options) =>
+      (async function* () {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        try {
+          await new Promise((r) => setTimeout(r, 2));
+          yield* readStream(streamName, options);
+        } finally {
+          inFlight -= 1;
+        }
+      })() as ReturnType<typeof readStream>;
+    const asked = [events[29]!.eventId, randomUUID(), ...events.slice(0, 29).map((e) => e.eventId), events[3]!.eventId.toUpperCase()];
+    const found = await store.readEvents(asked);
+    expect(found.map((e) => e.eventId)).toEqual([events[29]!.eventId, ...events.slice(0, 29).map((e) => e.eventId)]);
+    expect(most).toBeGreaterThan(1);
+    expect(most).toBeLessThanOrEqual(8);
+    expect(await store.readEvents([])).toEqual([]);
+  });
 });
 
 describe('EventStoreDB adapter: reading $all', () => {

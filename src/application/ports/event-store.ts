@@ -87,6 +87,12 @@ export interface EventStore {
   readAll(options: ReadAllOptions): Promise<ReadAllPage>;
   /** One event by its id, wherever it is stored; null when no such event exists. */
   readEvent(eventId: string): Promise<RecordedEvent | null>;
+  /**
+   * Many events by id at once (a page of an account's history, a projection re-deriving an account): the events
+   * found, each once, in the order their ids were asked; unknown ids are left out. One round trip where the store
+   * can, and never more than a bounded number in flight.
+   */
+  readEvents(eventIds: readonly string[], options?: { readonly omitMetadata?: readonly string[] }): Promise<RecordedEvent[]>;
   subscribe(options: SubscribeOptions): Subscription;
   /** How many events lie after a position (matching the filter), where the store can count them cheaply. */
   countAfter?(after: string | null, filter?: EventFilter): Promise<bigint>;

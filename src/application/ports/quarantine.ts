@@ -17,6 +17,9 @@ export interface QuarantinedBody {
   readonly reingestOutcome: unknown;
 }
 
+/** A quarantined body's record without the body itself (listings: a page never holds the bodies). */
+export type QuarantineSummary = Omit<QuarantinedBody, 'rawBody'> & { readonly byteLength: number };
+
 export interface QuarantineEntry {
   readonly rawBody: Uint8Array;
   readonly bodySha256: string;
@@ -31,7 +34,8 @@ export interface QuarantineEntry {
 export interface Quarantine {
   /** Keeps the body once per SHA-256; a repeat only counts. Returns the entry's id. */
   put(entry: QuarantineEntry): Promise<string>;
-  list(options: { pendingOnly: boolean; limit: number }): Promise<QuarantinedBody[]>;
+  /** Oldest first (by id); `after` an id: the entries after it (paging). */
+  list(options: { pendingOnly: boolean; limit: number; after?: string | null }): Promise<QuarantineSummary[]>;
   get(id: string): Promise<QuarantinedBody | null>;
   markReingested(id: string, outcome: unknown, at: Date): Promise<void>;
 }

@@ -112,6 +112,8 @@ const CLAIM_EVENT_TYPE = '$ledger-event-id-claimed';
 const MAX_APPEND_ATTEMPTS = 5;
 const MAX_READ_ALL_PAGES = 10;
 const DEFAULT_READ_STREAM_COUNT = 10_000;
+/** Reads by id in flight at once for readEvents. */
+const READ_EVENTS_CONCURRENCY = 8;
 const NOTHING = '(?!)';
 const silent: EventStoreDbLogger = { warn: () => {}, info: () => {} };
 
@@ -234,6 +236,16 @@ export function createEventStoreDbEventStoreWithClient(
     return { status: 'appended', nextRevision, position: encodeVendorPosition(position) };
   }
 
+  /** The claim stream written before every append says which stream holds an event id. */
+  async function readById(eventId: string): Promise<RecordedEvent | null> {
+    const [claim] = await readEvents(claimStreamOf(eventId), { fromRevision: 0n, maxCount: 1 });
+    const streamId = claim ? claimedStreamOf(claim) : undefined;
+    if (!streamId) return null;
+    const events = await readEvents(streamId, { fromRevision: 0n, maxCount: DEFAULT_READ_STREAM_COUNT });
+    const found = events.find((event) => event.id.toLowerCase() === eventId.toLowerCase());
+    return found ? toRecordedEvent(found) : null;
+  }
+
   async function readAll({ after, maxCount, filter }: ReadAllOptions): Promise<ReadAllPage> {
     const events: RecordedEvent[] = [];
     let lastPosition = after;
@@ -275,15 +287,22 @@ export function createEventStoreDbEventStoreWithClient(
 
     readAll: (options) => translated(() => readAll(options)),
 
-    // The claim stream written before every append says which stream holds an event id.
-    readEvent: (eventId) =>
+    readEvent: (eventId) => translated(() => readById(eventId)),
+
+    // Two reads per id (claim, stream), so a page of ids goes out a bounded number at a time, never all at once.
+    readEvents: (eventIds) =>
       translated(async () => {
-        const [claim] = await readEvents(claimStreamOf(eventId), { fromRevision: 0n, maxCount: 1 });
-        const streamId = claim ? claimedStreamOf(claim) : undefined;
-        if (!streamId) return null;
-        const events = await readEvents(streamId, { fromRevision: 0n, maxCount: DEFAULT_READ_STREAM_COUNT });
-        const found = events.find((event) => event.id === eventId);
-        return found ? toRecordedEvent(found) : null;
+        const ids = [...new Map(eventIds.map((id) => [id.toLowerCase(), id])).values()];
+        const found: (RecordedEvent | null)[] = new Array(ids.length).fill(null);
+        let next = 0;
+        const worker = async () => {
+          while (next < ids.length) {
+            const i = next++;
+            found[i] = await readById(ids[i]!);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(READ_EVENTS_CONCURRENCY, ids.length) }, worker));
+        return found.filter((event): event is RecordedEvent => event !== null);
       }),
 
     subscribe(options) {

@@ -1,12 +1,15 @@
+import { PassThrough } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { z } from 'zod';
 import {
+  ACCOUNTS_KEY,
   type AccountView,
   balanceAt,
   type BreakView,
   decodeCursor,
+  exportStatement,
   getAccount,
   type LineView,
   listAccounts,
@@ -14,6 +17,7 @@ import {
   type Statement,
   statement,
 } from '../../projections/ledger.queries';
+import { cursorOf, nextCursorSchema, pagingFields } from './paging';
 import { problemSchema, sendProblem } from './problem';
 
 export interface ReadRouteOptions {
@@ -60,6 +64,10 @@ const accountSchema = z
     lastTransactionAt: z.string().nullable().describe('transactionDateTime of the last line, as the bank sent it'),
     openBreaks: z.number().int(),
     lateDeliveries: z.number().int(),
+    parkedEvents: z
+      .number()
+      .int()
+      .describe('Events of this account the projection could not apply and set aside (GET /parked); its statements are not reconciled meanwhile'),
   })
   .meta({ id: 'Account' });
 const accountJson = (a: AccountView) => ({ ...a, balance: money(a.balance) });
@@ -104,7 +112,14 @@ const statementSchema = z
     totalDebits: moneySchema.describe('The sum of the magnitudes of the debits (a positive figure)'),
     reconciled: z
       .boolean()
-      .describe('Every consecutive pair of lines links, and the first line links to the line before it; unknown balances do not'),
+      .describe(
+        'Every consecutive pair of lines links, the first line links to the line before it (unknown balances do not), and no ' +
+          'transaction of the account dated on or before `to` is parked',
+      ),
+    parkedEvents: z
+      .number()
+      .int()
+      .describe('Parked BalanceChanged events of the account dated on or before `to` (or of unreadable date): they may belong in or carry into the period'),
     digest: z.string().describe('SHA-256 (hex) of the whole period: each line (event id, amount, balances), then opening and closing'),
     lineCount: z.number().int().describe('Lines in the whole period'),
     breaks: z.array(breakSchema).describe('Open breaks with a line in the period'),
@@ -144,6 +159,8 @@ const statementQuery = z
   })
   .refine(...fromNotAfterTo);
 
+const ACCOUNTS_CURSOR = 'accounts';
+
 export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { readModels }) => {
   const typed = app.withTypeProvider<ZodTypeProvider>();
 
@@ -153,12 +170,17 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
       config: { access: 'accountant' },
       schema: {
         operationId: 'listAccounts',
-        summary: 'Every account the ledger has seen, with its balance',
+        summary: 'Every account the ledger has seen, with its balance, a page at a time',
+        description: 'Ordered by bank (fiId), account number, then id; page with `limit` and the `nextCursor` of the page before.',
         tags: ['accounts'],
-        response: { 200: z.object({ accounts: z.array(accountSchema) }) },
+        querystring: z.object(pagingFields(ACCOUNTS_CURSOR, ACCOUNTS_KEY)),
+        response: { 200: z.object({ accounts: z.array(accountSchema), nextCursor: nextCursorSchema }), 400: problemSchema },
       },
     },
-    async () => ({ accounts: (await listAccounts(readModels)).map(accountJson) }),
+    async (request) => {
+      const page = await listAccounts(readModels, { limit: request.query.limit, after: request.query.cursor ?? null });
+      return { accounts: page.items.map(accountJson), nextCursor: cursorOf(ACCOUNTS_CURSOR, page.next) };
+    },
   );
 
   typed.get(
@@ -232,16 +254,18 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
       const { id } = request.params;
       const { from, to, limit, cursor, format } = request.query;
       const csv = format === 'csv' || (format === undefined && prefersCsv(request.headers.accept));
-      const result = await statement(readModels, id, { from, to, limit: csv ? 'all' : limit, cursor: csv ? null : (cursor ?? null) });
-      if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
       if (csv) {
-        const name = `statement-${result.account.accountNumber.replace(/[^A-Za-z0-9_-]/g, '_')}-${from}-${to}.csv`;
+        const stream = await streamStatementCsv(readModels, id, { from, to }, request.log);
+        if (!stream) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
+        const name = `statement-${stream.accountNumber.replace(/[^A-Za-z0-9_-]/g, '_')}-${from}-${to}.csv`;
         return reply
           .type('text/csv; charset=utf-8')
           .header('content-disposition', `attachment; filename="${name}"`)
-          // A string with a non-JSON type is sent as it is: the response schema describes the JSON answer only.
-          .send(statementCsv(result) as never);
+          // A stream is sent as it comes: the response schema describes the JSON answer only.
+          .send(stream.body as never);
       }
+      const result = await statement(readModels, id, { from, to, limit, cursor: cursor ?? null });
+      if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
       return {
         accountId: result.account.id,
         currency: result.account.currency,
@@ -252,6 +276,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
         totalCredits: result.totalCredits.toString(),
         totalDebits: result.totalDebits.toString(),
         reconciled: result.reconciled,
+        parkedEvents: result.parkedEvents,
         digest: result.digest,
         lineCount: result.lineCount,
         breaks: result.breaks.map(breakJson),
@@ -313,18 +338,69 @@ const TEXT_COLUMNS = new Set<string>([
   'virtualAccountNumber',
 ]);
 
-/** A header row, the opening balance, every line, the closing balance; UTF-8 with a BOM for spreadsheet programs. */
-function statementCsv(s: Statement): string {
-  const rows: CsvRow[] = [
-    { row: 'opening', transactionDate: s.from, balanceAfter: money(s.openingBalance), description: 'Opening balance' },
-    ...s.lines.map((l) => ({ row: 'line', ...lineJson(l), late: String(l.late) })),
-    { row: 'closing', transactionDate: s.to, balanceAfter: money(s.closingBalance), description: 'Closing balance' },
-  ];
-  const safe = rows.map((r) =>
-    r.row === 'line'
-      ? Object.fromEntries(Object.entries(r).map(([c, v]) => [c, typeof v === 'string' && TEXT_COLUMNS.has(c) ? inert(v) : v]))
-      : r,
+/** Resolves when the stream wants more, rejects when it was closed first (the client went away). */
+function drained(stream: PassThrough): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => (stop(), resolve());
+    const onClose = () => (stop(), reject(new Error('the client went away')));
+    const stop = () => (stream.off('drain', onDrain), stream.off('close', onClose));
+    stream.on('drain', onDrain);
+    stream.on('close', onClose);
+  });
+}
+
+/** RFC 4180 quoting by csv-stringify; the header goes before the first rows only, so chunks concatenate to one CSV. */
+const csvText = (rows: readonly CsvRow[], header: boolean): string =>
+  stringifyCsv(rows as CsvRow[], { header, columns: [...CSV_COLUMNS], record_delimiter: 'windows' });
+
+const lineRow = (l: LineView): CsvRow => {
+  const row: CsvRow = { row: 'line', ...lineJson(l), late: String(l.late) };
+  return Object.fromEntries(Object.entries(row).map(([c, v]) => [c, typeof v === 'string' && TEXT_COLUMNS.has(c) ? inert(v) : v]));
+};
+
+/**
+ * The statement CSV, streamed: the BOM (spreadsheet programs then read UTF-8, Vietnamese, correctly), a header row
+ * and the opening balance, every line of the period chunk by chunk as exportStatement reads them (one snapshot),
+ * then the closing balance. A slow client holds the reading back; memory stays at one chunk. Null for an unknown
+ * account (nothing has been sent then). A failure after the first bytes cuts the response short: the closing row
+ * is missing, so a truncated file is never mistaken for a whole one.
+ */
+async function streamStatementCsv(
+  readModels: ReadModels,
+  accountId: string,
+  period: { from: string; to: string },
+  log: { warn(obj: object, msg: string): void },
+): Promise<{ body: PassThrough; accountNumber: string } | null> {
+  const body = new PassThrough();
+  const write = async (text: string) => {
+    if (body.destroyed) throw new Error('the client went away');
+    if (!body.write(text)) await drained(body);
+  };
+  let started!: (head: Statement | null) => void;
+  const head = new Promise<Statement | null>((resolve) => (started = resolve));
+  const done = exportStatement(readModels, accountId, period, {
+    async head(s) {
+      await write(`\uFEFF${csvText([{ row: 'opening', transactionDate: s.from, balanceAfter: money(s.openingBalance), description: 'Opening balance' }], true)}`);
+      started(s);
+    },
+    async lines(lines) {
+      if (lines.length > 0) await write(csvText(lines.map(lineRow), false));
+    },
+  });
+  const outcome = done.then(
+    async (found) => {
+      if (!found) return started(null);
+      const s = await head;
+      body.end(csvText([{ row: 'closing', transactionDate: s!.to, balanceAfter: money(s!.closingBalance), description: 'Closing balance' }], false));
+    },
+    (error: unknown) => {
+      log.warn({ err: error, accountId }, 'statement CSV cut short');
+      body.destroy(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    },
   );
-  // RFC 4180 quoting by csv-stringify; the BOM makes spreadsheet programs read UTF-8 (Vietnamese) correctly.
-  return `\uFEFF${stringifyCsv(safe, { header: true, columns: [...CSV_COLUMNS], record_delimiter: 'windows' })}`;
+  // Before the first bytes a failure is the request's (503 when the store is down); after them it only ends the stream.
+  const first = await Promise.race([head, outcome.then(() => head)]);
+  outcome.catch(() => {});
+  return first ? { body, accountNumber: first.account.accountNumber } : null;
 }

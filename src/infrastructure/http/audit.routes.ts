@@ -7,13 +7,14 @@ import type { EventStore, RecordedEvent } from '../../application/ports/event-st
 import { accountEventRefs, accountExists } from '../../projections/audit.queries';
 import { statement } from '../../projections/ledger.queries';
 import { fromNotAfterTo, periodFields } from './accounts.routes';
-import type { VerifyReport } from '../read-model-maintenance';
+import type { VerifyOutcome } from '../verify-runs';
 import { problemSchema, sendProblem } from './problem';
 
 export interface AuditRouteOptions {
   readonly eventStore: EventStore;
   readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
-  readonly verify: () => Promise<VerifyReport>;
+  /** One verify at a time, across processes: `busy` names the one running. */
+  readonly verify: () => Promise<VerifyOutcome>;
 }
 
 const position = z.string().regex(/^[0-9a-f]{16}-[0-9a-f]{16}$/, 'expected a log position as returned in `next`');
@@ -89,9 +90,9 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       }
       const { limit, after } = request.query;
       const refs = await accountEventRefs(readModels.db, readModels.schema, id, { after: after ?? null, limit });
-      const events = await Promise.all(refs.map((ref) => eventStore.readEvent(ref.eventId)));
-      const found = events.filter((e): e is RecordedEvent => e !== null);
-      return { events: found.map(toAuditEvent), next: refs.length === limit ? refs[refs.length - 1]!.position : null };
+      // One read of the log per page, however long the page: never one per event.
+      const events = await eventStore.readEvents(refs.map((ref) => ref.eventId));
+      return { events: events.map(toAuditEvent), next: refs.length === limit ? refs[refs.length - 1]!.position : null };
     },
   );
 
@@ -169,9 +170,14 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       schema: {
         operationId: 'verifyReadModels',
         summary: 'Replay the whole log into a scratch schema and compare every read model with the live one',
+        description:
+          'One verify runs at a time, across every process of the service: a second call while one runs is answered 409, ' +
+          'naming the running one (`running.id`, `running.startedAt`).',
         tags: ['audit'],
         response: {
           200: z.object({
+            id: z.guid().describe('This run (verify_runs)'),
+            startedAt: z.iso.datetime(),
             ok: z.boolean(),
             eventsReplayed: z.number().int(),
             tablesCompared: z.number().int(),
@@ -187,12 +193,21 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
               }),
             ),
           }),
+          409: problemSchema,
         },
       },
     },
-    async () => {
-      const report = await verify();
-      return { ...report, differences: [...report.differences] };
+    async (_request, reply) => {
+      const outcome = await verify();
+      if (outcome.status === 'busy') {
+        const { running } = outcome;
+        return sendProblem(reply, 409, 'verify-running', 'A verify is already running', {
+          detail: running ? `verify ${running.id} started at ${running.startedAt.toISOString()}; try again when it has finished` : 'another verify holds the lock; try again when it has finished',
+          running: running ? { id: running.id, startedAt: running.startedAt.toISOString() } : null,
+        });
+      }
+      const { run, report } = outcome;
+      return { id: run.id, startedAt: run.startedAt.toISOString(), ...report, differences: [...report.differences] };
     },
   );
 };

@@ -1,8 +1,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
-import { listAnomalies, listBreaks } from '../../projections/ledger.queries';
+import { ANOMALIES_KEY, BREAKS_KEY, listAnomalies, listBreaks } from '../../projections/ledger.queries';
 import { breakJson, breakSchema, type ReadRouteOptions } from './accounts.routes';
+import { cursorOf, nextCursorSchema, pagingFields } from './paging';
+import { problemSchema } from './problem';
+
+const BREAKS_CURSOR = 'breaks';
+const ANOMALIES_CURSOR = 'anomalies';
 
 const anomalySchema = z
   .object({
@@ -29,13 +34,22 @@ export const breakRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { r
       config: { access: 'accountant' },
       schema: {
         operationId: 'listBreaks',
-        summary: "Gaps in the bank's running-balance chain, open or resolved",
+        summary: "Gaps in the bank's running-balance chain, open or resolved, a page at a time",
+        description: 'Open breaks first, then resolved ones; each oldest first (openedAt), then by id. Filters and paging combine.',
         tags: ['reconciliation'],
-        querystring: z.object({ status: z.enum(['open', 'resolved']).optional(), accountId: accountFilter }),
-        response: { 200: z.object({ breaks: z.array(breakSchema) }) },
+        querystring: z.object({
+          status: z.enum(['open', 'resolved']).optional(),
+          accountId: accountFilter,
+          ...pagingFields(BREAKS_CURSOR, BREAKS_KEY),
+        }),
+        response: { 200: z.object({ breaks: z.array(breakSchema), nextCursor: nextCursorSchema }), 400: problemSchema },
       },
     },
-    async (request) => ({ breaks: (await listBreaks(readModels, request.query)).map(breakJson) }),
+    async (request) => {
+      const { status, accountId, limit, cursor } = request.query;
+      const page = await listBreaks(readModels, { status, accountId }, { limit, after: cursor ?? null });
+      return { breaks: page.items.map(breakJson), nextCursor: cursorOf(BREAKS_CURSOR, page.next) };
+    },
   );
 
   typed.get(
@@ -44,12 +58,21 @@ export const breakRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { r
       config: { access: 'accountant' },
       schema: {
         operationId: 'listAnomalies',
-        summary: 'Late deliveries (one per late line) and conflicting repeats (one per differing content)',
+        summary: 'Late deliveries (one per late line) and conflicting repeats (one per differing content), a page at a time',
+        description: 'In the order they were detected: when the late or conflicting delivery reached the ledger (receivedAt), then by id.',
         tags: ['reconciliation'],
-        querystring: z.object({ kind: z.enum(['late', 'conflict']).optional(), accountId: accountFilter }),
-        response: { 200: z.object({ anomalies: z.array(anomalySchema) }) },
+        querystring: z.object({
+          kind: z.enum(['late', 'conflict']).optional(),
+          accountId: accountFilter,
+          ...pagingFields(ANOMALIES_CURSOR, ANOMALIES_KEY),
+        }),
+        response: { 200: z.object({ anomalies: z.array(anomalySchema), nextCursor: nextCursorSchema }), 400: problemSchema },
       },
     },
-    async (request) => ({ anomalies: await listAnomalies(readModels, request.query) }),
+    async (request) => {
+      const { kind, accountId, limit, cursor } = request.query;
+      const page = await listAnomalies(readModels, { kind, accountId }, { limit, after: cursor ?? null });
+      return { anomalies: page.items, nextCursor: cursorOf(ANOMALIES_CURSOR, page.next) };
+    },
   );
 };

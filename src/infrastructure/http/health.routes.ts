@@ -20,6 +20,7 @@ const runnerStatusSchema = z.object({
   eventsBehind: z.string().nullable().describe('null where the event store cannot count cheaply'),
   secondsBehind: z.number(),
   lastError: z.string().nullable(),
+  parked: z.number().int().describe('Events set aside because they cannot be applied (GET /parked?projection=…)'),
 });
 
 export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, { readinessChecks, runners, draining }) => {

@@ -3,15 +3,17 @@ import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import { validatorCompiler } from '@fastify/type-provider-zod';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { isUuid } from '../../application/access';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ApiKeys } from '../../application/ports/api-keys';
 import type { EventStore } from '../../application/ports/event-store';
 import type { RateLimitClass } from '../../config';
+import { allProjections } from '../../projections/all-projections';
+import type { ReadModels } from '../../projections/ledger.queries';
+import type { ParkedEvents } from '../parked-events';
 import type { ProjectionRunner } from '../projection-runner';
-import type { VerifyReport } from '../read-model-maintenance';
+import type { VerifyOutcome } from '../verify-runs';
 import { accessRoutes } from './access.routes';
 import { accountRoutes } from './accounts.routes';
 import { createAuthenticator } from './api-auth';
@@ -20,6 +22,7 @@ import { breakRoutes } from './breaks.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
 import { openApiOptions } from './openapi';
+import { operationsRoutes } from './operations.routes';
 import { errorHandler, sendProblem } from './problem';
 import { registerRateLimits } from './rate-limits';
 import { accessHook, operationCatalog } from './route-access';
@@ -49,11 +52,13 @@ export interface ServerDeps {
   /** The HTTP server's timeouts (config.http); unset: fastify's defaults. */
   readonly httpTimeouts?: HttpTimeouts;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
-  readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  readonly readModels: ReadModels;
   /** Reads of the log for the auditors' routes (the read pool); unset: the ingest event store. */
   readonly logReader?: EventStore;
-  /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify). */
-  readonly verify: () => Promise<VerifyReport>;
+  /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify), one at a time. */
+  readonly verify: () => Promise<VerifyOutcome>;
+  /** Parked events of the projections: listed and retried by operators. */
+  readonly parked: ParkedEvents;
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
   readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;
@@ -144,6 +149,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
   await app.register(accountRoutes, { readModels: deps.readModels });
   await app.register(breakRoutes, { readModels: deps.readModels });
+  await app.register(operationsRoutes, {
+    parked: deps.parked,
+    projectionNames: allProjections().map((p) => p.name),
+    ingest: deps.ingest,
+    now: deps.now,
+  });
   await app.register(
     linkRoutes,
     deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },

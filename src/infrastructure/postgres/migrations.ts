@@ -62,7 +62,7 @@ const migrations: Record<string, Migration> = {
     },
   },
   // API keys (src/application/access.ts): only the SHA-256 of each key is stored; a revoked key stays, marked.
-  '0005_api_keys': {
+  '0004_api_keys': {
     async up(db) {
       await sql`
         create table api_keys (
@@ -77,6 +77,37 @@ const migrations: Record<string, Migration> = {
         )`.execute(db);
       // Names are unique among live keys: a rotated key's successor may take the name once the old one is revoked.
       await sql`create unique index api_keys_live_name on api_keys (name) where revoked_at is null`.execute(db);
+    },
+  },
+  // Operators' history: what became of each retry of a parked event, and every verify run (one runs at a time).
+  '0005_operations_history': {
+    async up(db) {
+      await sql`
+        create table parked_event_retries (
+          id bigserial primary key,
+          projection text not null,
+          event_id text not null,
+          log_position text not null,
+          event_type text not null,
+          subject text,
+          parked_error text not null,
+          tries integer not null,
+          first_failed_at timestamptz not null,
+          retried_at timestamptz not null,
+          outcome text not null check (outcome in ('applied', 'failed_again')),
+          error text
+        )`.execute(db);
+      await sql`create index parked_event_retries_event on parked_event_retries (projection, event_id)`.execute(db);
+      await sql`
+        create table verify_runs (
+          id uuid primary key,
+          started_at timestamptz not null,
+          finished_at timestamptz,
+          outcome text check (outcome in ('ok', 'differences', 'failed', 'abandoned')),
+          differences integer,
+          error text,
+          process text not null
+        )`.execute(db);
     },
   },
 };

@@ -36,11 +36,17 @@ export function createQuarantineRepository(db: Kysely<any>): Quarantine {
         returning id`.execute(db);
       return rows[0]!.id;
     },
-    async list({ pendingOnly, limit }) {
-      const { rows } = await sql<QuarantineRow>`
-        select * from quarantine ${pendingOnly ? sql`where reingested_at is null` : sql``}
+    async list({ pendingOnly, limit, after = null }) {
+      const { rows } = await sql<Omit<QuarantineRow, 'raw_body'> & { byte_length: number }>`
+        select id, body_sha256, octet_length(raw_body) as byte_length, content_type, reason, source, request_id, remote_address,
+          first_received_at, last_received_at, times_received, reingested_at, reingest_outcome
+        from quarantine
+        where ${pendingOnly ? sql`reingested_at is null` : sql`true`} and id > ${after === null ? '0' : after}::bigint
         order by id limit ${limit}`.execute(db);
-      return rows.map(toBody);
+      return rows.map(({ byte_length, ...row }) => {
+        const { rawBody: _body, ...summary } = toBody({ ...row, raw_body: new Uint8Array() });
+        return { ...summary, byteLength: byte_length };
+      });
     },
     async get(id) {
       if (!/^\d{1,18}$/.test(id)) return null;
