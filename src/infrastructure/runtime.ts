@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ApiKeys } from '../application/ports/api-keys';
 import type { EventStore } from '../application/ports/event-store';
@@ -53,6 +54,9 @@ async function createEventStore(config: Config, database: Database, logger: Logg
   return createPostgresEventStore(database.db);
 }
 
+/** Where `npm run build:console` writes the console (vite.config.ts in console/ says the same). */
+export const CONSOLE_DIR = join(import.meta.dirname, '..', '..', 'dist', 'console');
+
 /** What buildServer needs, from the configuration and stores: main.ts, the tests and tools/openapi.ts build it so. */
 export function serverDeps(input: {
   readonly config: Config;
@@ -76,6 +80,7 @@ export function serverDeps(input: {
     verify: () => verifyProjections({ db: stores.database.db, eventStore: stores.eventStore }, allProjections()),
     runners: input.runners,
     now: input.now,
+    consoleDir: CONSOLE_DIR,
     ...(input.links ? { links: input.links } : {}),
   };
 }
