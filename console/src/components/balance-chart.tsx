@@ -16,10 +16,28 @@ export function BalanceChart({ lines, breaks, total }: { lines: Line[]; breaks: 
   const points = lines.filter((l) => l.balanceAfter !== null);
   const xs = points.map((l) => Date.parse(l.transactionDateTime) / 1000);
   const marks = breakMarks(points, xs, breaks);
+  // Breaks whose two lines are both drawn: the line stops after the first of them.
+  const gaps = new Map(
+    breaks.flatMap((b) => {
+      const i = points.findIndex((l) => l.transactionId === b.afterTransactionId);
+      const next = points[i + 1];
+      return i >= 0 && next?.transactionId === b.beforeTransactionId ? [[b.afterTransactionId, (xs[i]! + xs[i + 1]!) / 2] as const] : [];
+    }),
+  );
   useEffect(() => {
     const el = box.current;
     if (!el || points.length === 0) return;
-    const ys = points.map((l) => Number(l.balanceAfter));
+    // The line is interrupted at each break (a null point half way), so a gap is never drawn as a slope.
+    const data: [number[], (number | null)[]] = [[], []];
+    points.forEach((l, i) => {
+      data[0].push(xs[i]!);
+      data[1].push(Number(l.balanceAfter));
+      const gap = gaps.get(l.transactionId);
+      if (gap !== undefined) {
+        data[0].push(gap);
+        data[1].push(null);
+      }
+    });
     const compact = new Intl.NumberFormat(LOCALES[lang], { notation: 'compact', maximumFractionDigits: 1 });
     const dayOf = (s: number) => formatDate(new Date(s * 1000).toLocaleDateString('en-CA', { timeZone: BANK_TIME_ZONE }), lang);
     const width = () => Math.max(280, el.clientWidth);
@@ -35,7 +53,7 @@ export function BalanceChart({ lines, breaks, total }: { lines: Line[]; breaks: 
           { values: (_u, splits) => splits.map((s) => dayOf(s).slice(0, 5)), stroke: '#333' },
           { values: (_u, splits) => splits.map((s) => compact.format(s)), size: 60, stroke: '#333' },
         ],
-        series: [{}, { stroke: '#1d4ed8', width: 2, points: { show: points.length < 60 }}],
+        series: [{}, { stroke: '#1d4ed8', width: 2, spanGaps: false, points: { show: points.length < 60 } }],
         hooks: {
           draw: [
             (u) => {
@@ -56,7 +74,7 @@ export function BalanceChart({ lines, breaks, total }: { lines: Line[]; breaks: 
           ],
         },
       },
-      [xs, ys],
+      data,
       el,
     );
     const onResize = () => plot.setSize({ width: width(), height: 220 });

@@ -78,7 +78,7 @@ export function BreaksPage() {
                       <AccountName accounts={accounts.value} id={b.accountId} />
                     </td>
                     <td class="num money">
-                      {formatMoney(b.missingAmount, lang, accounts.value.get(b.accountId)?.currency ?? 'VND', { signed: true })}
+                      {formatMoney(b.missingAmount, lang, accounts.value.get(b.accountId)?.currency ?? 'VND')}
                     </td>
                     <td>{formatDateTime(b.openedAt, lang)}</td>
                     <td>

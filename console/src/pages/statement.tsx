@@ -289,18 +289,20 @@ function LinesTable({
   const breakRow = (b: Break) => (
     <tr key={`break-${b.id}`} class={`break-row${b.id === target.breakId ? ' target' : ''}`} data-break-id={b.id} tabIndex={-1}>
       <td colSpan={columns}>
-        <strong>⚠ {t.breakBetween(formatMoney(b.missingAmount, lang, currency, { signed: true }))}</strong>
-        <span class="break-healing">
-          {t.healing}:{' '}
-          {b.healing.attempts === 0
-            ? t.healingNone
-            : t.healingTried(formatCount(b.healing.attempts, lang), b.healing.lastOutcome ?? '?', formatDateTime(b.healing.lastAttemptAt, lang))}
-          {b.healing.lastDetail ? ` (${b.healing.lastDetail})` : ''}
-        </span>
-        <span class="muted">
-          {' '}
-          · {t.opened} {formatDateTime(b.openedAt, lang)}
-        </span>
+        <div class="break-text">
+          <strong>⚠ {t.breakBetween(formatMoney(b.missingAmount, lang, currency))}</strong>
+          <span class="break-healing">
+            {t.healing}:{' '}
+            {b.healing.attempts === 0
+              ? t.healingNone
+              : t.healingTried(formatCount(b.healing.attempts, lang), b.healing.lastOutcome ?? '?', formatDateTime(b.healing.lastAttemptAt, lang))}
+            {b.healing.lastDetail ? ` (${b.healing.lastDetail})` : ''}
+          </span>
+          <span class="muted">
+            {' '}
+            · {t.opened} {formatDateTime(b.openedAt, lang)}
+          </span>
+        </div>
       </td>
     </tr>
   );
@@ -377,7 +379,7 @@ function LinesTable({
           <ul>
             {elsewhere.map((b) => (
               <li key={b.id} data-break-id={b.id}>
-                {t.breakBetween(formatMoney(b.missingAmount, lang, currency, { signed: true }))}: {b.afterTransactionId} → {b.beforeTransactionId}
+                {t.breakBetween(formatMoney(b.missingAmount, lang, currency))}: {b.afterTransactionId} → {b.beforeTransactionId}
               </li>
             ))}
           </ul>
