@@ -1,6 +1,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import type { Account } from '../api';
 import { Loading, ProblemMessage } from '../components/problem';
+import { TableRegion } from '../components/table-region';
 import { useConsole } from '../context';
 import { compareMoney, formatCount, formatDateTime, formatMoney } from '../format';
 import { statementHref } from '../router';
@@ -83,42 +84,40 @@ function AccountsTable({ accounts }: { accounts: Account[] }) {
           }}
         />
       </div>
-      <div class="table-scroll" role="region" aria-label={t.accountsTable} tabIndex={0}>
-        <table class="accounts">
-          <thead>
-            <tr>
-              {header('bank', t.bank)}
-              {header('accountNumber', t.accountNumber)}
-              {header('balance', t.balance, true)}
-              {header('lastTransaction', t.lastTransaction)}
-              {header('openBreaks', t.openBreaks, true)}
-              {header('lateDeliveries', t.lateDeliveries, true)}
-              {showParked && (
-                <th scope="col" class="num">
-                  {t.parkedEvents}
-                </th>
-              )}
+      <TableRegion label={t.accountsTable} tableClass="accounts">
+        <thead>
+          <tr>
+            {header('bank', t.bank)}
+            {header('accountNumber', t.accountNumber)}
+            {header('balance', t.balance, true)}
+            {header('lastTransaction', t.lastTransaction)}
+            {header('openBreaks', t.openBreaks, true)}
+            {header('lateDeliveries', t.lateDeliveries, true)}
+            {showParked && (
+              <th scope="col" class="num">
+                {t.parkedEvents}
+              </th>
+            )}
+          </tr>
+        </thead>
+        <tbody>
+          {shown.map((a) => (
+            <tr key={a.id} data-account-number={a.accountNumber}>
+              <td>{bankOf(a)}</td>
+              <td>
+                <a href={statementHref(a.id)} class="account-link">
+                  {a.accountNumber}
+                </a>
+              </td>
+              <td class="num money">{formatMoney(a.balance, lang, a.currency)}</td>
+              <td>{formatDateTime(a.lastTransactionAt, lang)}</td>
+              <td class={`num${a.openBreaks > 0 ? ' warn' : ''}`}>{formatCount(a.openBreaks, lang)}</td>
+              <td class={`num${a.lateDeliveries > 0 ? ' warn' : ''}`}>{formatCount(a.lateDeliveries, lang)}</td>
+              {showParked && <td class="num">{a.parkedEvents === undefined ? '—' : formatCount(a.parkedEvents, lang)}</td>}
             </tr>
-          </thead>
-          <tbody>
-            {shown.map((a) => (
-              <tr key={a.id} data-account-number={a.accountNumber}>
-                <td>{bankOf(a)}</td>
-                <td>
-                  <a href={statementHref(a.id)} class="account-link">
-                    {a.accountNumber}
-                  </a>
-                </td>
-                <td class="num money">{formatMoney(a.balance, lang, a.currency)}</td>
-                <td>{formatDateTime(a.lastTransactionAt, lang)}</td>
-                <td class={`num${a.openBreaks > 0 ? ' warn' : ''}`}>{formatCount(a.openBreaks, lang)}</td>
-                <td class={`num${a.lateDeliveries > 0 ? ' warn' : ''}`}>{formatCount(a.lateDeliveries, lang)}</td>
-                {showParked && <td class="num">{a.parkedEvents === undefined ? '—' : formatCount(a.parkedEvents, lang)}</td>}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+          ))}
+        </tbody>
+      </TableRegion>
       {rows.length === 0 ? (
         <p>{t.noAccounts}</p>
       ) : (

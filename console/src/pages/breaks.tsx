@@ -1,8 +1,9 @@
 import { useMemo, useState } from 'preact/hooks';
 import type { Account, Anomaly, Break } from '../api';
 import { Loading, ProblemMessage } from '../components/problem';
+import { healingText, TableRegion } from '../components/table-region';
 import { useConsole } from '../context';
-import { formatCount, formatDateTime, formatMoney } from '../format';
+import { formatDateTime, formatMoney } from '../format';
 import { statementHref } from '../router';
 import { useLoad } from '../use-load';
 
@@ -53,50 +54,44 @@ export function BreaksPage() {
         rows.length === 0 ? (
           <p>{t.noBreaks}</p>
         ) : (
-          <div class="table-scroll" role="region" aria-label={t.breaksTable} tabIndex={0}>
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">{t.status}</th>
-                  <th scope="col">{t.account}</th>
-                  <th scope="col" class="num">
-                    {t.missingAmount}
-                  </th>
-                  <th scope="col">{t.opened}</th>
-                  <th scope="col">{t.healing}</th>
-                  <th scope="col">{t.resolution}</th>
-                  <th scope="col">
-                    <span class="visually-hidden">{t.showInStatement}</span>
-                  </th>
+          <TableRegion label={t.breaksTable}>
+            <thead>
+              <tr>
+                <th scope="col">{t.status}</th>
+                <th scope="col">{t.account}</th>
+                <th scope="col" class="num">
+                  {t.missingAmount}
+                </th>
+                <th scope="col">{t.opened}</th>
+                <th scope="col">{t.healing}</th>
+                <th scope="col">{t.resolution}</th>
+                <th scope="col">
+                  <span class="visually-hidden">{t.showInStatement}</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((b) => (
+                <tr key={b.id} data-break-id={b.id} class={b.status === 'open' ? 'open' : undefined}>
+                  <td>{b.status === 'open' ? <strong class="warn">{t.open}</strong> : t.resolved}</td>
+                  <td>
+                    <AccountName accounts={accounts.value} id={b.accountId} />
+                  </td>
+                  <td class="num money">
+                    {formatMoney(b.missingAmount, lang, accounts.value.get(b.accountId)?.currency ?? 'VND')}
+                  </td>
+                  <td>{formatDateTime(b.openedAt, lang)}</td>
+                  <td>{healingText(b, t, lang)}</td>
+                  <td>{b.resolution ? `${b.resolution}${b.resolvedBySource ? ` (${b.resolvedBySource})` : ''}, ${formatDateTime(b.resolvedAt, lang)}` : '—'}</td>
+                  <td>
+                    <a href={statementHref(b.accountId, { tx: b.afterTransactionId, break: b.status === 'open' ? b.id : undefined })}>
+                      {t.showInStatement}
+                    </a>
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {rows.map((b) => (
-                  <tr key={b.id} data-break-id={b.id} class={b.status === 'open' ? 'open' : undefined}>
-                    <td>{b.status === 'open' ? <strong class="warn">{t.open}</strong> : t.resolved}</td>
-                    <td>
-                      <AccountName accounts={accounts.value} id={b.accountId} />
-                    </td>
-                    <td class="num money">
-                      {formatMoney(b.missingAmount, lang, accounts.value.get(b.accountId)?.currency ?? 'VND')}
-                    </td>
-                    <td>{formatDateTime(b.openedAt, lang)}</td>
-                    <td>
-                      {b.healing.attempts === 0
-                        ? t.healingNone
-                        : t.healingTried(formatCount(b.healing.attempts, lang), b.healing.lastOutcome ?? '?', formatDateTime(b.healing.lastAttemptAt, lang))}
-                    </td>
-                    <td>{b.resolution ? `${b.resolution}${b.resolvedBySource ? ` (${b.resolvedBySource})` : ''}, ${formatDateTime(b.resolvedAt, lang)}` : '—'}</td>
-                    <td>
-                      <a href={statementHref(b.accountId, { tx: b.afterTransactionId, break: b.status === 'open' ? b.id : undefined })}>
-                        {t.showInStatement}
-                      </a>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+              ))}
+            </tbody>
+          </TableRegion>
         )
       )}
     </section>
@@ -121,41 +116,39 @@ export function AnomaliesPage() {
         anomalies.value.length === 0 ? (
           <p>{t.noAnomalies}</p>
         ) : (
-          <div class="table-scroll" role="region" aria-label={t.anomaliesTable} tabIndex={0}>
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">{t.kind}</th>
-                  <th scope="col">{t.account}</th>
-                  <th scope="col">{t.transaction}</th>
-                  <th scope="col">{t.receivedAt}</th>
-                  <th scope="col">{t.source}</th>
-                  <th scope="col">{t.details}</th>
+          <TableRegion label={t.anomaliesTable}>
+            <thead>
+              <tr>
+                <th scope="col">{t.kind}</th>
+                <th scope="col">{t.account}</th>
+                <th scope="col">{t.transaction}</th>
+                <th scope="col">{t.receivedAt}</th>
+                <th scope="col">{t.source}</th>
+                <th scope="col">{t.details}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {anomalies.value.map((a) => (
+                <tr key={`${a.kind}-${a.eventId}`}>
+                  <td>{a.kind === 'late' ? t.kindLate : t.kindConflict}</td>
+                  <td>
+                    <AccountName accounts={accounts.value} id={a.accountId} />
+                  </td>
+                  <td>
+                    <a href={statementHref(a.accountId, { tx: a.transactionId })}>{a.transactionId}</a>
+                  </td>
+                  <td>{formatDateTime(a.receivedAt, lang)}</td>
+                  <td>{a.source}</td>
+                  <td class="small">
+                    {Object.entries(a.details)
+                      .filter(([, v]) => v !== null)
+                      .map(([k, v]) => `${k}: ${v}`)
+                      .join(' · ')}
+                  </td>
                 </tr>
-              </thead>
-              <tbody>
-                {anomalies.value.map((a) => (
-                  <tr key={`${a.kind}-${a.eventId}`}>
-                    <td>{a.kind === 'late' ? t.kindLate : t.kindConflict}</td>
-                    <td>
-                      <AccountName accounts={accounts.value} id={a.accountId} />
-                    </td>
-                    <td>
-                      <a href={statementHref(a.accountId, { tx: a.transactionId })}>{a.transactionId}</a>
-                    </td>
-                    <td>{formatDateTime(a.receivedAt, lang)}</td>
-                    <td>{a.source}</td>
-                    <td class="small">
-                      {Object.entries(a.details)
-                        .filter(([, v]) => v !== null)
-                        .map(([k, v]) => `${k}: ${v}`)
-                        .join(' · ')}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+              ))}
+            </tbody>
+          </TableRegion>
         )
       )}
     </section>

@@ -1,5 +1,6 @@
 import type { ProjectionStatus } from '../api';
 import { Loading, ProblemMessage } from '../components/problem';
+import { TableRegion } from '../components/table-region';
 import { useConsole } from '../context';
 import { formatCount } from '../format';
 import { useLoad } from '../use-load';
@@ -14,46 +15,44 @@ export function ProjectionsPage() {
       {loaded.state === 'loading' && <Loading />}
       {loaded.state === 'failed' && <ProblemMessage problem={loaded.problem} retry={loaded.retry} />}
       {loaded.state === 'ready' && (
-        <div class="table-scroll" role="region" aria-label={t.projectionsTable} tabIndex={0}>
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">{t.projection}</th>
-                <th scope="col">{t.active}</th>
-                <th scope="col">{t.position}</th>
-                <th scope="col" class="num">
-                  {t.eventsProjected}
-                </th>
-                <th scope="col" class="num">
-                  {t.eventsBehind}
-                </th>
-                <th scope="col" class="num">
-                  {t.secondsBehind}
-                </th>
-                <th scope="col" class="num">
-                  {t.parked}
-                </th>
-                <th scope="col">{t.lastError}</th>
+        <TableRegion label={t.projectionsTable}>
+          <thead>
+            <tr>
+              <th scope="col">{t.projection}</th>
+              <th scope="col">{t.active}</th>
+              <th scope="col">{t.position}</th>
+              <th scope="col" class="num">
+                {t.eventsProjected}
+              </th>
+              <th scope="col" class="num">
+                {t.eventsBehind}
+              </th>
+              <th scope="col" class="num">
+                {t.secondsBehind}
+              </th>
+              <th scope="col" class="num">
+                {t.parked}
+              </th>
+              <th scope="col">{t.lastError}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {loaded.value.projections.map((p) => (
+              <tr key={p.projection}>
+                <td>{p.projection}</td>
+                <td>{p.active ? t.yes : t.no}</td>
+                <td>
+                  <code>{p.position ?? '—'}</code>
+                </td>
+                <td class="num">{formatCount(p.eventsProjected, lang)}</td>
+                <td class="num">{p.eventsBehind === null ? '—' : formatCount(p.eventsBehind, lang)}</td>
+                <td class="num">{formatCount(Math.round(p.secondsBehind), lang)}</td>
+                <td class="num">{p.parked === undefined ? '—' : formatCount(p.parked, lang)}</td>
+                <td>{p.lastError ?? '—'}</td>
               </tr>
-            </thead>
-            <tbody>
-              {loaded.value.projections.map((p) => (
-                <tr key={p.projection}>
-                  <td>{p.projection}</td>
-                  <td>{p.active ? t.yes : t.no}</td>
-                  <td>
-                    <code>{p.position ?? '—'}</code>
-                  </td>
-                  <td class="num">{formatCount(p.eventsProjected, lang)}</td>
-                  <td class="num">{p.eventsBehind === null ? '—' : formatCount(p.eventsBehind, lang)}</td>
-                  <td class="num">{formatCount(Math.round(p.secondsBehind), lang)}</td>
-                  <td class="num">{p.parked === undefined ? '—' : formatCount(p.parked, lang)}</td>
-                  <td>{p.lastError ?? '—'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+            ))}
+          </tbody>
+        </TableRegion>
       )}
     </section>
   );

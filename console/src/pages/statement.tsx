@@ -3,6 +3,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { type Account, ApiProblem, type Break, type Line, type Statement } from '../api';
 import { BalanceChart } from '../components/balance-chart';
 import { Loading, ProblemMessage } from '../components/problem';
+import { healingText, TableRegion } from '../components/table-region';
 import { useConsole } from '../context';
 import { bankDate, formatCount, formatDate, formatDateTime, formatMonth, formatMoney, monthPeriod, periodMonth, shiftMonth } from '../format';
 import { statementHref } from '../router';
@@ -292,11 +293,7 @@ function LinesTable({
         <div class="break-text">
           <strong>⚠ {t.breakBetween(formatMoney(b.missingAmount, lang, currency))}</strong>
           <span class="break-healing">
-            {t.healing}:{' '}
-            {b.healing.attempts === 0
-              ? t.healingNone
-              : t.healingTried(formatCount(b.healing.attempts, lang), b.healing.lastOutcome ?? '?', formatDateTime(b.healing.lastAttemptAt, lang))}
-            {b.healing.lastDetail ? ` (${b.healing.lastDetail})` : ''}
+            {t.healing}: {healingText(b, t, lang)}
           </span>
           <span class="muted">
             {' '}
@@ -309,70 +306,68 @@ function LinesTable({
   if (lines.length === 0 && breaks.length === 0) return <p>{t.noLines}</p>;
   return (
     <>
-      <div class="table-scroll" role="region" aria-label={t.linesTable} tabIndex={0}>
-        <table class="lines">
-          <caption class="visually-hidden">{t.linesTable}</caption>
-          <thead>
-            <tr>
-              <th scope="col">{t.dateTime}</th>
-              <th scope="col">{t.description}</th>
-              <th scope="col">{t.counterparty}</th>
-              <th scope="col" class="num">
-                {t.amount}
+      <TableRegion label={t.linesTable} tableClass="lines">
+        <caption class="visually-hidden">{t.linesTable}</caption>
+        <thead>
+          <tr>
+            <th scope="col">{t.dateTime}</th>
+            <th scope="col">{t.description}</th>
+            <th scope="col">{t.counterparty}</th>
+            <th scope="col" class="num">
+              {t.amount}
+            </th>
+            <th scope="col" class="num">
+              {t.before}
+            </th>
+            <th scope="col" class="num">
+              {t.after}
+            </th>
+            <th scope="col">{t.notes}</th>
+            {auditor && (
+              <th scope="col">
+                <span class="visually-hidden">{t.eventAndPayload}</span>
               </th>
-              <th scope="col" class="num">
-                {t.before}
-              </th>
-              <th scope="col" class="num">
-                {t.after}
-              </th>
-              <th scope="col">{t.notes}</th>
-              {auditor && (
-                <th scope="col">
-                  <span class="visually-hidden">{t.eventAndPayload}</span>
-                </th>
-              )}
-            </tr>
-          </thead>
-          <tbody>
-            {beforeFirst.map(breakRow)}
-            {lines.map((l) => (
-              <Fragment key={l.transactionId}>
-                <tr
-                  class={`line${l.late ? ' late' : ''}${l.transactionId === target.tx ? ' target' : ''}`}
-                  data-transaction-id={l.transactionId}
-                  tabIndex={-1}
-                >
-                  <td class="nowrap">{formatDateTime(l.transactionDateTime, lang)}</td>
-                  <td>
-                    {l.description ?? ''}
-                    {l.reference && <span class="muted small"> {l.reference}</span>}
-                  </td>
-                  <td>{[l.counterAccountName, l.counterAccountNumber, l.counterAccountBankName].filter(Boolean).join(' · ')}</td>
-                  <td class={`num money ${l.amount.startsWith('-') ? 'debit' : 'credit'}`}>{formatMoney(l.amount, lang, currency, { signed: true })}</td>
-                  <td class="num money">{formatMoney(l.balanceBefore, lang, currency)}</td>
-                  <td class="num money">{formatMoney(l.balanceAfter, lang, currency)}</td>
-                  <td>
-                    {l.late && (
-                      <span class="badge late-badge" title={t.lateTitle}>
-                        {t.late}
-                      </span>
-                    )}
-                  </td>
-                  {auditor && (
-                    <td>
-                      <button type="button" class="small-button" onClick={() => setDetail(l)} aria-label={t.eventAndPayloadOf(l.transactionId)}>
-                        {t.eventAndPayload}
-                      </button>
-                    </td>
+            )}
+          </tr>
+        </thead>
+        <tbody>
+          {beforeFirst.map(breakRow)}
+          {lines.map((l) => (
+            <Fragment key={l.transactionId}>
+              <tr
+                class={`line${l.late ? ' late' : ''}${l.transactionId === target.tx ? ' target' : ''}`}
+                data-transaction-id={l.transactionId}
+                tabIndex={-1}
+              >
+                <td class="nowrap">{formatDateTime(l.transactionDateTime, lang)}</td>
+                <td>
+                  {l.description ?? ''}
+                  {l.reference && <span class="muted small"> {l.reference}</span>}
+                </td>
+                <td>{[l.counterAccountName, l.counterAccountNumber, l.counterAccountBankName].filter(Boolean).join(' · ')}</td>
+                <td class={`num money ${l.amount.startsWith('-') ? 'debit' : 'credit'}`}>{formatMoney(l.amount, lang, currency, { signed: true })}</td>
+                <td class="num money">{formatMoney(l.balanceBefore, lang, currency)}</td>
+                <td class="num money">{formatMoney(l.balanceAfter, lang, currency)}</td>
+                <td>
+                  {l.late && (
+                    <span class="badge late-badge" title={t.lateTitle}>
+                      {t.late}
+                    </span>
                   )}
-                </tr>
-                {(after.get(l.transactionId) ?? []).map(breakRow)}
-              </Fragment>
-            ))}
-          </tbody>
-        </table>
-      </div>
+                </td>
+                {auditor && (
+                  <td>
+                    <button type="button" class="small-button" onClick={() => setDetail(l)} aria-label={t.eventAndPayloadOf(l.transactionId)}>
+                      {t.eventAndPayload}
+                    </button>
+                  </td>
+                )}
+              </tr>
+              {(after.get(l.transactionId) ?? []).map(breakRow)}
+            </Fragment>
+          ))}
+        </tbody>
+      </TableRegion>
       {elsewhere.length > 0 && (
         <div class="breaks-elsewhere">
           <h3>{t.breakElsewhere}</h3>
