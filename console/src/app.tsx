@@ -42,8 +42,9 @@ export function App() {
     whoAmI(key).then(
       (me) => setSession({ key, me }),
       (problem: ApiProblem) => {
-        sessionStorage.removeItem(KEY_ITEM);
-        setNotice(`${t.keyRefused} (${problem.title})`);
+        // Only a refused key is forgotten; a service that cannot be reached says so and keeps it for the next try.
+        if (problem.status === 401) sessionStorage.removeItem(KEY_ITEM);
+        setNotice(problem.status === 401 ? `${t.keyRefused} (${problem.title})` : problem.message);
         setSession(null);
       },
     );
