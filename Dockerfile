@@ -1,3 +1,11 @@
+# The accountants' console: built with the dev dependencies (Vite, Preact, uPlot), copied into the image as files.
+FROM node:20-slim AS console
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY console ./console
+RUN npm run build:console
+
 # The service as it runs in production: TypeScript executed by tsx, no build step.
 FROM node:20-slim
 
@@ -9,6 +17,7 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 COPY tsconfig.json ./
 COPY src ./src
+COPY --from=console /build/dist/console ./dist/console
 RUN mkdir -p /app/data && chown node:node /app/data
 
 USER node

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { ApiKeys } from '../application/ports/api-keys';
 import { type EventStore, EventStoreUnavailable } from '../application/ports/event-store';
@@ -74,6 +75,9 @@ async function createEventStore(config: Config, database: Database, logger: Logg
   return createPostgresEventStore(database.db);
 }
 
+/** Where `npm run build:console` writes the console (vite.config.ts in console/ says the same). */
+export const CONSOLE_DIR = join(import.meta.dirname, '..', '..', 'dist', 'console');
+
 /** What buildServer needs, from the configuration and stores: main.ts, the tests and tools/openapi.ts build it so. */
 export function serverDeps(input: {
   readonly config: Config;
@@ -105,6 +109,7 @@ export function serverDeps(input: {
     parked: createParkedEvents({ db: stores.database.db, eventStore: stores.eventStore, projections: allProjections(), now: input.now }),
     runners: input.runners,
     now: input.now,
+    consoleDir: CONSOLE_DIR,
     ...(input.links ? { links: input.links } : {}),
   };
 }

@@ -429,6 +429,19 @@ export async function exportStatement(
   });
 }
 
+/** One line of an account's statement by its transaction id; null when the account has no such line. */
+export async function statementLine(
+  { db, schema }: ReadModels,
+  accountId: string,
+  transactionId: string,
+): Promise<LineView | null> {
+  if (!isAccountId(accountId)) return null;
+  const { rows } = await sql<LineRow>`
+    select ${LINE_COLUMNS} from ${sql.id(schema)}.statement_lines
+    where transaction_id = ${transactionId} and account_id = ${accountId}`.execute(db);
+  return rows[0] ? lineOf(rows[0]) : null;
+}
+
 /** Lines as JSON from the database: money as text (a JSON number would be a double), instants as ISO strings. */
 const LINE_JSON_COLUMNS = sql.raw(
   `l.transaction_id, l.event_id, l.instant, l.group_seq, l.transaction_date, l.transaction_date_time, l.booking_date,

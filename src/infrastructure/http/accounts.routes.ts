@@ -16,6 +16,7 @@ import {
   type ReadModels,
   type Statement,
   statement,
+  statementLine,
 } from '../../projections/ledger.queries';
 import { cursorOf, nextCursorSchema, pagingFields } from './paging';
 import { problemSchema, sendProblem } from './problem';
@@ -230,6 +231,29 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
       const result = await balanceAt(readModels, id, new Date(request.query.at));
       if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
       return { accountId: id, at: request.query.at, balance: money(result.balance), transactionId: result.transactionId };
+    },
+  );
+
+  typed.get(
+    '/accounts/:id/lines/:transactionId',
+    {
+      config: { access: 'accountant' },
+      schema: {
+        operationId: 'getStatementLine',
+        summary: "One line of the account's statement, by its Cas transaction id",
+        description: 'Its `transactionDate` names the statement period that holds it (a break or a late delivery points at lines).',
+        tags: ['accounts'],
+        params: z.object({ id: idParams.shape.id, transactionId: z.string().describe('The Cas transaction id') }),
+        response: { 200: lineSchema, 404: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const { id, transactionId } = request.params;
+      const line = await statementLine(readModels, id, transactionId);
+      if (!line) {
+        return sendProblem(reply, 404, 'unknown-line', 'No such line', { detail: `account ${id} has no line for transaction ${transactionId}` });
+      }
+      return lineJson(line);
     },
   );
 

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { EventStore, RecordedEvent } from '../../application/ports/event-store';
+import { transactionStreamId } from '../../domain/events';
 import { accountEventRefs, accountExists } from '../../projections/audit.queries';
 import { statement } from '../../projections/ledger.queries';
 import { fromNotAfterTo, periodFields } from './accounts.routes';
@@ -93,6 +94,28 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       // One read of the log per page, however long the page: never one per event.
       const events = await eventStore.readEvents(refs.map((ref) => ref.eventId));
       return { events: events.map(toAuditEvent), next: refs.length === limit ? refs[refs.length - 1]!.position : null };
+    },
+  );
+
+  typed.get(
+    '/audit/transactions/:transactionId/events',
+    {
+      config: { access: 'auditor' },
+      schema: {
+        operationId: 'listTransactionEvents',
+        summary: 'The events of one Cas transaction: the BalanceChanged that booked it, then every conflicting repeat',
+        description: 'In stream order, with metadata (the raw body as Cas sent it, its SHA-256, receivedAt, source, …).',
+        tags: ['audit'],
+        params: z.object({ transactionId: z.string().min(1).describe('The Cas transaction id') }),
+        response: { 200: z.object({ events: z.array(auditEvent) }).meta({ id: 'TransactionEvents' }), 404: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const events = await eventStore.readStream(transactionStreamId(request.params.transactionId));
+      if (events.length === 0) {
+        return sendProblem(reply, 404, 'unknown-transaction', 'No such transaction', { detail: request.params.transactionId });
+      }
+      return { events: events.map(toAuditEvent) };
     },
   );
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
-import type { ProjectionRunner } from '../projection-runner';
+import type { ProjectionRunner, RunnerStatus } from '../projection-runner';
 import { problemSchema, sendProblem } from './problem';
 
 export interface HealthRouteOptions {
@@ -21,6 +21,19 @@ const runnerStatusSchema = z.object({
   secondsBehind: z.number(),
   lastError: z.string().nullable(),
   parked: z.number().int().describe('Events set aside because they cannot be applied (GET /parked?projection=…)'),
+});
+
+/** A page built from read models older than this says it is stale (GET /status). */
+export const STALE_AFTER_SECONDS = 10;
+
+/** Each runner's status as JSON (counts as decimal strings): what GET /projections and GET /status both report. */
+async function projectionStatuses(runners: readonly ProjectionRunner[]) {
+  return Promise.all(runners.map(async (runner) => statusJson(await runner.status())));
+}
+const statusJson = (status: RunnerStatus) => ({
+  ...status,
+  eventsProjected: status.eventsProjected.toString(),
+  eventsBehind: status.eventsBehind === null ? null : status.eventsBehind.toString(),
 });
 
 export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, { readinessChecks, runners, draining }) => {
@@ -74,17 +87,45 @@ export const healthRoutes: FastifyPluginAsync<HealthRouteOptions> = async (app, 
         response: { 200: z.object({ projections: z.array(runnerStatusSchema) }) },
       },
     },
-    async () => ({
-      projections: await Promise.all(
-        runners.map(async (runner) => {
-          const status = await runner.status();
-          return {
-            ...status,
-            eventsProjected: status.eventsProjected.toString(),
-            eventsBehind: status.eventsBehind === null ? null : status.eventsBehind.toString(),
-          };
-        }),
-      ),
-    }),
+    async () => ({ projections: await projectionStatuses(runners) }),
+  );
+  typed.get(
+    '/status',
+    {
+      config: { access: 'any-key' },
+      schema: {
+        operationId: 'getStatus',
+        summary: 'How fresh the read models are: what every page built from them should say about itself',
+        description: `\`stale\` when a projection has not applied an event recorded more than ${STALE_AFTER_SECONDS} seconds ago.`,
+        tags: ['operations'],
+        response: {
+          200: z
+            .object({
+              projections: z.array(
+                z.object({
+                  projection: z.string(),
+                  eventsBehind: z.string().nullable().describe('null where the event store cannot count cheaply'),
+                  secondsBehind: z.number().describe('age of the oldest event not yet projected; 0 when caught up'),
+                  parked: z.number().int().describe('events set aside because they could not be applied'),
+                }),
+              ),
+              stale: z.boolean(),
+            })
+            .meta({ id: 'Status' }),
+        },
+      },
+    },
+    async () => {
+      const statuses = await projectionStatuses(runners);
+      return {
+        projections: statuses.map((s) => ({
+          projection: s.projection,
+          eventsBehind: s.eventsBehind,
+          secondsBehind: s.secondsBehind,
+          parked: s.parked,
+        })),
+        stale: statuses.some((s) => s.secondsBehind > STALE_AFTER_SECONDS),
+      };
+    },
   );
 };

@@ -19,6 +19,7 @@ import { accountRoutes } from './accounts.routes';
 import { createAuthenticator } from './api-auth';
 import { auditRoutes } from './audit.routes';
 import { breakRoutes } from './breaks.routes';
+import { consoleRoutes } from './console.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
 import { openApiOptions } from './openapi';
@@ -62,6 +63,8 @@ export interface ServerDeps {
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
   readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;
+  /** The built accountants' console (dist/console), served at `/`; 503 there while it is not built. */
+  readonly consoleDir: string;
   /** Linking, grants and backfill (links.routes.ts); absent: Cas BankHub is not configured, those routes answer 503. */
   readonly links?: LinkRouteOptions;
 }
@@ -159,6 +162,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     linkRoutes,
     deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
   );
+  await app.register(consoleRoutes, { dir: deps.consoleDir });
   app.get('/openapi.json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
   return app;
 }
