@@ -12,13 +12,13 @@ module.exports = {
       name: 'application-imports-domain-only',
       severity: 'error',
       from: { path: '^src/application' },
-      to: { path: '^src/(infrastructure|projections|main|cli|config)' },
+      to: { path: '^src/(infrastructure|projections|main|cli|config|composition-root)' },
     },
     {
       name: 'projections-import-domain-only',
       severity: 'error',
       from: { path: '^src/projections' },
-      to: { path: '^src/(infrastructure|application|main|cli|config)' },
+      to: { path: '^src/(infrastructure|application|main|cli|config|composition-root)' },
     },
     {
       name: 'only-entry-points-import-infrastructure',
@@ -27,10 +27,10 @@ module.exports = {
       to: { path: '^src/infrastructure' },
     },
     {
-      name: 'tsyringe-only-in-main',
-      comment: 'The container lives in the composition root; everything else receives plain objects.',
+      name: 'tsyringe-only-in-the-composition-root',
+      comment: 'The container lives in src/composition-root.ts; everything else receives plain objects.',
       severity: 'error',
-      from: { pathNot: '^src/main\\.ts$' },
+      from: { pathNot: '^src/composition-root\\.ts$' },
       to: { path: 'node_modules/(tsyringe|reflect-metadata)/' },
     },
     {

@@ -5,11 +5,10 @@ import { join } from 'node:path';
 import type autocannon from 'autocannon';
 import { Command } from 'commander';
 import { sql } from 'kysely';
-import pino from 'pino';
-import { openDatabase } from '../src/infrastructure/postgres/database';
-import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
-import { createProjectionSchema, readCheckpoint } from '../src/infrastructure/projection-store';
-import { accountIdOf, createLedgerProjection } from '../src/projections/ledger.projection';
+import { openRoot, type Root } from '../src/composition-root';
+import { loadConfig } from '../src/config';
+import { readCheckpoint } from '../src/infrastructure/projection-store';
+import { accountIdOf } from '../src/projections/ledger.projection';
 import { seedEvents, webhookBodies } from './generate';
 import { ADMIN_URL } from '../test/support/postgres';
 import { freshDatabase, load, ROOT, startService, startWorker } from './lib';
@@ -47,7 +46,8 @@ const rebuildEvents = o.rebuildEvents ?? (o.quick ? 100_000 : 1_000_000);
 const only = new Set((o.only ?? 'ingest,projection,statements').split(','));
 const rows: { scenario: string; measure: string; value: string; ceiling: string; ratio: string; target: string }[] = [];
 const results: Record<string, unknown> = {};
-const silent = pino({ level: 'silent' });
+/** The stores of a bench database as the service opens them (migrated, read-model schemas made), for seeding and reading. */
+const openBenchRoot = (url: string): Promise<Root> => openRoot(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '4', LOG_LEVEL: 'silent' }));
 const TOKEN = 'bench-webhook-token-0123456789abcdef';
 
 async function ingest() {
@@ -87,11 +87,10 @@ async function ingest() {
 
 async function projection() {
   const db = await freshDatabase('projection');
-  const database = openDatabase({ databaseUrl: db.url, dataDir: '', poolSize: 4 });
+  const root = await openBenchRoot(db.url);
+  const database = root.resolve('database');
   try {
-    await migrateToLatest(database.db);
     await seedEvents(database.db, projectEvents, o.accounts, 'p');
-    await createProjectionSchema(database.db, createLedgerProjection(), 'ledger');
     // The projector as production runs it (`ledger project`, a process of its own), timed from its first commit to
     // its last, so that start-up is not counted.
     const projector = startWorker('src/cli.ts', ['project'], { DATABASE_URL: db.url, LOG_LEVEL: 'warn' });
@@ -116,7 +115,7 @@ async function projection() {
     );
     console.error(`projection: ${events} events in ${seconds.toFixed(1)} s`);
   } finally {
-    await database.close();
+    await root.close();
     await db.drop();
   }
 }
@@ -132,15 +131,15 @@ async function plainInsertCeiling(db: import('kysely').Kysely<any>, count: numbe
 
 async function statements() {
   const db = await freshDatabase('statements');
-  const database = openDatabase({ databaseUrl: db.url, dataDir: '', poolSize: 4 });
+  const root = await openBenchRoot(db.url);
   let service: Awaited<ReturnType<typeof startService>> | null = null;
   try {
-    await migrateToLatest(database.db);
-    await seedEvents(database.db, rebuildEvents, o.accounts, 's');
+    const { db: seedDb } = root.resolve('database');
+    await seedEvents(seedDb, rebuildEvents, o.accounts, 's');
     // One account with 100 000 lines, for the one-month statement of a busy account.
     const busy = Math.min(100_000, rebuildEvents);
-    await seedEvents(database.db, busy, 1, 'busy', o.accounts);
-    await database.close();
+    await seedEvents(seedDb, busy, 1, 'busy', o.accounts);
+    await root.close();
     // `ledger rebuild` as an operator runs it; it also builds the (empty) grants read model.
     const started = performance.now();
     const rebuild = startWorker('src/cli.ts', ['rebuild'], { DATABASE_URL: db.url, LOG_LEVEL: 'warn' });
@@ -179,6 +178,7 @@ async function statements() {
     );
   } finally {
     await service?.stop();
+    await root.close(); // closed already after seeding, unless seeding failed
     await db.drop();
   }
 }

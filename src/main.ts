@@ -1,29 +1,45 @@
-import 'reflect-metadata';
-import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
-import { container } from 'tsyringe';
+import { buildService, openRoot, type Root } from './composition-root';
 import { type Config, ConfigError, loadConfig } from './config';
-import { createBankHubServices } from './infrastructure/bankhub/bankhub-services';
 import { exposureRefusal, isLoopbackHost } from './infrastructure/exposure';
-import { createHealLoop, type HealLoop } from './infrastructure/heal-loop';
-import { buildServer } from './infrastructure/http/server';
-import { createLogger } from './infrastructure/logger';
-import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
-import { openStoresWhenReachable, serverDeps, type Stores } from './infrastructure/runtime';
 import { exitGracefullyOnSignals } from './infrastructure/shutdown';
-import { allProjections } from './projections/all-projections';
 
-/** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
-const TOKENS = {
-  config: Symbol('Config'),
-  logger: Symbol('Logger'),
-  clock: Symbol('Clock'),
-} as const;
-
+/** `npm start`: the service, built by the composition root, listening until SIGTERM drains it. */
 async function main(): Promise<void> {
-  let config: Config;
+  const config = configOrExit();
+  const root = await openRoot(config, { waitForStores: true });
+  const logger = root.resolve('logger');
+  logger.info(
+    {
+      database: root.resolve('database').kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)',
+      eventStore: config.eventStoreUrl ? 'EventStoreDB' : 'PostgreSQL',
+    },
+    'stores open',
+  );
+  await refuseOrWarnAboutAccess(root, config);
+  if (root.resolve('healLoop')) {
+    logger.info({ healAfterSeconds: config.healAfterSeconds, baseUrl: config.bankHub.baseUrl }, 'Cas BankHub configured: linking on, gap healing on');
+  } else {
+    logger.warn(
+      { missing: config.bankHub.missing },
+      `Cas BankHub is not configured (${config.bankHub.missing.join(', ')} unset): linking and backfill answer 503, gap healing is off`,
+    );
+  }
+
+  const service = await buildService(root);
+  exitGracefullyOnSignals({
+    logger,
+    delayMs: config.drain.delayMs,
+    timeoutMs: config.drain.timeoutMs,
+    onDrainStart: () => root.resolve('drain').begin(), // GET /ready answers 503 from now on; everything else is still served
+    close: () => service.close(), // stops accepting, lets in-flight webhooks commit, stops the components, closes the stores
+  });
+  await service.app.listen({ port: config.port, host: config.host });
+  service.start();
+}
+
+function configOrExit(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`);
@@ -31,26 +47,17 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  container.register(TOKENS.config, { useValue: config });
-  container.register(TOKENS.logger, { useFactory: (c) => createLogger(c.resolve<Config>(TOKENS.config).logLevel) });
-  container.register(TOKENS.clock, { useValue: () => new Date() });
+}
 
-  const logger = container.resolve<Logger>(TOKENS.logger);
-  const now = container.resolve<() => Date>(TOKENS.clock);
-  const stores: Stores = await openStoresWhenReachable(config, logger);
-  logger.info(
-    {
-      database: stores.database.kind === 'pglite' ? `embedded PGlite in ${config.dataDir}` : 'PostgreSQL (DATABASE_URL)',
-      eventStore: config.eventStoreUrl ? 'EventStoreDB' : 'PostgreSQL',
-    },
-    'stores open',
-  );
-  const keys = await stores.apiKeys.count();
+/** Closed by default where it can be reached (exposure.ts); open where nothing is set up, with a warning saying so. */
+async function refuseOrWarnAboutAccess(root: Root, config: Config): Promise<void> {
+  const logger = root.resolve('logger');
+  const keys = await root.resolve('apiKeys').count();
   const refusal = exposureRefusal({ ...config, liveKeys: keys.live });
   if (refusal) {
     logger.fatal(refusal);
     process.stderr.write(`${refusal}\n`);
-    await stores.close();
+    await root.close();
     process.exit(78); // EX_CONFIG
   }
   if (!isLoopbackHost(config.host) && config.allowInsecure && (!config.webhookToken || (!config.apiToken && keys.live === 0))) {
@@ -68,45 +75,6 @@ async function main(): Promise<void> {
         '(`npm run ledger -- keys create --role admin --name <label>` closes them)',
     );
   }
-
-  // Runners exist in every process so that GET /projections reports the lag; they run only where configured.
-  const runners: ProjectionRunner[] = allProjections().map((projection) =>
-    createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now, batchSize: config.projectionBatchSize }),
-  );
-
-  const bankHub = createBankHubServices({ config, stores, logger, now });
-  let healLoop: HealLoop | null = null;
-  if (bankHub.heal) {
-    healLoop = createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger });
-    logger.info({ healAfterSeconds: config.healAfterSeconds, baseUrl: config.bankHub.baseUrl }, 'Cas BankHub configured: linking on, gap healing on');
-  } else {
-    logger.warn(
-      { missing: config.bankHub.missing },
-      `Cas BankHub is not configured (${config.bankHub.missing.join(', ')} unset): linking and backfill answer 503, gap healing is off`,
-    );
-  }
-
-  let draining = false;
-  const app: FastifyInstance = await buildServer(
-    serverDeps({ config, stores, logger, now, runners, links: bankHub.links, draining: () => draining }),
-  );
-
-  exitGracefullyOnSignals({
-    logger,
-    delayMs: config.drain.delayMs,
-    timeoutMs: config.drain.timeoutMs,
-    onDrainStart: () => (draining = true), // GET /ready answers 503 from now on; everything else is still served
-    close: async () => {
-      await app.close(); // stops accepting, lets in-flight webhooks finish their commits
-      await healLoop?.stop(); // between Cas calls; every heal attempt is one event, never half recorded
-      await Promise.all(runners.map((r) => r.stop())); // the batch in flight commits or rolls back whole
-      await stores.close();
-    },
-  });
-
-  await app.listen({ port: config.port, host: config.host });
-  if (config.runProjections) for (const runner of runners) runner.start();
-  healLoop?.start();
 }
 
 main().catch((error: unknown) => {

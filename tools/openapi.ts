@@ -1,34 +1,25 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import { buildService, openRoot } from '../src/composition-root';
 import { loadConfig } from '../src/config';
-import { createBankHubServices } from '../src/infrastructure/bankhub/bankhub-services';
-import { buildServer } from '../src/infrastructure/http/server';
-import { openStores, serverDeps } from '../src/infrastructure/runtime';
 
 /**
- * Writes the OpenAPI document exactly as GET /openapi.json serves it, from `buildServer` on an embedded store in a
- * scratch folder, without listening: `npm run lint:openapi` lints what this writes.
+ * Writes the OpenAPI document exactly as GET /openapi.json serves it, from the service the composition root builds on
+ * an embedded store in a scratch folder, without listening: `npm run lint:openapi` lints what this writes.
  *   tsx tools/openapi.ts <file>
  */
 const out = process.argv[2];
 if (!out) throw new Error('usage: tsx tools/openapi.ts <file>');
 const dataDir = mkdtempSync(join(tmpdir(), 'balance-ledger-openapi-'));
 try {
-  const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' });
-  const logger = pino({ level: 'silent' });
-  const stores = await openStores(config, logger);
+  const service = await buildService(await openRoot(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' })));
   try {
-    const now = () => new Date();
-    const links = createBankHubServices({ config, stores, logger, now }).links;
-    const app = await buildServer(serverDeps({ config, stores, logger, now, runners: [], links }));
-    const res = await app.inject({ url: '/openapi.json' });
+    const res = await service.app.inject({ url: '/openapi.json' });
     if (res.statusCode !== 200) throw new Error(`GET /openapi.json answered ${res.statusCode}`);
     writeFileSync(out, `${JSON.stringify(res.json(), null, 2)}\n`);
-    await app.close();
   } finally {
-    await stores.close();
+    await service.close();
   }
 } finally {
   rmSync(dataDir, { recursive: true, force: true });

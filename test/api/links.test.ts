@@ -84,7 +84,7 @@ describe('linking through Cas (simulator)', () => {
     );
     expect(rows).toHaveLength(1);
     expect(Buffer.from(rows[0]!.ciphertext).toString('latin1')).not.toContain(grant!.accessToken);
-    expect(await t.bankHub.links.linking!.secrets.accessTokenOf(grantId)).toBe(grant!.accessToken);
+    expect(await t.root.resolve('grantSecrets')!.accessTokenOf(grantId)).toBe(grant!.accessToken);
     const stream = await t.stores.eventStore.readStream(`grant-${grantId}`);
     expect(stream.map((e) => e.type)).toEqual(['GrantLinked']);
     expect(JSON.stringify(stream.map((e) => [e.data, e.metadata]))).not.toContain(grant!.accessToken);
@@ -169,7 +169,7 @@ describe('linking through Cas (simulator)', () => {
     const { grantId, errorCode } = res.json();
     expect(errorCode).toBe('GRANT_LOGIN_REQUIRED');
     expect(sim.grants.has(grantId)).toBe(true);
-    expect(await t.bankHub.links.linking!.secrets.accessTokenOf(grantId)).toBe(sim.grants.get(grantId)!.accessToken);
+    expect(await t.root.resolve('grantSecrets')!.accessTokenOf(grantId)).toBe(sim.grants.get(grantId)!.accessToken);
     await eventually(async () => {
       const grants = (await call({ method: 'GET', url: '/grants' })).json().grants;
       expect(grants).toContainEqual(expect.objectContaining({ grantId, accounts: [] }));

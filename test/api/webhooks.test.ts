@@ -1,10 +1,10 @@
 import { Writable } from 'node:stream';
-import { Kysely, PostgresDialect, sql } from 'kysely';
-import pg from 'pg';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/application/ingest-webhook';
+import { compose, type Root } from '../../src/composition-root';
+import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/infrastructure/logger';
-import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
 import { createTestApp, sample, TEST_TOKEN, type TestApp } from '../support/app';
 
 const URL_WITH_TOKEN = `/webhooks/bankhub?token=${TEST_TOKEN}`;
@@ -294,16 +294,15 @@ describe('webhook source allowlist', () => {
 
 describe('when the store is unreachable', () => {
   let t: TestApp;
-  let dead: Kysely<any>;
+  let unreachable: Root;
   beforeAll(async () => {
-    dead = new Kysely<any>({
-      dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMillis: 500 }) }),
-    });
-    t = await createTestApp({}, (stores) => ({ ingest: { eventStore: createPostgresEventStore(dead), quarantine: stores.quarantine } }));
+    // The service's own event store, built by the root over a PostgreSQL that is not there (nothing is opened until used).
+    unreachable = await compose(loadConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none', LOG_LEVEL: 'silent' }));
+    t = await createTestApp({}, { eventStore: unreachable.resolve('eventStore') });
   });
   afterAll(async () => {
-    await dead?.destroy();
     await t?.close();
+    await unreachable?.close();
   });
   it('answers 503 so that Cas retries, and acknowledges nothing', async () => {
     const res = await t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: json, payload: sample('transaction-webhook.json') });

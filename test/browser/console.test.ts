@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApiKey, type Role } from '../../src/application/access';
-import { CONSOLE_DIR } from '../../src/infrastructure/runtime';
+import { CONSOLE_DIR } from '../../src/composition-root';
 import { createTestApp, TEST_TOKEN, type TestApp } from '../support/app';
 import { ACCOUNT_NUMBER, deliverDecember2023, OTHER_ACCOUNT_NUMBER, TRANSACTIONS, webhookBody } from '../support/december-2023';
 import { eventually } from '../support/postgres';

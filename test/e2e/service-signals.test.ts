@@ -1,7 +1,8 @@
 import { get as httpGet } from 'node:http';
 import { sql } from 'kysely';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/infrastructure/postgres/database';
+import { compose } from '../../src/composition-root';
+import { loadConfig } from '../../src/config';
 import { booksOf, caughtUp, repostAll } from '../support/books';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { type ServiceProcess, startService, stopService, waitFor } from '../support/service';
@@ -24,13 +25,13 @@ function probe(url: string): Promise<number | null> {
 
 /** Every BalanceChanged event per transaction stream: a transaction booked twice would show as 2. */
 async function eventsPerTransaction(url: string): Promise<Map<string, number>> {
-  const database = openDatabase({ databaseUrl: url, dataDir: '', poolSize: 2 });
+  const root = await compose(loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent' }));
   try {
     const { rows } = await sql<{ stream_id: string; n: string }>`
-      select stream_id, count(*) as n from events where type = 'BalanceChanged' group by stream_id`.execute(database.db);
+      select stream_id, count(*) as n from events where type = 'BalanceChanged' group by stream_id`.execute(root.resolve('database').db);
     return new Map(rows.map((r) => [r.stream_id.replace(/^bankTx-/, ''), Number(r.n)]));
   } finally {
-    await database.close();
+    await root.close();
   }
 }
 

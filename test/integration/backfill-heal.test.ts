@@ -1,20 +1,18 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BackfillDeps, backfillGrant } from '../../src/application/backfill-grant';
-import { createGrantCallQueue } from '../../src/application/grant-call-queue';
+import { backfillGrant } from '../../src/application/backfill-grant';
 import { type HealDeps, healGaps } from '../../src/application/heal-gaps';
 import { recordTransaction, sha256 } from '../../src/application/ingest-webhook';
 import { reingestQuarantined } from '../../src/application/reingest-quarantined';
 import { BankHubError, type TransactionsPage, type TransactionsQuery } from '../../src/application/ports/bankhub';
 import type { GrantSecrets } from '../../src/application/ports/grant-secrets';
 import { type BankTransaction, transactionToJson } from '../../src/domain/bank-transaction';
-import { createQuarantineRepository } from '../../src/infrastructure/postgres/quarantine-repository';
-import { breakStatuses, findBreaksToHeal } from '../../src/projections/heal.queries';
+import { allProjections } from '../../src/projections/all-projections';
 import { accountIdOf } from '../../src/projections/ledger.projection';
 import { parse } from 'lossless-json';
 import { bankTx, breaksOf, createLedgerContext, type LedgerContext } from '../support/ledger';
 
-/** Cas as a test double: the transactions it holds per grant, and a switch to make it fail. */
+/** Cas as a test double: the transactions it holds per grant, and a switch to make it fail; linking is not used here. */
 function fakeCas() {
   const held = new Map<string, BankTransaction[]>();
   const calls: { token: string; query: TransactionsQuery }[] = [];
@@ -23,6 +21,9 @@ function fakeCas() {
     held,
     calls,
     fail: (error: BankHubError | null) => (failure = error),
+    createGrantToken: () => Promise.reject(new Error('not used by backfill')),
+    exchangePublicToken: () => Promise.reject(new Error('not used by backfill')),
+    getIdentity: () => Promise.reject(new Error('not used by backfill')),
     async getTransactions(token: string, query: TransactionsQuery): Promise<TransactionsPage> {
       calls.push({ token, query });
       if (failure) throw failure;
@@ -49,23 +50,13 @@ const cas = fakeCas();
 let deps: HealDeps;
 
 beforeAll(async () => {
-  ctx = await createLedgerContext('heal');
-  const backfill: BackfillDeps = {
-    bankHub: cas,
-    secrets,
-    queue: createGrantCallQueue({ minIntervalMs: 0 }),
-    eventStore: ctx.store,
-    quarantine: createQuarantineRepository(ctx.database.db),
-    now: () => now,
-  };
-  deps = {
-    backfill,
-    findBreaksToHeal: (q) => findBreaksToHeal(ctx.database.db, 'ledger', q),
-    findGrantOfAccount: async () => null,
-    waitForProjection: () => ctx.project(),
-    breakStatuses: (ids) => breakStatuses(ctx.database.db, 'ledger', ids),
-    healAfterMs: 600_000,
-  };
+  // The root's healing, with Cas, its secrets and the clock replaced; the grants read model is there (and empty).
+  ctx = await createLedgerContext('heal', {
+    env: { BANKHUB_RATE_LIMIT_MS: '0', HEAL_AFTER_SECONDS: '600' },
+    overrides: { bankHubClient: cas, grantSecrets: secrets, clock: () => now, projections: allProjections() },
+  });
+  // The ledger is projected here, in line, rather than by a runner.
+  deps = { ...ctx.root.resolve('heal')!, waitForProjection: () => ctx.project() };
 });
 afterAll(async () => {
   await ctx?.close();

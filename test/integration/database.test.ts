@@ -1,24 +1,31 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Database, advisoryLockKey, openDatabase } from '../../src/infrastructure/postgres/database';
+import { compose, type Root } from '../../src/composition-root';
+import { loadConfig } from '../../src/config';
+import { type Database, advisoryLockKey } from '../../src/infrastructure/postgres/database';
 import { isQueryCanceled, isUnavailableError } from '../../src/infrastructure/postgres/errors';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 
 let testDb: TestDatabase;
+let root: Root;
 let database: Database;
 beforeAll(async () => {
   testDb = await createTestDatabase('database');
-  database = openDatabase({
-    databaseUrl: testDb.url,
-    dataDir: '',
-    poolSize: 2,
-    readPoolSize: 2,
-    readStatementTimeoutMs: 300,
-    idleInTransactionTimeoutMs: 500,
-  });
+  // The connections as the service configures them, with small pools and short timeouts; nothing else is opened.
+  root = await compose(
+    loadConfig({
+      DATABASE_URL: testDb.url,
+      DB_POOL_SIZE: '2',
+      DB_READ_POOL_SIZE: '2',
+      DB_READ_STATEMENT_TIMEOUT_MS: '300',
+      DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: '500',
+      LOG_LEVEL: 'silent',
+    }),
+  );
+  database = root.resolve('database');
 });
 afterAll(async () => {
-  await database?.close();
+  await root?.close();
   await testDb?.drop();
 });
 

@@ -1,12 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BankTransaction } from '../../src/domain/bank-transaction';
 import { encodeEvent } from '../../src/domain/event-codec';
 import { grantStreamId } from '../../src/domain/events';
-import { createParkedEvents, type ParkedEvents } from '../../src/infrastructure/parked-events';
-import { createProjectionRunner } from '../../src/infrastructure/projection-runner';
+import type { ParkedEvents } from '../../src/infrastructure/parked-events';
 import { createProjectionSchema, readCheckpoint } from '../../src/infrastructure/projection-store';
 import { projectFromLog, rebuildProjection, verifyProjection } from '../../src/infrastructure/read-model-maintenance';
 import { createGrantsProjection } from '../../src/projections/grants.projection';
@@ -14,16 +12,15 @@ import { listGrants } from '../../src/projections/grants.queries';
 import { accountIdOf } from '../../src/projections/ledger.projection';
 import { getAccount, statement } from '../../src/projections/ledger.queries';
 import type { Projection } from '../../src/projections/projection';
-import { appendStoredTransaction, bankTx, createLedgerContext, type LedgerContext, linesOf } from '../support/ledger';
+import { appendStoredTransaction, bankTx, createLedgerContext, type LedgerContext, ledgerRunnerOf, linesOf } from '../support/ledger';
 
 let ctx: LedgerContext;
 let parkedEvents: ParkedEvents;
-const logger = pino({ level: 'silent' });
 let clock = Date.parse('2026-03-01T00:00:00Z');
 
 beforeAll(async () => {
   ctx = await createLedgerContext('parking');
-  parkedEvents = createParkedEvents({ db: ctx.database.db, eventStore: ctx.store, projections: [ctx.projection], now: () => new Date() });
+  parkedEvents = ctx.root.resolve('parkedEvents');
 });
 afterAll(async () => {
   await ctx?.close();
@@ -57,7 +54,7 @@ describe('an event the ledger cannot apply', () => {
     yearZero = await appendStored(bankTx({ ...y, id: 'y0', amount: 5n, runningBalance: 5n, transactionDate: '0000-01-01', transactionDateTime: '0000-01-01T00:00:00Z' }));
     await appendStored(bankTx({ ...y, id: 'y1', amount: 7n, runningBalance: 7n, transactionDate: '2026-03-05', transactionDateTime: at('2026-03-05', 9) }));
 
-    const runner = createProjectionRunner({ database: ctx.database, eventStore: ctx.store, projection: ctx.projection, logger, batchSize: 100 });
+    const runner = ledgerRunnerOf(await ctx.another({ env: { PROJECTION_BATCH_SIZE: '100' } }));
     runner.start();
     try {
       await runner.caughtUp(30_000);
@@ -217,7 +214,7 @@ describe('the grants projection', () => {
     // Without its link, the grant is known from its webhook alone.
     expect(await grantsOf()).toMatchObject({ status: 'login_required', accounts: [], linkedAt: null });
 
-    const service = createParkedEvents({ db: ctx.database.db, eventStore: ctx.store, projections: [buggy], now: () => new Date() });
+    const service = (await ctx.another({ overrides: { projections: [buggy] } })).resolve('parkedEvents');
     expect(await service.retry('grants')).toMatchObject([{ eventId: linked, outcome: 'failed_again' }]);
     refused.clear();
     expect(await service.retry('grants')).toMatchObject([{ eventId: linked, outcome: 'applied' }]);

@@ -1,11 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ingestWebhook } from '../../src/application/ingest-webhook';
+import { openRoot } from '../../src/composition-root';
 import { loadConfig } from '../../src/config';
-import { openStores } from '../../src/infrastructure/runtime';
 import { sample } from '../support/app';
 
 describe('embedded PGlite store (npm start with no DATABASE_URL)', () => {
@@ -13,22 +12,22 @@ describe('embedded PGlite store (npm start with no DATABASE_URL)', () => {
   afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it('migrates, books the sample webhook once, and keeps it across a restart', async () => {
-    const config = loadConfig({ DATA_DIR: dataDir });
+    const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' });
     const delivery = { body: sample('transaction-webhook.json'), contentType: 'application/json', receivedAt: new Date(), requestId: 'r1', remoteAddress: null };
-    let stores = await openStores(config, pino({ level: 'silent' }));
-    expect(stores.database.kind).toBe('pglite');
-    const first = await ingestWebhook({ eventStore: stores.eventStore, quarantine: stores.quarantine }, delivery);
+    let root = await openRoot(config);
+    expect(root.resolve('database').kind).toBe('pglite');
+    const first = await ingestWebhook({ eventStore: root.resolve('eventStore'), quarantine: root.resolve('quarantine') }, delivery);
     expect(first).toMatchObject({ ok: true, value: { status: 'accepted' } });
-    await stores.close();
+    await root.close();
 
-    stores = await openStores(config, pino({ level: 'silent' }));
+    root = await openRoot(config);
     try {
-      const again = await ingestWebhook({ eventStore: stores.eventStore, quarantine: stores.quarantine }, delivery);
+      const again = await ingestWebhook({ eventStore: root.resolve('eventStore'), quarantine: root.resolve('quarantine') }, delivery);
       expect(again).toMatchObject({ ok: true, value: { status: 'duplicate' } });
-      const page = await stores.eventStore.readAll({ after: null, maxCount: 10 });
+      const page = await root.resolve('eventStore').readAll({ after: null, maxCount: 10 });
       expect(page.events.map((e) => e.type)).toEqual(['BalanceChanged']);
     } finally {
-      await stores.close();
+      await root.close();
     }
   });
 });

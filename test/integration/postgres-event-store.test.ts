@@ -2,22 +2,25 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../src/application/ports/event-store';
+import { openRoot, type Root } from '../../src/composition-root';
+import { loadConfig } from '../../src/config';
 import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
-import { type Database, openDatabase } from '../../src/infrastructure/postgres/database';
-import { migrateToLatest } from '../../src/infrastructure/postgres/migrations';
+import type { Database } from '../../src/infrastructure/postgres/database';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
 import { describeEventStoreContract } from './event-store.contract';
 
 let testDb: TestDatabase;
+let root: Root;
 let database: Database;
 
+// The database comes from the composition root (migrated); the adapter under test is built here, with short polls.
 beforeAll(async () => {
   testDb = await createTestDatabase('eventstore');
-  database = openDatabase({ databaseUrl: testDb.url, dataDir: '', poolSize: 20 });
-  await migrateToLatest(database.db);
+  root = await openRoot(loadConfig({ DATABASE_URL: testDb.url, LOG_LEVEL: 'silent' }));
+  database = root.resolve('database');
 });
 afterAll(async () => {
-  await database?.close();
+  await root?.close();
   await testDb?.drop();
 });
 

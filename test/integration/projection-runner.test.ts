@@ -1,14 +1,11 @@
 import { sql } from 'kysely';
 import pg from 'pg';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProjectionRunner } from '../../src/infrastructure/projection-runner';
 import { verifyProjection } from '../../src/infrastructure/read-model-maintenance';
 import { eventually } from '../support/postgres';
-import { accountOf, bankTx, createLedgerContext, type LedgerContext } from '../support/ledger';
+import { accountOf, bankTx, createLedgerContext, type LedgerContext, ledgerRunnerOf } from '../support/ledger';
 
 let ctx: LedgerContext;
-const logger = pino({ level: 'silent' });
 beforeAll(async () => {
   ctx = await createLedgerContext('runner');
 });
@@ -16,8 +13,9 @@ afterAll(async () => {
   await ctx?.close();
 });
 
-const runnerFor = (c: LedgerContext, batchSize = 50) =>
-  createProjectionRunner({ database: c.database, eventStore: c.store, projection: c.projection, logger, batchSize });
+/** A runner as another process would run it: a graph of its own over the same database. */
+const runnerFor = async (c: LedgerContext, batchSize = 50) =>
+  ledgerRunnerOf(await c.another({ env: { PROJECTION_BATCH_SIZE: String(batchSize) } }));
 
 describe('projection runner', () => {
   it('follows the log live, reports its lag, and resumes from its checkpoint after a restart', async () => {
@@ -30,7 +28,7 @@ describe('projection runner', () => {
       }
     };
     await deliverMany(120);
-    const runner = runnerFor(ctx);
+    const runner = await runnerFor(ctx);
     const before = await runner.status();
     expect(before.eventsBehind).toBe(120n);
     expect(before.secondsBehind).toBeGreaterThanOrEqual(0);
@@ -42,7 +40,7 @@ describe('projection runner', () => {
     await runner.stop();
 
     await deliverMany(30); // while no runner runs
-    const again = runnerFor(ctx, 7);
+    const again = await runnerFor(ctx, 7);
     expect((await again.status()).eventsBehind).toBe(30n);
     again.start();
     await again.caughtUp();
@@ -52,8 +50,8 @@ describe('projection runner', () => {
   });
 
   it('lets one runner work while a second one stands by', async () => {
-    const first = runnerFor(ctx);
-    const second = runnerFor(ctx);
+    const first = await runnerFor(ctx);
+    const second = await runnerFor(ctx);
     first.start();
     await eventually(async () => expect((await first.status()).active).toBe(true));
     second.start();
@@ -69,7 +67,7 @@ describe('projection runner', () => {
   });
 
   it('resumes after the database dropped every connection', async () => {
-    const runner = runnerFor(ctx);
+    const runner = await runnerFor(ctx);
     runner.start();
     await runner.caughtUp();
     const admin = new pg.Client({ connectionString: ctx.testDb.url });
@@ -88,7 +86,7 @@ describe('projection runner', () => {
   });
 
   it('follows a rebuild that swaps the schema under it', async () => {
-    const runner = runnerFor(ctx);
+    const runner = await runnerFor(ctx);
     runner.start();
     await runner.caughtUp();
     const { rebuildProjection } = await import('../../src/infrastructure/read-model-maintenance');

@@ -1,15 +1,13 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../src/infrastructure/postgres/database';
-import { cleanUpAfterCrashedVerifies, createVerifier } from '../../src/infrastructure/verify-runs';
+import type { Root } from '../../src/composition-root';
 import { bankTx, createLedgerContext, type LedgerContext } from '../support/ledger';
 import { eventually } from '../support/postgres';
 
 let ctx: LedgerContext;
-/** A second "process": a pool of its own on the same database, as another service instance or a CLI would have. */
-let other: Database;
-const now = () => new Date();
+/** A second "process": a graph with pools of its own on the same database, as another service instance or a CLI would have. */
+let other: Root;
 
 const scratchSchemas = async () =>
   (
@@ -19,19 +17,18 @@ const scratchSchemas = async () =>
 
 beforeAll(async () => {
   ctx = await createLedgerContext('verifyruns');
-  other = openDatabase({ databaseUrl: ctx.testDb.url, dataDir: '', poolSize: 4 });
+  other = await ctx.another();
   for (let i = 1; i <= 30; i++) await ctx.deliver(bankTx({ fiId: 'fi-v', accountNumber: '1', amount: 1n, runningBalance: BigInt(i) }));
   await ctx.project();
 });
 afterAll(async () => {
-  await other?.close();
   await ctx?.close();
 });
 
 describe('verify, one at a time across processes', () => {
   it('refuses a second verify in another process, naming the running one; start-up clean-up leaves its scratch schema alone', async () => {
-    const here = createVerifier({ database: ctx.database, eventStore: ctx.store, projections: [ctx.projection], now });
-    const there = createVerifier({ database: other, eventStore: ctx.store, projections: [ctx.projection], now });
+    const here = ctx.root.resolve('verifier');
+    const there = other.resolve('verifier');
     // Hold the live checkpoint row: the running verify replays, then waits at its comparison.
     const holder = new pg.Client({ connectionString: ctx.testDb.url });
     await holder.connect();
@@ -48,7 +45,7 @@ describe('verify, one at a time across processes', () => {
       // In this process too, at once.
       expect(await here.run()).toMatchObject({ status: 'busy', running: { id: rows[0]!.id } });
       // Another process starting up must not drop the scratch schema of a verify that runs.
-      await cleanUpAfterCrashedVerifies(other, [ctx.projection], now());
+      await ctx.another();
       expect(await scratchSchemas()).toEqual([scratch]);
     } finally {
       await holder.query('rollback');
@@ -69,7 +66,7 @@ describe('verify, one at a time across processes', () => {
     await sql`insert into verify_runs (id, started_at, process) values (gen_random_uuid(), now(), 'crashed:1')`.execute(ctx.database.db);
     // A schema that only looks similar is not ours to drop.
     await sql`create schema ledger_verify_notes`.execute(ctx.database.db);
-    await cleanUpAfterCrashedVerifies(other, [ctx.projection], now());
+    await ctx.another(); // a process starting up
     expect(await scratchSchemas()).toEqual(['ledger_verify_notes']);
     const { rows } = await sql<{ outcome: string }>`select outcome from verify_runs where process = 'crashed:1'`.execute(ctx.database.db);
     expect(rows).toEqual([{ outcome: 'abandoned' }]);

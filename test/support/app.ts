@@ -2,14 +2,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { buildService, type Graph, openRoot, type Overrides, type Root } from '../../src/composition-root';
 import { loadConfig, type Config } from '../../src/config';
-import { createBankHubServices, type BankHubServices } from '../../src/infrastructure/bankhub/bankhub-services';
-import { createHealLoop, type HealLoop } from '../../src/infrastructure/heal-loop';
-import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
-import { createProjectionRunner, type ProjectionRunner } from '../../src/infrastructure/projection-runner';
-import { openStores, serverDeps, type Stores } from '../../src/infrastructure/runtime';
-import { createGrantsProjection } from '../../src/projections/grants.projection';
-import { createLedgerProjection } from '../../src/projections/ledger.projection';
+import type { HealLoop } from '../../src/infrastructure/heal-loop';
+import type { ProjectionRunner } from '../../src/infrastructure/projection-runner';
 import { createTestDatabase, type TestDatabase } from './postgres';
 
 export const FIXTURES_DIR = join(import.meta.dirname, '..', 'fixtures');
@@ -19,15 +15,15 @@ export const sample = (name: string): Buffer => readFileSync(join(FIXTURES_DIR, 
 
 export interface TestApp {
   readonly app: FastifyInstance;
+  /** The graph the app was built from: anything else it holds, as the service would resolve it. */
+  readonly root: Root;
   /** The ledger projection, running as main.ts runs it. */
   readonly runner: ProjectionRunner;
   /** The grants projection (GET /grants). */
   readonly grantsRunner: ProjectionRunner;
-  /** Cas BankHub wiring from the env (BANKHUB_*), as main.ts builds it. */
-  readonly bankHub: BankHubServices;
   /** Running when Cas BankHub is configured, every HEAL_INTERVAL_SECONDS. */
   readonly healLoop: HealLoop | null;
-  readonly stores: Stores;
+  readonly stores: Pick<Graph, 'database' | 'eventStore' | 'quarantine' | 'apiKeys'>;
   readonly config: Config;
   readonly database: TestDatabase;
   close(): Promise<void>;
@@ -35,54 +31,33 @@ export interface TestApp {
 
 export const TEST_TOKEN = 'test-webhook-token-0123456789abcdef';
 
-/** A server on a database of its own, wired exactly as main.ts wires it. */
-export async function createTestApp(
-  env: Record<string, string> = {},
-  overrides: Partial<ServerDeps> | ((stores: Stores) => Partial<ServerDeps>) = {},
-): Promise<TestApp> {
+/**
+ * The service on a database of its own, built by the composition root as main.ts builds it (without listening), its
+ * components started. `overrides` replace registrations of the root (a logger that records, a clock ahead…).
+ */
+export async function createTestApp(env: Record<string, string> = {}, overrides: Overrides = {}): Promise<TestApp> {
   const database = await createTestDatabase('api');
   const config = loadConfig({ DATABASE_URL: database.url, WEBHOOK_TOKEN: TEST_TOKEN, LOG_LEVEL: 'silent', ...env });
-  const logger = pino({ level: 'silent' });
-  const stores = await openStores(config, logger);
-  const runner = createProjectionRunner({
-    database: stores.database,
-    eventStore: stores.eventStore,
-    projection: createLedgerProjection(),
-    logger,
-  });
-  const grantsRunner = createProjectionRunner({
-    database: stores.database,
-    eventStore: stores.eventStore,
-    projection: createGrantsProjection(),
-    logger,
-  });
-  const extra = typeof overrides === 'function' ? overrides(stores) : overrides;
-  const now = () => new Date();
-  const bankHub = createBankHubServices({ config, stores, logger: extra.logger ?? logger, now });
-  const healLoop = bankHub.heal
-    ? createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger: extra.logger ?? logger })
-    : null;
-  const app = await buildServer({
-    ...serverDeps({ config, stores, logger, now, runners: [runner, grantsRunner], links: bankHub.links }),
-    ...extra,
-  });
-  runner.start();
-  grantsRunner.start();
-  healLoop?.start();
+  const root = await openRoot(config, { overrides: { logger: pino({ level: 'silent' }), ...overrides } });
+  const service = await buildService(root);
+  service.start();
+  const runnerOf = (name: string) => root.resolve('runners')[root.resolve('projections').findIndex((p) => p.name === name)]!;
   return {
-    app,
-    runner,
-    grantsRunner,
-    bankHub,
-    healLoop,
-    stores,
+    app: service.app,
+    root,
+    runner: runnerOf('ledger'),
+    grantsRunner: runnerOf('grants'),
+    healLoop: root.resolve('healLoop'),
+    stores: {
+      database: root.resolve('database'),
+      eventStore: root.resolve('eventStore'),
+      quarantine: root.resolve('quarantine'),
+      apiKeys: root.resolve('apiKeys'),
+    },
     config,
     database,
     async close() {
-      await app.close();
-      await healLoop?.stop();
-      await Promise.all([runner.stop(), grantsRunner.stop()]);
-      await stores.close();
+      await service.close();
       await database.drop();
     },
   };

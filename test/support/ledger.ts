@@ -1,23 +1,35 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import pino from 'pino';
 import { recordTransaction } from '../../src/application/ingest-webhook';
 import type { EventStore } from '../../src/application/ports/event-store';
+import { openRoot, type Overrides, type Root } from '../../src/composition-root';
+import { loadConfig } from '../../src/config';
 import type { BankTransaction } from '../../src/domain/bank-transaction';
 import { transactionStreamId } from '../../src/domain/events';
-import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
-import { type Database, openDatabase } from '../../src/infrastructure/postgres/database';
-import { migrateToLatest } from '../../src/infrastructure/postgres/migrations';
-import { createProjectionSchema } from '../../src/infrastructure/projection-store';
+import type { Database } from '../../src/infrastructure/postgres/database';
+import type { ProjectionRunner } from '../../src/infrastructure/projection-runner';
 import { projectFromLog } from '../../src/infrastructure/read-model-maintenance';
 import { accountIdOf, createLedgerProjection } from '../../src/projections/ledger.projection';
 import type { Projection } from '../../src/projections/projection';
 import { createTestDatabase, type TestDatabase } from './postgres';
 
+export interface GraphOptions {
+  /** Environment variables beside DATABASE_URL (PROJECTION_BATCH_SIZE…). */
+  readonly env?: Record<string, string>;
+  /** Registrations of the composition root to replace; the ledger is the only projection unless these say otherwise. */
+  readonly overrides?: Overrides;
+}
+
 export interface LedgerContext {
+  /** The graph the composition root built over the test database: the ledger as the only projection. */
+  readonly root: Root;
   readonly database: Database;
   readonly store: EventStore;
   readonly projection: Projection;
   readonly testDb: TestDatabase;
+  /** Another process's graph over the same database (pools of its own), closed with the context. */
+  another(options?: GraphOptions): Promise<Root>;
   /** Books a transaction as a webhook would (duplicates and conflicts decided by the store). */
   deliver(tx: BankTransaction, receivedAt?: Date, source?: 'webhook' | 'backfill'): Promise<string>;
   /** Projects everything not yet projected into the live schema, in batches of `batchSize`. */
@@ -25,19 +37,27 @@ export interface LedgerContext {
   close(): Promise<void>;
 }
 
-export async function createLedgerContext(label: string): Promise<LedgerContext> {
+export async function createLedgerContext(label: string, options: GraphOptions = {}): Promise<LedgerContext> {
   const testDb = await createTestDatabase(label);
-  const database = openDatabase({ databaseUrl: testDb.url, dataDir: '', poolSize: 10 });
-  await migrateToLatest(database.db);
-  const store = createPostgresEventStore(database.db);
-  const projection = createLedgerProjection();
-  await createProjectionSchema(database.db, projection, 'ledger');
+  const graphs: Root[] = [];
+  const open = async ({ env = {}, overrides = {} }: GraphOptions = {}) => {
+    const config = loadConfig({ DATABASE_URL: testDb.url, DB_POOL_SIZE: '10', LOG_LEVEL: 'silent', ...env });
+    const root = await openRoot(config, { overrides: { logger: pino({ level: 'silent' }), projections: [createLedgerProjection()], ...overrides } });
+    graphs.push(root);
+    return root;
+  };
+  const root = await open(options);
+  const database = root.resolve('database');
+  const store = root.resolve('eventStore');
+  const projection = root.resolve('projections').find((p) => p.name === 'ledger') ?? createLedgerProjection();
   let clock = Date.parse('2026-01-01T00:00:00Z');
   return {
+    root,
     database,
     store,
     projection,
     testDb,
+    another: open,
     async deliver(tx, receivedAt, source = 'webhook') {
       clock += 1000;
       const result = await recordTransaction(store, {
@@ -52,11 +72,15 @@ export async function createLedgerContext(label: string): Promise<LedgerContext>
       await projectFromLog({ db: database.db, eventStore: store, projection, schema: 'ledger', batchSize });
     },
     async close() {
-      await database.close();
+      for (const graph of graphs.reverse()) await graph.close();
       await testDb.drop();
     },
   };
 }
+
+/** The ledger's runner of a graph. */
+export const ledgerRunnerOf = (root: Root): ProjectionRunner =>
+  root.resolve('runners')[root.resolve('projections').findIndex((p) => p.name === 'ledger')]!;
 
 /**
  * A BalanceChanged appended straight through the event-store port, as an older version of the service or an

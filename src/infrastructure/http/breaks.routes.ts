@@ -2,9 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
 import { ANOMALIES_KEY, BREAKS_KEY, listAnomalies, listBreaks } from '../../projections/ledger.queries';
-import { breakJson, breakSchema, type ReadRouteOptions } from './accounts.routes';
-import { cursorOf, nextCursorSchema, pagingFields } from './paging';
-import { problemSchema } from './problem';
+import type { ReadRouteOptions } from './accounts.routes';
+import { breakJson, breakSchema, cursorOf, nextCursorSchema, pagingFields, problemSchema } from './schemas';
 
 const BREAKS_CURSOR = 'breaks';
 const ANOMALIES_CURSOR = 'anomalies';

@@ -2,7 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
 import type { ProjectionRunner, RunnerStatus } from '../projection-runner';
-import { problemSchema, sendProblem } from './problem';
+import { sendProblem } from './problem';
+import { problemSchema } from './schemas';
 
 export interface HealthRouteOptions {
   /** Each check throws when its dependency cannot be reached. */

@@ -3,7 +3,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject } from '@fastify/type-pr
 import type { RouteOptions } from 'fastify';
 import { ROLES, rolesAllowed } from '../../application/access';
 import { RATE_LIMITS, type RateLimitClass } from '../../config';
-import { problemSchema } from './problem';
+import { problemSchema } from './schemas';
 import { operationIdOf } from './route-access';
 
 type Schema = Record<string, unknown> & { response?: Record<string, unknown>; description?: string; hide?: boolean };

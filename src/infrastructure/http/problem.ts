@@ -1,24 +1,10 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from '@fastify/type-provider-zod';
-import { z } from 'zod';
 import { BankHubError } from '../../application/ports/bankhub';
 import { EventStoreUnavailable } from '../../application/ports/event-store';
 import { isQueryCanceled, isUnavailableError } from '../postgres/errors';
 import { RateLimited } from './rate-limits';
-
-/** RFC 9457 problem details. `errors` names every bad field or parameter. */
-export const problemSchema = z
-  .looseObject({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string().optional(),
-    requestId: z.string().optional(),
-    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
-  })
-  .meta({ id: 'Problem' });
-
-export type ProblemBody = z.infer<typeof problemSchema>;
+import type { ProblemBody } from './schemas';
 
 export function sendProblem(
   reply: FastifyReply,
@@ -99,3 +85,10 @@ export function sendCasProblem(reply: FastifyReply, error: BankHubError, extra: 
     ...extra,
   });
 }
+
+/** A route that calls Cas while Cas BankHub is not configured: 503 naming the variables still missing. */
+export const sendCasNotConfigured = (reply: FastifyReply, missing: readonly string[]): FastifyReply =>
+  sendProblem(reply, 503, 'bankhub-not-configured', 'Cas BankHub is not configured', {
+    detail: `set ${missing.join(' and ')} to link accounts and call Cas`,
+    missing: [...missing],
+  });

@@ -20,14 +20,18 @@ import { createAuthenticator } from './api-auth';
 import { auditRoutes } from './audit.routes';
 import { breakRoutes } from './breaks.routes';
 import { consoleRoutes } from './console.routes';
+import { grantRoutes, type GrantRouteOptions } from './grants.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
 import { openApiOptions } from './openapi';
-import { operationsRoutes } from './operations.routes';
+import { parkedRoutes } from './parked.routes';
 import { errorHandler, sendProblem } from './problem';
+import { quarantineRoutes } from './quarantine.routes';
 import { registerRateLimits } from './rate-limits';
 import { accessHook, operationCatalog } from './route-access';
 import { serializerCompiler } from './serializer';
+import { statementRoutes } from './statements.routes';
+import { verifyRoutes } from './verify.routes';
 import { webhookRoutes } from './webhooks.routes';
 
 export interface ServerDeps {
@@ -65,8 +69,10 @@ export interface ServerDeps {
   readonly now: () => Date;
   /** The built accountants' console (dist/console), served at `/`; 503 there while it is not built. */
   readonly consoleDir: string;
-  /** Linking, grants and backfill (links.routes.ts); absent: Cas BankHub is not configured, those routes answer 503. */
-  readonly links?: LinkRouteOptions;
+  /** Linking (links.routes.ts); where Cas BankHub is not configured its use cases are null and the routes answer 503. */
+  readonly links: LinkRouteOptions;
+  /** The grants and their backfill (grants.routes.ts), likewise. */
+  readonly grants: GrantRouteOptions;
 }
 
 export interface HttpTimeouts {
@@ -149,19 +155,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners, draining: deps.draining ?? (() => false) });
   await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
   await app.register(accessRoutes, { operationsFor: catalog.operationsFor });
-  await app.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
+  await app.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels });
+  await app.register(verifyRoutes, { readModels: deps.readModels, verify: deps.verify });
   await app.register(accountRoutes, { readModels: deps.readModels });
+  await app.register(statementRoutes, { readModels: deps.readModels });
   await app.register(breakRoutes, { readModels: deps.readModels });
-  await app.register(operationsRoutes, {
-    parked: deps.parked,
-    projectionNames: allProjections().map((p) => p.name),
-    ingest: deps.ingest,
-    now: deps.now,
-  });
-  await app.register(
-    linkRoutes,
-    deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
-  );
+  await app.register(parkedRoutes, { parked: deps.parked, projectionNames: allProjections().map((p) => p.name) });
+  await app.register(quarantineRoutes, { ingest: deps.ingest, now: deps.now });
+  await app.register(linkRoutes, deps.links);
+  await app.register(grantRoutes, deps.grants);
   await app.register(consoleRoutes, { dir: deps.consoleDir });
   app.get('/openapi.json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
   return app;

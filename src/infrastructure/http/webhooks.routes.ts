@@ -2,7 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
 import { type Delivery, ingestWebhook, type IngestDeps, quarantineDelivery } from '../../application/ingest-webhook';
-import { problemSchema, sendProblem } from './problem';
+import { sendProblem } from './problem';
+import { problemSchema } from './schemas';
 import { addressMatcher, tokenMatcher } from './webhook-auth';
 
 export interface WebhookRouteOptions {

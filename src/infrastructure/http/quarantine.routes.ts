@@ -5,50 +5,19 @@ import { z } from 'zod';
 import type { IngestDeps } from '../../application/ingest-webhook';
 import type { QuarantineSummary } from '../../application/ports/quarantine';
 import { reingestQuarantined } from '../../application/reingest-quarantined';
-import type { ParkedEvent, ParkedEvents } from '../parked-events';
-import { cursorOf, nextCursorSchema, pagingFields } from './paging';
-import { problemSchema, sendProblem } from './problem';
+import { sendProblem } from './problem';
+import { cursorOf, nextCursorSchema, pagingFields, problemSchema } from './schemas';
 
 /**
- * The operators' routes: events a projection set aside (parked) and bodies ingest refused (the quarantine). The
- * same use cases as `ledger parked …` and `ledger quarantine …`, so that the console and the CLI do one thing.
+ * The operators' routes over bodies ingest refused (the quarantine): the same use cases as `ledger quarantine …`, so
+ * that the console and the CLI do one thing.
  */
-export interface OperationsRouteOptions {
-  readonly parked: ParkedEvents;
-  readonly projectionNames: readonly string[];
+export interface QuarantineRouteOptions {
   readonly ingest: IngestDeps;
   readonly now: () => Date;
 }
 
-const PARKED_CURSOR = 'parked';
 const QUARANTINE_CURSOR = 'quarantine';
-
-const parkedSchema = z
-  .object({
-    projection: z.string(),
-    eventId: z.string(),
-    position: z.string().describe('Its log position'),
-    type: z.string(),
-    streamId: z.string(),
-    subject: z.string().nullable().describe('The account id (ledger) or grant id (grants) it concerns, when its data tells'),
-    transactionDate: z.string().nullable().describe('The bank-local date of the transaction it books (ledger), when readable'),
-    error: z.string().describe('Why it could not be applied, the last time it was tried'),
-    tries: z.number().int(),
-    firstFailedAt: z.iso.datetime(),
-    lastFailedAt: z.iso.datetime(),
-  })
-  .meta({ id: 'ParkedEvent', description: 'An event a projection could not apply; the projection went on without it' });
-const parkedJson = (p: ParkedEvent) => ({ ...p, firstFailedAt: p.firstFailedAt.toISOString(), lastFailedAt: p.lastFailedAt.toISOString() });
-
-const retrySchema = z
-  .object({
-    projection: z.string(),
-    eventId: z.string(),
-    outcome: z.enum(['applied', 'failed_again']),
-    error: z.string().nullable().describe('Why it failed again; null when applied'),
-    tries: z.number().int(),
-  })
-  .meta({ id: 'ParkedRetry' });
 
 const quarantinedSchema = z
   .object({
@@ -86,52 +55,8 @@ const quarantinedJson = (q: QuarantineSummary) => ({
 const quarantineId = z.object({ id: z.string().regex(/^\d{1,18}$/, 'a quarantine id as GET /quarantine lists it') });
 const unknownBody = (id: string) => ({ detail: `no quarantined body ${id}` });
 
-export const operationsRoutes: FastifyPluginAsync<OperationsRouteOptions> = async (app, { parked, projectionNames, ingest, now }) => {
+export const quarantineRoutes: FastifyPluginAsync<QuarantineRouteOptions> = async (app, { ingest, now }) => {
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  const projection = z.enum(projectionNames as [string, ...string[]]);
-
-  typed.get(
-    '/parked',
-    {
-      config: { access: 'operator' },
-      schema: {
-        operationId: 'listParkedEvents',
-        summary: 'Events a projection could not apply and set aside, a page at a time',
-        description: 'By projection, then log position. Each is counted on GET /projections and, for the ledger, on its account.',
-        tags: ['operations'],
-        querystring: z.object({ projection: projection.optional(), ...pagingFields(PARKED_CURSOR, ['text', 'position', 'text']) }),
-        response: { 200: z.object({ parked: z.array(parkedSchema), nextCursor: nextCursorSchema }), 400: problemSchema },
-      },
-    },
-    async (request) => {
-      const { projection: name, limit, cursor } = request.query;
-      const page = await parked.list({ projection: name, after: cursor ?? null, limit });
-      return { parked: page.items.map(parkedJson), nextCursor: cursorOf(PARKED_CURSOR, page.next) };
-    },
-  );
-
-  typed.post(
-    '/parked/:projection/:eventId/retry',
-    {
-      config: { access: 'operator' },
-      schema: {
-        operationId: 'retryParkedEvent',
-        summary: 'Apply a parked event again (after a fix)',
-        description:
-          'The projection re-derives what the event concerns (its account, its grant) from the log in log order, the event ' +
-          'included: applied → no longer parked; failing again → still parked, with the new error and one more try.',
-        tags: ['operations'],
-        params: z.object({ projection, eventId: z.string().max(200) }),
-        response: { 200: retrySchema, 400: problemSchema, 404: problemSchema },
-      },
-    },
-    async (request, reply) => {
-      const { projection: name, eventId } = request.params;
-      const [outcome] = (await parked.retry(name, eventId)) ?? [];
-      if (!outcome) return sendProblem(reply, 404, 'not-parked', 'No such parked event', { detail: `${name} has no parked event ${eventId}` });
-      return outcome;
-    },
-  );
 
   typed.get(
     '/quarantine',

@@ -1,0 +1,445 @@
+import 'reflect-metadata';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { container, type DependencyContainer, type FactoryProvider } from 'tsyringe';
+import { type BackfillDeps, backfillGrant } from './application/backfill-grant';
+import { createGrantCallQueue } from './application/grant-call-queue';
+import type { HealDeps } from './application/heal-gaps';
+import { completeLink, type LinkingDeps, startLink } from './application/link-grant';
+import type { ApiKeys } from './application/ports/api-keys';
+import type { BankHubClient } from './application/ports/bankhub';
+import { type EventStore, EventStoreUnavailable } from './application/ports/event-store';
+import type { GrantSecrets } from './application/ports/grant-secrets';
+import type { Quarantine } from './application/ports/quarantine';
+import type { Config } from './config';
+import { type BankHubClientOptions, createBankHubClient } from './infrastructure/bankhub/bankhub-client';
+import { createPostgresEventStore } from './infrastructure/eventstore/postgres-event-store';
+import { createHealLoop, type HealLoop, waitForCheckpoint } from './infrastructure/heal-loop';
+import { buildServer, type ServerDeps } from './infrastructure/http/server';
+import { reconnectDelayMs } from './infrastructure/locked-loop';
+import { createLogger } from './infrastructure/logger';
+import { createParkedEvents, type ParkedEvents } from './infrastructure/parked-events';
+import { createApiKeyRepository } from './infrastructure/postgres/api-key-repository';
+import { type Database, openDatabase } from './infrastructure/postgres/database';
+import { isUnavailableError } from './infrastructure/postgres/errors';
+import { createGrantSecretsRepository } from './infrastructure/postgres/grant-secrets-repository';
+import { migrateToLatest } from './infrastructure/postgres/migrations';
+import { createQuarantineRepository } from './infrastructure/postgres/quarantine-repository';
+import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
+import { ensureProjectionSchema } from './infrastructure/projection-store';
+import { createTokenCipher } from './infrastructure/secrets/token-cipher';
+import { cleanUpAfterCrashedVerifies, createVerifier, type Verifier } from './infrastructure/verify-runs';
+import { allProjections } from './projections/all-projections';
+import { GRANTS_SCHEMA } from './projections/grants.projection';
+import { findGrantOfAccount, listGrants } from './projections/grants.queries';
+import { breakStatuses, findBreaksToHeal } from './projections/heal.queries';
+import { createLedgerProjection } from './projections/ledger.projection';
+import type { Projection } from './projections/projection';
+
+/**
+ * THE composition root: the one module that knows tsyringe. Each port is registered once against its adapter (an
+ * explicit token, a factory, no decorators); the service (main.ts), the CLI (src/cli/), the tests, the benchmarks and
+ * tools/openapi.ts all build their object graph here and receive plain objects. A test replaces registrations by
+ * passing overrides, which are registered in a child container of the graph's own.
+ */
+
+export type Clock = () => Date;
+
+/** Set once the process drains (SIGTERM): GET /ready then answers 503 while everything else is still served. */
+export interface Drain {
+  readonly draining: () => boolean;
+  begin(): void;
+}
+
+/** Everything the root can build, by name. Each is made once per graph, on first use. */
+export interface Graph {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** PostgreSQL (or embedded PGlite): the write pool and the read pool. */
+  readonly database: Database;
+  readonly eventStore: EventStore;
+  /** The same log read through the read pool (the auditors' routes): reads never take a write connection. */
+  readonly logReader: EventStore;
+  readonly quarantine: Quarantine;
+  readonly apiKeys: ApiKeys;
+  /** Every read model: what the runners follow and what rebuild, verify and parking cover. */
+  readonly projections: readonly Projection[];
+  /** One runner per projection; in every process, so that GET /projections reports the lag wherever they run. */
+  readonly runners: readonly ProjectionRunner[];
+  readonly verifier: Verifier;
+  readonly parkedEvents: ParkedEvents;
+  /** Null where SECRETS_KEY is unset. */
+  readonly grantSecrets: GrantSecrets | null;
+  /** Null where Cas BankHub is not configured (BANKHUB_CLIENT_ID, BANKHUB_SECRET_KEY). */
+  readonly bankHubClient: BankHubClient | null;
+  /** The same client without retries: the public token is single-use, so a retry after a lost answer could only fail. */
+  readonly bankHubExchange: Pick<BankHubClient, 'exchangePublicToken'> | null;
+  /** Linking, backfill and healing: null unless both Cas and the grant secrets are there. */
+  readonly linking: LinkingDeps | null;
+  readonly backfill: BackfillDeps | null;
+  readonly heal: Omit<HealDeps, 'shouldStop'> | null;
+  readonly healLoop: HealLoop | null;
+  readonly drain: Drain;
+  /** Where `npm run build:console` wrote the accountants' console. */
+  readonly consoleDir: string;
+  readonly serverDeps: ServerDeps;
+}
+
+/** Registrations a caller replaces (tests: a logger that records, a clock ahead, a test double of Cas…). */
+export type Overrides = Partial<Graph>;
+
+/** Explicit tokens, one per registration. */
+const TOKENS: { readonly [K in keyof Graph]: symbol } = {
+  config: Symbol('Config'),
+  logger: Symbol('Logger'),
+  clock: Symbol('Clock'),
+  database: Symbol('Database'),
+  eventStore: Symbol('EventStore'),
+  logReader: Symbol('LogReader'),
+  quarantine: Symbol('Quarantine'),
+  apiKeys: Symbol('ApiKeys'),
+  projections: Symbol('Projections'),
+  runners: Symbol('ProjectionRunners'),
+  verifier: Symbol('Verifier'),
+  parkedEvents: Symbol('ParkedEvents'),
+  grantSecrets: Symbol('GrantSecrets'),
+  bankHubClient: Symbol('BankHubClient'),
+  bankHubExchange: Symbol('BankHubExchange'),
+  linking: Symbol('Linking'),
+  backfill: Symbol('Backfill'),
+  heal: Symbol('Heal'),
+  healLoop: Symbol('HealLoop'),
+  drain: Symbol('Drain'),
+  consoleDir: Symbol('ConsoleDir'),
+  serverDeps: Symbol('ServerDeps'),
+};
+
+type Get = <K extends keyof Graph>(name: K) => Graph[K];
+type Factories = { readonly [K in keyof Graph]?: (get: Get) => Graph[K] };
+
+/** The ledger's read model lives in this schema; the query routes, export and healing read it. */
+export const LEDGER_SCHEMA = 'ledger';
+
+/** Where `npm run build:console` writes the console (vite.config.ts in console/ says the same). */
+export const CONSOLE_DIR = join(import.meta.dirname, '..', 'dist', 'console');
+
+/** One instance per container: a child container with overrides builds its own, never borrows its parent's. */
+function single<T>(make: (get: Get) => T): FactoryProvider<T> {
+  const made = new WeakMap<DependencyContainer, T>();
+  return {
+    useFactory: (c) => {
+      if (!made.has(c)) made.set(c, make((name) => c.resolve(TOKENS[name])));
+      return made.get(c) as T;
+    },
+  };
+}
+
+/** The adapters of the ports, and the close of each one opened. */
+function storeFactories(config: Config, opened: Closable[], eventStoreDb: EventStoreDbModule | null): Factories {
+  return {
+    logger: () => createLogger(config.logLevel),
+    clock: () => () => new Date(),
+    database: (get) =>
+      closing(
+        opened,
+        openDatabase({
+          databaseUrl: config.databaseUrl,
+          dataDir: config.dataDir,
+          poolSize: config.dbPoolSize,
+          readPoolSize: config.dbReadPoolSize,
+          readStatementTimeoutMs: config.dbReadStatementTimeoutMs,
+          idleInTransactionTimeoutMs: config.dbIdleInTransactionTimeoutMs,
+          logger: get('logger'),
+        }),
+      ),
+    eventStore: (get) => {
+      if (!eventStoreDb || !config.eventStoreUrl) return closing(opened, createPostgresEventStore(get('database').db));
+      const logger = get('logger').child({ component: 'eventstoredb' });
+      return closing(opened, eventStoreDb.createEventStoreDbEventStore({ connectionString: config.eventStoreUrl, logger }));
+    },
+    logReader: (get) => {
+      const database = get('database');
+      return config.eventStoreUrl || database.kind === 'pglite' ? get('eventStore') : createPostgresEventStore(database.readDb);
+    },
+    quarantine: (get) => createQuarantineRepository(get('database').db),
+    apiKeys: (get) => createApiKeyRepository(get('database').db),
+    grantSecrets: (get) => (config.secretsKey ? createGrantSecretsRepository(get('database').db, createTokenCipher(config.secretsKey)) : null),
+  };
+}
+
+/** The read side: projections, their runners, verify and the parked events. */
+function readSideFactories(config: Config): Factories {
+  return {
+    projections: () => allProjections(),
+    runners: (get) =>
+      get('projections').map((projection) =>
+        createProjectionRunner({
+          database: get('database'),
+          eventStore: get('eventStore'),
+          projection,
+          logger: get('logger'),
+          now: get('clock'),
+          batchSize: config.projectionBatchSize,
+        }),
+      ),
+    verifier: (get) => createVerifier({ database: get('database'), eventStore: get('eventStore'), projections: get('projections'), now: get('clock') }),
+    // Retrying a parked event writes the read models: the write pool, not the read pool.
+    parkedEvents: (get) =>
+      createParkedEvents({ db: get('database').db, eventStore: get('eventStore'), projections: get('projections'), now: get('clock') }),
+  };
+}
+
+/** Everything that talks to Cas BankHub: off (null) unless it is configured. */
+function casFactories(config: Config): Factories {
+  const { credentials } = config.bankHub;
+  const clientOptions = (get: Get, maxRetries?: number): BankHubClientOptions | null => {
+    if (!credentials) return null;
+    const log = get('logger').child({ component: 'bankhub' });
+    return {
+      baseUrl: config.bankHub.baseUrl,
+      clientId: credentials.clientId,
+      secretKey: credentials.secretKey,
+      apiVersion: config.bankHub.apiVersion,
+      scopes: config.bankHub.scopes,
+      rateLimitDelayMs: config.bankHub.rateLimitMs,
+      ...(maxRetries === undefined ? {} : { maxRetries }),
+      // The error carries no token (the client removes credentials); log its code, not the message.
+      onRetry: ({ operation, attempt, delayMs, error }) =>
+        log.warn({ operation, attempt, delayMs, errorCode: error.errorCode, casRequestId: error.requestId }, 'retrying a Cas call'),
+    };
+  };
+  return {
+    bankHubClient: (get) => {
+      const options = clientOptions(get);
+      return options && createBankHubClient(options);
+    },
+    bankHubExchange: (get) => {
+      const options = clientOptions(get, 0);
+      return options && createBankHubClient(options);
+    },
+    linking: (get) => {
+      const [bankHub, exchange, secrets] = [get('bankHubClient'), get('bankHubExchange'), get('grantSecrets')];
+      if (!bankHub || !exchange || !secrets) return null;
+      const { linkUrl, redirectUri } = config.bankHub;
+      return { bankHub, exchange, secrets, eventStore: get('eventStore'), linkUrl, redirectUri, now: get('clock') };
+    },
+    backfill: (get) => {
+      const [bankHub, secrets] = [get('bankHubClient'), get('grantSecrets')];
+      if (!bankHub || !secrets) return null;
+      const queue = createGrantCallQueue({ minIntervalMs: config.bankHub.rateLimitMs });
+      return { bankHub, secrets, queue, eventStore: get('eventStore'), quarantine: get('quarantine'), now: get('clock') };
+    },
+    heal: (get) => {
+      const backfill = get('backfill');
+      if (!backfill) return null;
+      const { db } = get('database');
+      const ledger = createLedgerProjection();
+      return {
+        backfill,
+        findBreaksToHeal: (query) => findBreaksToHeal(db, LEDGER_SCHEMA, query),
+        findGrantOfAccount: (fiId, accountNumber) => findGrantOfAccount(db, GRANTS_SCHEMA, fiId, accountNumber),
+        waitForProjection: () => waitForCheckpoint(db, get('eventStore'), ledger, LEDGER_SCHEMA),
+        breakStatuses: (ids) => breakStatuses(db, LEDGER_SCHEMA, ids),
+        healAfterMs: config.healAfterSeconds * 1000,
+      };
+    },
+    healLoop: (get) => {
+      const heal = get('heal');
+      return heal && createHealLoop({ database: get('database'), heal, intervalMs: config.healIntervalSeconds * 1000, logger: get('logger') });
+    },
+  };
+}
+
+/** What buildServer needs: the routes get plain use-case functions, bound here. */
+function httpFactories(config: Config): Factories {
+  return {
+    drain: () => {
+      let draining = false;
+      return { draining: () => draining, begin: () => void (draining = true) };
+    },
+    consoleDir: () => CONSOLE_DIR,
+    serverDeps: (get) => {
+      const [database, eventStore, linking, backfill] = [get('database'), get('eventStore'), get('linking'), get('backfill')];
+      const { db } = database;
+      const { missing } = config.bankHub;
+      return {
+        logger: get('logger'),
+        ingest: { eventStore, quarantine: get('quarantine') },
+        webhook: { token: config.webhookToken, allowedIps: config.webhookAllowedIps, bodyLimit: config.webhookBodyLimit },
+        trustProxy: config.trustProxy,
+        apiToken: config.apiToken,
+        apiKeys: get('apiKeys'),
+        rateLimits: config.rateLimits,
+        readinessChecks: { eventStore: () => eventStore.ping() },
+        draining: get('drain').draining,
+        httpTimeouts: config.http,
+        // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
+        readModels: { db: database.readDb, schema: LEDGER_SCHEMA, singleConnection: database.kind === 'pglite' },
+        logReader: get('logReader'),
+        verify: get('verifier').run,
+        parked: get('parkedEvents'),
+        runners: get('runners'),
+        now: get('clock'),
+        consoleDir: get('consoleDir'),
+        links: {
+          linking: linking && { startLink: (input) => startLink(linking, input), completeLink: (token) => completeLink(linking, token) },
+          missing,
+        },
+        grants: {
+          listGrants: () => listGrants(db, GRANTS_SCHEMA),
+          backfillGrant: backfill && ((request) => backfillGrant(backfill, request)),
+          missing,
+        },
+      };
+    },
+  };
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+const closing = <T extends Closable>(opened: Closable[], made: T): T => (opened.push(made), made);
+
+type EventStoreDbModule = typeof import('./infrastructure/eventstore/eventstoredb-event-store');
+
+/** A built graph: `resolve` hands out plain objects; `close` closes what the graph opened, last opened first. */
+export interface Root {
+  resolve<K extends keyof Graph>(name: K): Graph[K];
+  close(): Promise<void>;
+}
+
+/**
+ * Registers everything for `config`, opens nothing: each adapter is made on first `resolve`. The EventStoreDB client
+ * is loaded only where EVENTSTORE_URL asks for it.
+ */
+export async function compose(config: Config, overrides: Overrides = {}): Promise<Root> {
+  const opened: Closable[] = [];
+  const eventStoreDb = config.eventStoreUrl ? await import('./infrastructure/eventstore/eventstoredb-event-store') : null;
+  const graph = container.createChildContainer();
+  graph.register(TOKENS.config, { useValue: config });
+  const factories: Factories = {
+    ...storeFactories(config, opened, eventStoreDb),
+    ...readSideFactories(config),
+    ...casFactories(config),
+    ...httpFactories(config),
+  };
+  for (const [name, make] of Object.entries(factories) as [keyof Graph, (get: Get) => unknown][]) {
+    graph.register(TOKENS[name], single(make));
+  }
+  const scope = graph.createChildContainer();
+  for (const [name, value] of Object.entries(overrides) as [keyof Graph, unknown][]) {
+    if (value !== undefined) scope.register(TOKENS[name], { useValue: value });
+  }
+  return {
+    resolve: (name) => scope.resolve(TOKENS[name]),
+    async close() {
+      for (const adapter of opened.splice(0).reverse()) await adapter.close();
+    },
+  };
+}
+
+export interface OpenOptions {
+  readonly overrides?: Overrides;
+  /** The long-running processes wait, with backoff, while the stores are unreachable; one-shot commands fail at once. */
+  readonly waitForStores?: boolean;
+  /** `ledger keys` needs only the write-side tables: no read-model schemas, no verify clean-up. */
+  readonly writeSideOnly?: boolean;
+}
+
+/**
+ * `compose`, then the start-up every process shares: migrations, the read-model schemas (they exist before the first
+ * request, even where no runner runs in this process), and what a crashed verify left behind. Anything but an
+ * unreachable store (a wrong password, a failed migration) stops start-up at once.
+ */
+export async function openRoot(config: Config, options: OpenOptions = {}): Promise<Root> {
+  const root = await compose(config, options.overrides);
+  try {
+    for (let failures = 1; ; failures++) {
+      try {
+        await prepareStores(root, options.writeSideOnly ?? false);
+        return root;
+      } catch (error) {
+        if (!options.waitForStores || !(error instanceof EventStoreUnavailable || isUnavailableError(error))) throw error;
+        const retryInMs = reconnectDelayMs(failures);
+        root.resolve('logger').warn({ err: error, retryInMs }, 'the stores are unreachable; waiting for them');
+        await new Promise((r) => setTimeout(r, retryInMs));
+      }
+    }
+  } catch (error) {
+    await root.close().catch(() => {});
+    throw error;
+  }
+}
+
+async function prepareStores(root: Root, writeSideOnly: boolean): Promise<void> {
+  const { db } = root.resolve('database');
+  await migrateToLatest(db);
+  if (writeSideOnly) return;
+  const projections = root.resolve('projections');
+  for (const projection of projections) await ensureProjectionSchema(db, projection, projection.name);
+  await cleanUpAfterCrashedVerifies(root.resolve('database'), projections, root.resolve('clock')());
+  root.resolve('eventStore');
+}
+
+/** Something that runs until the process drains: started after the server listens, stopped after it stops accepting. */
+export interface Component {
+  readonly name: string;
+  start(): void;
+  /** Resolves once the work in flight has finished (a batch commits or rolls back whole; a Cas call returns). */
+  stop(): Promise<void>;
+}
+
+/**
+ * THE list of a process's long-running components, in start order; `stopComponents` stops them in reverse. A new
+ * loop (a dispatcher, a sweep) is added here and nowhere else. `ledger project` runs the projection runners only; the
+ * service runs them too unless RUN_PROJECTIONS=false, and heals gaps when Cas BankHub is configured.
+ */
+export function longRunningComponents(root: Root, role: 'service' | 'projector'): Component[] {
+  const components: Component[] = [];
+  if (role === 'projector' || root.resolve('config').runProjections) {
+    const runners = root.resolve('runners');
+    components.push({
+      name: 'projection runners',
+      start: () => runners.forEach((runner) => runner.start()),
+      // Each stops between batches: the batch in flight commits or rolls back whole.
+      stop: async () => void (await Promise.all(runners.map((runner) => runner.stop()))),
+    });
+  }
+  const healLoop = role === 'service' ? root.resolve('healLoop') : null;
+  // Between Cas calls: every heal attempt is one event, never half recorded.
+  if (healLoop) components.push({ name: 'heal loop', start: () => healLoop.start(), stop: () => healLoop.stop() });
+  return components;
+}
+
+export const startComponents = (components: readonly Component[]): void => components.forEach((c) => c.start());
+
+export async function stopComponents(components: readonly Component[]): Promise<void> {
+  for (const component of [...components].reverse()) await component.stop();
+}
+
+/** The service's process: the HTTP server (not yet listening) and its long-running components (not yet started). */
+export interface Service {
+  readonly app: FastifyInstance;
+  readonly components: readonly Component[];
+  /** Starts the components (after `app.listen`). */
+  start(): void;
+  /** Graceful drain: stop accepting and let in-flight requests finish their commits, stop the components, close the stores. */
+  close(): Promise<void>;
+}
+
+export async function buildService(root: Root): Promise<Service> {
+  const app = await buildServer(root.resolve('serverDeps'));
+  const components = longRunningComponents(root, 'service');
+  return {
+    app,
+    components,
+    start: () => startComponents(components),
+    async close() {
+      await app.close();
+      await stopComponents(components);
+      await root.close();
+    },
+  };
+}
