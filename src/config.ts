@@ -1,10 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
-/**
- * The only reader of process.env. One schema; defaults only where harmless; a bad value stops start-up with a
- * message that names the variable.
- */
 const cidrList = z
   .string()
   .transform((text) => text.split(',').map((s) => s.trim()).filter(Boolean))
@@ -158,6 +154,10 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/**
+ * The only reader of process.env. One schema; defaults only where harmless; a bad value stops start-up with a
+ * message that names the variable.
+ */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {

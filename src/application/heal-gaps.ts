@@ -1,9 +1,8 @@
-import { v5 as uuidv5 } from 'uuid';
 import { encodeEvent } from '../domain/event-codec';
 import { healStreamId, type LedgerEvent } from '../domain/events';
 import type { BreakToHeal } from '../domain/healing';
 import { type BackfillDeps, backfillGrant } from './backfill-grant';
-import { EVENT_ID_NAMESPACE } from './ingest-webhook';
+import { eventIdFor } from './event-ids';
 import { BankHubError } from './ports/bankhub';
 import { GrantSecretUnreadable } from './ports/grant-secrets';
 
@@ -181,7 +180,7 @@ async function appendAttempt(
     healStreamId(brk.breakId),
     [
       {
-        eventId: uuidv5(`heal:${brk.breakId}:${at.toISOString()}`, EVENT_ID_NAMESPACE),
+        eventId: eventIdFor(`heal:${brk.breakId}:${at.toISOString()}`),
         ...encodeEvent(event),
         metadata: { receivedAt: at.toISOString(), source: 'heal' },
       },

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { v5 as uuidv5 } from 'uuid';
 import { type BankTransaction, canonicalTransaction, type TransactionSource } from '../domain/bank-transaction';
 import {
   grantStreamId,
@@ -9,14 +8,13 @@ import {
 } from '../domain/events';
 import { assertNever, err, ok, type Result } from '../domain/result';
 import { type CasWebhook, type FieldProblem, parseCasWebhook } from './cas-webhook';
+import { eventIdFor } from './event-ids';
 import { encodeEvent } from '../domain/event-codec';
 import { EventRejected, type EventStore, WrongExpectedVersion } from './ports/event-store';
 import type { Quarantine } from './ports/quarantine';
 
-/** Fixed namespace of the ledger's name-based event ids: the same Cas transaction id always gives the same id. */
-export const EVENT_ID_NAMESPACE = '5b0c4c3e-7f1e-4a53-9d59-5c1f2a8e6b10';
-
-export const transactionEventId = (transactionId: string): string => uuidv5(`transaction:${transactionId}`, EVENT_ID_NAMESPACE);
+/** The same Cas transaction id always gives the same event id. */
+export const transactionEventId = (transactionId: string): string => eventIdFor(`transaction:${transactionId}`);
 
 export type IngestOutcome =
   | { readonly status: 'ping' }
@@ -140,7 +138,7 @@ async function recordOnce(
   metadata: Record<string, string | null>,
   event: LedgerEvent,
 ): Promise<IngestOutcome> {
-  const eventId = uuidv5(`body:${bodySha256}`, EVENT_ID_NAMESPACE);
+  const eventId = eventIdFor(`body:${bodySha256}`);
   await store.appendToStream(streamId, [{ eventId, ...encodeEvent(event), metadata }], 'any');
   return { status: 'recorded', eventId };
 }
@@ -177,7 +175,7 @@ export async function recordTransaction(store: EventStore, input: TransactionToR
   const [original] = await store.readStream(streamId, { maxCount: 1 });
   if (!original) throw new Error(`stream ${streamId} reported as existing but reads empty`);
   if (original.metadata.contentSha256 === contentSha256) return { status: 'duplicate', eventId: original.eventId };
-  const conflictId = uuidv5(`conflict:${transaction.id}:${contentSha256}`, EVENT_ID_NAMESPACE);
+  const conflictId = eventIdFor(`conflict:${transaction.id}:${contentSha256}`);
   const conflict: LedgerEvent = {
     type: 'ConflictingDuplicateReceived',
     data: { transaction, source: input.source, grantId: input.grantId, originalEventId: original.eventId },

@@ -1,8 +1,7 @@
-import { v5 as uuidv5 } from 'uuid';
 import { grantStreamId, type LedgerEvent, type LinkedAccount } from '../domain/events';
 import { encodeEvent } from '../domain/event-codec';
 import { err, ok, type Result } from '../domain/result';
-import { EVENT_ID_NAMESPACE } from './ingest-webhook';
+import { eventIdFor } from './event-ids';
 import { BankHubError, type BankHubClient, type Identity } from './ports/bankhub';
 import type { EventStore } from './ports/event-store';
 import type { GrantSecrets } from './ports/grant-secrets';
@@ -91,7 +90,7 @@ export async function completeLink(deps: LinkingDeps, publicToken: string): Prom
     grantStreamId(exchanged.grantId),
     [
       {
-        eventId: uuidv5(`grant-linked:${exchanged.grantId}:${linkedAt.toISOString()}`, EVENT_ID_NAMESPACE),
+        eventId: eventIdFor(`grant-linked:${exchanged.grantId}:${linkedAt.toISOString()}`),
         ...encodeEvent(event),
         metadata: {
           receivedAt: linkedAt.toISOString(),

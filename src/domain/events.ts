@@ -103,7 +103,6 @@ export type LedgerEvent =
   | WebhookReceived
   | GapHealAttempted
   | GrantLinked;
-export type LedgerEventType = LedgerEvent['type'];
 
 export const transactionStreamId = (transactionId: string): string => `bankTx-${transactionId}`;
 export const grantStreamId = (grantId: string | null): string => `grant-${grantId ?? 'none'}`;

@@ -50,6 +50,3 @@ export const MAX_BOOKABLE_MINOR_UNITS = 2n ** 62n - 1n;
 
 export const isBookableMoney = (amount: bigint): boolean =>
   amount <= MAX_BOOKABLE_MINOR_UNITS && amount >= -MAX_BOOKABLE_MINOR_UNITS;
-
-/** Money leaves the process as an exact decimal string: JSON numbers are doubles. */
-export const formatMinorUnits = (amount: bigint): string => amount.toString();

@@ -19,11 +19,7 @@ import {
 /** An event that fails on its own is tried this many times (with the subscription's backoff between) before it is parked. */
 const TRIES_BEFORE_PARKING = 3;
 
-/**
- * Follows the log from the projection's checkpoint. Each batch's read-model changes and the new checkpoint
- * commit in one transaction: after a crash the batch is either fully there or not at all, so every event takes
- * effect exactly once. One runner per projection is active (advisory lock); others wait as stand-bys.
- */
+/** What GET /projections and `ledger status` report of a runner. */
 export interface RunnerStatus {
   readonly projection: string;
   readonly active: boolean;
@@ -36,6 +32,11 @@ export interface RunnerStatus {
   readonly parked: number;
 }
 
+/**
+ * Follows the log from the projection's checkpoint. Each batch's read-model changes and the new checkpoint
+ * commit in one transaction: after a crash the batch is either fully there or not at all, so every event takes
+ * effect exactly once. One runner per projection is active (advisory lock); others wait as stand-bys.
+ */
 export interface ProjectionRunner {
   start(): void;
   stop(): Promise<void>;

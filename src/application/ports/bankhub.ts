@@ -77,22 +77,12 @@ export interface BankHubClient {
   getTransactions(accessToken: string, query: TransactionsQuery): Promise<TransactionsPage>;
 }
 
-/** Error codes Cas is known to send. Cas may send others: `BankHubError.errorCode` stays a plain string. */
-export const CAS_ERROR_CODES = [
-  'GRANT_LOGIN_REQUIRED',
-  'GRANT_TOKEN_EXPIRED',
-  'GRANT_NOT_FOUND',
-  'FI_NOT_FOUND',
-  'RATE_LIMIT',
-  'INVALID_PARAM',
-] as const;
-export type CasErrorCode = (typeof CAS_ERROR_CODES)[number];
-
-/** Codes the adapter itself raises when Cas gave no error body to read. */
-export const TRANSPORT_ERROR_CODES = ['TIMEOUT', 'NETWORK_ERROR', 'UNEXPECTED_RESPONSE'] as const;
-export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
-
 export interface BankHubErrorFields {
+  /**
+   * Cas's own code (GRANT_LOGIN_REQUIRED, GRANT_TOKEN_EXPIRED, GRANT_NOT_FOUND, FI_NOT_FOUND, RATE_LIMIT, INVALID_PARAM
+   * are known; Cas may send others, so it stays a plain string), or the adapter's when Cas gave no error body to read:
+   * TIMEOUT, NETWORK_ERROR, UNEXPECTED_RESPONSE.
+   */
   readonly errorCode: string;
   readonly errorType: string | null;
   readonly errorMessage: string | null;

@@ -1,16 +1,6 @@
 import type { JsonObject } from '../../domain/bank-transaction';
 
-/**
- * The event-store port. Two adapters implement it (PostgreSQL, EventStoreDB) and pass one contract suite
- * (test/integration/event-store.contract.ts).
- *
- * Guarantees every adapter gives:
- * - an append is atomic and durable before its promise resolves;
- * - event ids are unique: appending an event whose id the stream already holds is idempotent (`already_stored`),
- *   decided by durable state, never by a cache;
- * - `readAll` and `subscribe` follow one global order and never skip an event that a later read would show
- *   before a position already returned.
- */
+/** What an append expects of its stream: none yet, whatever, some, or exactly this revision. */
 export type ExpectedRevision = 'no_stream' | 'any' | 'stream_exists' | bigint;
 
 export interface EventToAppend {
@@ -76,6 +66,17 @@ export interface Subscription {
   stop(): Promise<void>;
 }
 
+/**
+ * The event-store port. Two adapters implement it (PostgreSQL, EventStoreDB) and pass one contract suite
+ * (test/integration/event-store.contract.ts).
+ *
+ * Guarantees every adapter gives:
+ * - an append is atomic and durable before its promise resolves;
+ * - event ids are unique: appending an event whose id the stream already holds is idempotent (`already_stored`),
+ *   decided by durable state, never by a cache;
+ * - `readAll` and `subscribe` follow one global order and never skip an event that a later read would show
+ *   before a position already returned.
+ */
 export interface EventStore {
   appendToStream(
     streamId: string,

@@ -3,9 +3,9 @@ import ipaddr from 'ipaddr.js';
 
 /**
  * Cas signs nothing: a long secret in the webhook URL (or a header) is the only proof of origin, compared in
- * constant time, plus an optional allowlist of source networks.
+ * constant time (plus an optional allowlist of source networks, addressMatcher). The expected secret's digest is
+ * computed once; each request hashes only what it presents.
  */
-/** The expected secret's digest is computed once; each request hashes only what it presents. */
 export function tokenMatcher(expected: string): (presented: string | undefined) => boolean {
   // Hashing first gives equal lengths, so the comparison time says nothing about the secret's length.
   const want = createHash('sha256').update(expected).digest();
@@ -14,6 +14,7 @@ export function tokenMatcher(expected: string): (presented: string | undefined) 
 
 export type AddressMatcher = (address: string) => boolean;
 
+/** Whether a source address lies in one of the allowed IPs or CIDR ranges (WEBHOOK_ALLOWED_IPS). */
 export function addressMatcher(ranges: readonly string[]): AddressMatcher {
   const parsed = ranges.map((range) => {
     if (range.includes('/')) return ipaddr.parseCIDR(range);

@@ -1,10 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 
-/**
- * AES-256-GCM for secrets at rest (Cas access tokens). A fresh random 12-byte IV per seal; the 16-byte tag makes any
- * change to IV, ciphertext, tag or associated data fail to open. The associated data binds a sealed token to its
- * grant, so a row copied onto another grant does not open either.
- */
+/** A secret sealed by the cipher, as stored. */
 export interface SealedSecret {
   readonly iv: Buffer;
   readonly ciphertext: Buffer;
@@ -28,6 +24,11 @@ const ALGORITHM = 'aes-256-gcm';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
+/**
+ * AES-256-GCM for secrets at rest (Cas access tokens). A fresh random 12-byte IV per seal; the 16-byte tag makes any
+ * change to IV, ciphertext, tag or associated data fail to open. The associated data binds a sealed token to its
+ * grant, so a row copied onto another grant does not open either.
+ */
 export function createTokenCipher(keyHex: string): TokenCipher {
   if (!/^[0-9a-fA-F]{64}$/.test(keyHex)) throw new Error('the secrets key must be 64 hex characters (32 bytes)');
   const key = Buffer.from(keyHex, 'hex');
