@@ -3,8 +3,8 @@ import { defineConfig } from 'vite';
 
 /**
  * `npm run build:console` (and `npm install`, through `prepare`): console/ → dist/console/, which the service
- * serves at `/` (index.html) and /console/assets/ (content-hashed, cached for a year). src/infrastructure/runtime.ts
- * names the same folder.
+ * serves at `/` (index.html) and /console/assets/ (content-hashed, cached for a year). CONSOLE_DIR in
+ * src/composition-root.ts names the same folder.
  */
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
