@@ -37,8 +37,7 @@ export async function startCasSimulator(options: CasSimulatorOptions): Promise<C
       if (!grant) throw new Error(`no grant ${grantId}`);
       grant.status = status;
     },
-    deliverWebhooks: (deliverOptions) => deliverer.deliverWebhooks(deliverOptions),
-    deliverGrantWebhook: (grantId, webhookCode, error, overrides) => deliverer.deliverGrantWebhook(grantId, webhookCode, error, overrides),
+    ...deliverer,
     pendingTransactions: (accounts) => pendingTransactions(state, accounts),
   };
 }

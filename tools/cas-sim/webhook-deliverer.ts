@@ -1,20 +1,12 @@
-import { createRng, grantWebhook, toCasJson, transactionWebhook, type CasTransaction, type CasWebhook, type CasWebhookError } from './bank';
+import { createRng, grantWebhook, toCasJson, transactionWebhook, type CasTransaction, type CasWebhook } from './bank';
 import { grantIdOf, linkedAccounts, pendingTransactions, type SimState } from './state';
-import type { DeliverWebhooksOptions, DeliveryReport, WebhookDeliveryOptions } from './types';
+import type { CasSimulator, WebhookDeliveryOptions } from './types';
 
 /**
  * Cas's push channel: each webhook POSTed with Cas's retries (Fibonacci waits, shrunk for tests), and the drops,
  * duplicates and reordering Cas may inflict, drawn from the seed so that a run can be replayed.
  */
-export interface WebhookDeliverer {
-  deliverWebhooks(options?: DeliverWebhooksOptions): Promise<DeliveryReport>;
-  deliverGrantWebhook(
-    grantId: string,
-    webhookCode: string,
-    error?: CasWebhookError | null,
-    options?: WebhookDeliveryOptions,
-  ): Promise<{ delivered: boolean; attempts: number }>;
-}
+export type WebhookDeliverer = Pick<CasSimulator, 'deliverWebhooks' | 'deliverGrantWebhook'>;
 
 type Settings = Required<Omit<WebhookDeliveryOptions, 'targetUrl'>> & { targetUrl: string };
 
