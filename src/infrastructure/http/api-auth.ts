@@ -34,7 +34,6 @@ export interface AuthenticatorOptions {
   readonly keys: ApiKeys;
   readonly apiToken: string | undefined;
   readonly logger: Logger;
-  readonly cacheMs?: number;
   readonly now?: () => number;
 }
 
@@ -51,7 +50,6 @@ export function bearerOf(authorization: string | undefined): string | undefined 
  */
 export function createAuthenticator(options: AuthenticatorOptions): Authenticator {
   const { keys, logger } = options;
-  const cacheMs = options.cacheMs ?? KEY_CACHE_MS;
   const now = options.now ?? Date.now;
   const apiTokenOk = options.apiToken === undefined ? null : tokenMatcher(options.apiToken);
   const cache = new Map<string, { readonly until: number; readonly record: Promise<ApiKeyRecord | null> }>();
@@ -63,7 +61,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
     const at = now();
     if (keysExist && (keysExist.until > at)) return keysExist.value;
     const value = keys.count().then((c) => c.total > 0);
-    keysExist = { until: at + cacheMs, value };
+    keysExist = { until: at + KEY_CACHE_MS, value };
     value.then(
       (exists) => {
         if (exists && keysExist?.value === value) keysExist = { until: Number.POSITIVE_INFINITY, value };
@@ -84,7 +82,7 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticato
       if (cache.size >= CACHE_LIMIT) cache.clear();
     }
     const record = keys.findByHash(hash);
-    cache.set(hash, { until: at + cacheMs, record });
+    cache.set(hash, { until: at + KEY_CACHE_MS, record });
     record.catch(() => cache.get(hash)?.record === record && cache.delete(hash));
     return record;
   };

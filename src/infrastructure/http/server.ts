@@ -47,8 +47,6 @@ export interface ServerDeps {
   readonly apiToken?: string | undefined;
   /** The API keys (`ledger keys create`); each route names the role it needs (route-access.ts). */
   readonly apiKeys: ApiKeys;
-  /** How long a process believes a key lookup (default api-auth.ts KEY_CACHE_MS). */
-  readonly keyCacheMs?: number;
   /** Requests a minute per key on the dear routes (config RATE_LIMITS); 0: none. */
   readonly rateLimits: Readonly<Record<RateLimitClass, number>>;
   readonly readinessChecks: Readonly<Record<string, () => Promise<void>>>;
@@ -132,7 +130,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     keys: deps.apiKeys,
     apiToken: deps.apiToken,
     logger: deps.logger,
-    ...(deps.keyCacheMs === undefined ? {} : { cacheMs: deps.keyCacheMs }),
   });
   app.decorateRequest('principal', null);
   app.addHook('onRequest', accessHook(authenticator));
