@@ -280,6 +280,7 @@ function httpFactories(config: Config): Factories {
         logReader: get('logReader'),
         verify: get('verifier').run,
         parked: get('parkedEvents'),
+        projectionNames: get('projections').map((p) => p.name),
         runners: get('runners'),
         now: get('clock'),
         consoleDir: get('consoleDir'),

@@ -9,7 +9,6 @@ import type { IngestDeps } from '../../application/ingest-webhook';
 import type { ApiKeys } from '../../application/ports/api-keys';
 import type { EventStore } from '../../application/ports/event-store';
 import type { RateLimitClass } from '../../config';
-import { allProjections } from '../../projections/all-projections';
 import type { ReadModels } from '../../projections/ledger.queries';
 import type { ParkedEvents } from '../parked-events';
 import type { ProjectionRunner } from '../projection-runner';
@@ -62,6 +61,8 @@ export interface ServerDeps {
   readonly verify: () => Promise<VerifyOutcome>;
   /** Parked events of the projections: listed and retried by operators. */
   readonly parked: ParkedEvents;
+  /** The projections' names, which the parked routes accept. */
+  readonly projectionNames: readonly string[];
   /** The projection runners whose progress GET /projections reports (none when projections run elsewhere). */
   readonly runners: readonly ProjectionRunner[];
   readonly now: () => Date;
@@ -157,7 +158,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(accountRoutes, { readModels: deps.readModels });
   await app.register(statementRoutes, { readModels: deps.readModels });
   await app.register(breakRoutes, { readModels: deps.readModels });
-  await app.register(parkedRoutes, { parked: deps.parked, projectionNames: allProjections().map((p) => p.name) });
+  await app.register(parkedRoutes, { parked: deps.parked, projectionNames: deps.projectionNames });
   await app.register(quarantineRoutes, { ingest: deps.ingest, now: deps.now });
   await app.register(linkRoutes, deps.links);
   await app.register(grantRoutes, deps.grants);
