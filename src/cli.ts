@@ -7,7 +7,14 @@ import { reingestQuarantined } from './application/reingest-quarantined';
 import { isCalendarDate } from './domain/calendar';
 import { ConfigError, loadConfig } from './config';
 import { exportEvents, toNdjsonLine } from './infrastructure/export-events';
-import { createLogger } from './infrastructure/logger';
+import { createAlerting } from './infrastructure/alerts/alerting';
+import { createBankHubServices } from './infrastructure/bankhub/bankhub-services';
+import { isLoopbackHost } from './infrastructure/exposure';
+import { buildMetricsServer } from './infrastructure/http/metrics-server';
+import { createLogger, logFormatFor } from './infrastructure/logger';
+import { createMetrics, readModelSource } from './infrastructure/metrics';
+import { createSweepLoop, sweepDepsOf } from './infrastructure/sweep-loop';
+import { dueSweep, sweepDay } from './domain/bank-day';
 import { createProjectionRunner } from './infrastructure/projection-runner';
 import { createApiKeyRepository } from './infrastructure/postgres/api-key-repository';
 import { openDatabase } from './infrastructure/postgres/database';
@@ -53,11 +60,27 @@ program
   .description('run the projection runner as a process of its own (until SIGTERM)')
   .action(async () => {
     const config = loadConfig();
-    const logger = createLogger(config.logLevel);
+    const logger = createLogger(config.logLevel, undefined, logFormatFor(config.logFormat));
     const stores = await openStoresWhenReachable(config, logger);
+    const now = () => new Date();
     const runners = allProjections().map((projection) =>
       createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, batchSize: config.projectionBatchSize }),
     );
+    // GET /metrics on METRICS_PORT (issue 15), behind the service's keys: where others can reach it, only with a key.
+    let metricsServer: Awaited<ReturnType<typeof buildMetricsServer>> | null = null;
+    if (config.metricsPort !== undefined) {
+      const keys = await stores.apiKeys.count();
+      if (!isLoopbackHost(config.host) && !config.allowInsecure && !config.apiToken && keys.live === 0) {
+        await stores.close();
+        throw new Error(
+          `refusing to serve /metrics on HOST=${config.host} without an API key: set API_TOKEN, make one with ` +
+            '`ledger keys create --role metrics --name <label>`, listen on 127.0.0.1, or set ALLOW_INSECURE=true',
+        );
+      }
+      const metrics = createMetrics({ readModels: readModelSource(stores, allProjections(), logger, now), logger });
+      metricsServer = await buildMetricsServer({ logger, metrics, apiKeys: stores.apiKeys, apiToken: config.apiToken });
+      await metricsServer.listen({ port: config.metricsPort, host: config.host });
+    }
     // Runners outlive PostgreSQL going away: they take their locks again, with backoff, when it is back.
     for (const runner of runners) runner.start();
     logger.info('projection runners started');
@@ -65,6 +88,7 @@ program
       logger,
       timeoutMs: config.drain.timeoutMs,
       close: async () => {
+        await metricsServer?.close();
         await Promise.all(runners.map((runner) => runner.stop())); // the batch in flight commits or rolls back whole
         await stores.close();
       },
@@ -129,6 +153,35 @@ const isoDate = (value: string) => {
   if (!isCalendarDate(value)) throw new Error(`not a date YYYY-MM-DD: ${value}`);
   return value;
 };
+
+program
+  .command('sweep')
+  .description("the daily sweep now: backfill yesterday and today of every active grant from Cas (the day's, unless done)")
+  .addOption(new Option('--date <date>', 'the bank-local day to sweep (it and the day before), YYYY-MM-DD; default today').argParser(isoDate))
+  .action((options: { date?: string }) =>
+    withStores(async (stores) => {
+      const config = loadConfig();
+      // Standard output carries the report alone; warnings (a Cas call retried) go to standard error.
+      const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
+      const now = () => new Date();
+      const backfill = createBankHubServices({ config, stores, logger, now }).links.backfill;
+      if (!backfill) throw new Error(`Cas BankHub is not configured (${config.bankHub.missing.join(', ')} unset): nothing to sweep`);
+      const alerting = createAlerting({ config, stores, runners: [], logger, now });
+      const loop = createSweepLoop({
+        database: stores.database,
+        deps: sweepDepsOf(stores.database.db, backfill, alerting.loop ? alerting.outbox : undefined),
+        sweepAtMinutes: 0,
+        now,
+        logger,
+      });
+      const outcome = await loop.runDay(options.date ? sweepDay(options.date) : dueSweep(now(), 0)!);
+      process.stdout.write(`${JSON.stringify(outcome, null, 2)}\n`);
+      if (outcome.status === 'busy') {
+        process.stderr.write('another process is sweeping now\n');
+        process.exitCode = 2;
+      }
+    }),
+  );
 
 program
   .command('export')

@@ -3,14 +3,17 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { container } from 'tsyringe';
 import { type Config, ConfigError, loadConfig } from './config';
+import { createAlerting } from './infrastructure/alerts/alerting';
 import { createBankHubServices } from './infrastructure/bankhub/bankhub-services';
 import { exposureRefusal, isLoopbackHost } from './infrastructure/exposure';
 import { createHealLoop, type HealLoop } from './infrastructure/heal-loop';
 import { buildServer } from './infrastructure/http/server';
-import { createLogger } from './infrastructure/logger';
+import { createLogger, logFormatFor } from './infrastructure/logger';
+import { createMetrics, readModelSource } from './infrastructure/metrics';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
 import { openStoresWhenReachable, serverDeps, type Stores } from './infrastructure/runtime';
 import { exitGracefullyOnSignals } from './infrastructure/shutdown';
+import { createSweepLoop, type SweepLoop, sweepDepsOf } from './infrastructure/sweep-loop';
 import { allProjections } from './projections/all-projections';
 
 /** The composition root: the only place that knows tsyringe. Everything is resolved once and passed down. */
@@ -32,7 +35,12 @@ async function main(): Promise<void> {
     throw error;
   }
   container.register(TOKENS.config, { useValue: config });
-  container.register(TOKENS.logger, { useFactory: (c) => createLogger(c.resolve<Config>(TOKENS.config).logLevel) });
+  container.register(TOKENS.logger, {
+    useFactory: (c) => {
+      const { logLevel, logFormat } = c.resolve<Config>(TOKENS.config);
+      return createLogger(logLevel, undefined, logFormatFor(logFormat));
+    },
+  });
   container.register(TOKENS.clock, { useValue: () => new Date() });
 
   const logger = container.resolve<Logger>(TOKENS.logger);
@@ -74,11 +82,36 @@ async function main(): Promise<void> {
     createProjectionRunner({ database: stores.database, eventStore: stores.eventStore, projection, logger, now, batchSize: config.projectionBatchSize }),
   );
 
-  const bankHub = createBankHubServices({ config, stores, logger, now });
+  // Issue 15: metrics, alerts and the daily sweep.
+  const metrics = createMetrics({ readModels: readModelSource(stores, allProjections(), logger, now), logger });
+  const alerting = createAlerting({ config, stores, runners, metrics, logger, now });
+  if (!alerting.loop) logger.info('ALERT_WEBHOOK_URL is not set: alerting is off');
+
+  const bankHub = createBankHubServices({ config, stores, logger, now, metrics });
   let healLoop: HealLoop | null = null;
+  let sweepLoop: SweepLoop | null = null;
   if (bankHub.heal) {
-    healLoop = createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger });
-    logger.info({ healAfterSeconds: config.healAfterSeconds, baseUrl: config.bankHub.baseUrl }, 'Cas BankHub configured: linking on, gap healing on');
+    healLoop = createHealLoop({
+      database: stores.database,
+      heal: bankHub.heal,
+      intervalMs: config.healIntervalSeconds * 1000,
+      logger,
+      onReport: metrics.healed,
+    });
+    if (bankHub.links.backfill && config.sweepAtMinutes !== null) {
+      sweepLoop = createSweepLoop({
+        database: stores.database,
+        deps: sweepDepsOf(stores.database.db, bankHub.links.backfill, alerting.loop ? alerting.outbox : undefined),
+        sweepAtMinutes: config.sweepAtMinutes,
+        now,
+        logger,
+        metrics,
+      });
+    }
+    logger.info(
+      { healAfterSeconds: config.healAfterSeconds, baseUrl: config.bankHub.baseUrl, sweepAtMinutes: config.sweepAtMinutes },
+      `Cas BankHub configured: linking on, gap healing on, daily sweep ${sweepLoop ? 'on' : 'off (SWEEP_AT=off)'}`,
+    );
   } else {
     logger.warn(
       { missing: config.bankHub.missing },
@@ -88,7 +121,7 @@ async function main(): Promise<void> {
 
   let draining = false;
   const app: FastifyInstance = await buildServer(
-    serverDeps({ config, stores, logger, now, runners, links: bankHub.links, draining: () => draining }),
+    serverDeps({ config, stores, logger, now, runners, links: bankHub.links, draining: () => draining, metrics, alerting }),
   );
 
   exitGracefullyOnSignals({
@@ -99,6 +132,8 @@ async function main(): Promise<void> {
     close: async () => {
       await app.close(); // stops accepting, lets in-flight webhooks finish their commits
       await healLoop?.stop(); // between Cas calls; every heal attempt is one event, never half recorded
+      await sweepLoop?.stop(); // between grants; a sweep stopped records nothing and runs again later
+      await alerting.loop?.stop(); // between deliveries; an alert not marked delivered is sent again (at least once)
       await Promise.all(runners.map((r) => r.stop())); // the batch in flight commits or rolls back whole
       await stores.close();
     },
@@ -107,6 +142,8 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host });
   if (config.runProjections) for (const runner of runners) runner.start();
   healLoop?.start();
+  sweepLoop?.start();
+  alerting.loop?.start();
 }
 
 main().catch((error: unknown) => {

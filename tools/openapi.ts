@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig } from '../src/config';
 import { createBankHubServices } from '../src/infrastructure/bankhub/bankhub-services';
+import { createAlerting } from '../src/infrastructure/alerts/alerting';
 import { buildServer } from '../src/infrastructure/http/server';
+import { createMetrics } from '../src/infrastructure/metrics';
 import { openStores, serverDeps } from '../src/infrastructure/runtime';
 
 /**
@@ -22,7 +24,9 @@ try {
   try {
     const now = () => new Date();
     const links = createBankHubServices({ config, stores, logger, now }).links;
-    const app = await buildServer(serverDeps({ config, stores, logger, now, runners: [], links }));
+    const metrics = createMetrics({ logger, processMetrics: false });
+    const alerting = createAlerting({ config, stores, runners: [], logger, now });
+    const app = await buildServer(serverDeps({ config, stores, logger, now, runners: [], links, metrics, alerting }));
     const res = await app.inject({ url: '/openapi.json' });
     if (res.statusCode !== 200) throw new Error(`GET /openapi.json answered ${res.statusCode}`);
     writeFileSync(out, `${JSON.stringify(res.json(), null, 2)}\n`);

@@ -5,7 +5,9 @@ import { type EventStore, EventStoreUnavailable } from '../application/ports/eve
 import type { Quarantine } from '../application/ports/quarantine';
 import type { Config } from '../config';
 import { createPostgresEventStore } from './eventstore/postgres-event-store';
+import type { Alerting } from './alerts/alerting';
 import type { LinkRouteOptions } from './http/links.routes';
+import type { Metrics } from './metrics';
 import type { ServerDeps } from './http/server';
 import { createApiKeyRepository } from './postgres/api-key-repository';
 import { type Database, openDatabase } from './postgres/database';
@@ -88,6 +90,10 @@ export function serverDeps(input: {
   readonly links: LinkRouteOptions | undefined;
   /** True once the process drains (SIGTERM); unset: never. */
   readonly draining?: () => boolean;
+  /** GET /metrics and the webhook counters; unset: no /metrics route. */
+  readonly metrics?: Metrics;
+  /** GET /alerts; unset: no /alerts route. */
+  readonly alerting?: Alerting;
 }): ServerDeps {
   const { config, stores } = input;
   return {
@@ -111,6 +117,8 @@ export function serverDeps(input: {
     now: input.now,
     consoleDir: CONSOLE_DIR,
     ...(input.links ? { links: input.links } : {}),
+    ...(input.metrics ? { metrics: input.metrics } : {}),
+    ...(input.alerting ? { alerts: { outbox: input.alerting.outbox, enabled: input.alerting.loop !== null } } : {}),
   };
 }
 

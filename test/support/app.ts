@@ -4,7 +4,11 @@ import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../src/config';
 import { createBankHubServices, type BankHubServices } from '../../src/infrastructure/bankhub/bankhub-services';
+import { type Alerting, createAlerting } from '../../src/infrastructure/alerts/alerting';
 import { createHealLoop, type HealLoop } from '../../src/infrastructure/heal-loop';
+import { createMetrics, type Metrics, readModelSource } from '../../src/infrastructure/metrics';
+import { createSweepLoop, type SweepLoop, sweepDepsOf } from '../../src/infrastructure/sweep-loop';
+import { allProjections } from '../../src/projections/all-projections';
 import { buildServer, type ServerDeps } from '../../src/infrastructure/http/server';
 import { createProjectionRunner, type ProjectionRunner } from '../../src/infrastructure/projection-runner';
 import { openStores, serverDeps, type Stores } from '../../src/infrastructure/runtime';
@@ -27,6 +31,12 @@ export interface TestApp {
   readonly bankHub: BankHubServices;
   /** Running when Cas BankHub is configured, every HEAL_INTERVAL_SECONDS. */
   readonly healLoop: HealLoop | null;
+  /** Metrics of this app (GET /metrics), as main.ts builds them. */
+  readonly metrics: Metrics;
+  /** The alert outbox, and its loop when ALERT_WEBHOOK_URL is set (started). */
+  readonly alerting: Alerting;
+  /** The daily sweep when Cas BankHub is configured; not started: tests call `runIfDue(now)`. */
+  readonly sweepLoop: SweepLoop | null;
   readonly stores: Stores;
   readonly config: Config;
   readonly database: TestDatabase;
@@ -58,29 +68,48 @@ export async function createTestApp(
   });
   const extra = typeof overrides === 'function' ? overrides(stores) : overrides;
   const now = () => new Date();
-  const bankHub = createBankHubServices({ config, stores, logger: extra.logger ?? logger, now });
+  const log = extra.logger ?? logger;
+  const metrics = createMetrics({ readModels: readModelSource(stores, allProjections(), logger, now), logger, processMetrics: false });
+  const alerting = createAlerting({ config, stores, runners: [runner, grantsRunner], metrics, logger: log, now });
+  const bankHub = createBankHubServices({ config, stores, logger: log, now, metrics });
   const healLoop = bankHub.heal
-    ? createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger: extra.logger ?? logger })
+    ? createHealLoop({ database: stores.database, heal: bankHub.heal, intervalMs: config.healIntervalSeconds * 1000, logger: log, onReport: metrics.healed })
     : null;
+  const sweepLoop =
+    bankHub.links.backfill && config.sweepAtMinutes !== null
+      ? createSweepLoop({
+          database: stores.database,
+          deps: sweepDepsOf(stores.database.db, bankHub.links.backfill, alerting.loop ? alerting.outbox : undefined),
+          sweepAtMinutes: config.sweepAtMinutes,
+          now,
+          logger: log,
+          metrics,
+        })
+      : null;
   const app = await buildServer({
-    ...serverDeps({ config, stores, logger, now, runners: [runner, grantsRunner], links: bankHub.links }),
+    ...serverDeps({ config, stores, logger, now, runners: [runner, grantsRunner], links: bankHub.links, metrics, alerting }),
     ...extra,
   });
   runner.start();
   grantsRunner.start();
   healLoop?.start();
+  alerting.loop?.start();
   return {
     app,
     runner,
     grantsRunner,
     bankHub,
     healLoop,
+    metrics,
+    alerting,
+    sweepLoop,
     stores,
     config,
     database,
     async close() {
       await app.close();
       await healLoop?.stop();
+      await alerting.loop?.stop();
       await Promise.all([runner.stop(), grantsRunner.stop()]);
       await stores.close();
       await database.drop();

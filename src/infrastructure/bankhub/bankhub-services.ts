@@ -11,6 +11,7 @@ import { createLedgerProjection } from '../../projections/ledger.projection';
 import { waitForCheckpoint } from '../heal-loop';
 import type { LinkRouteOptions } from '../http/links.routes';
 import { createGrantSecretsRepository } from '../postgres/grant-secrets-repository';
+import { countedBankHub, type Metrics } from '../metrics';
 import type { Stores } from '../runtime';
 import { createTokenCipher } from '../secrets/token-cipher';
 import { type BankHubClientOptions, createBankHubClient } from './bankhub-client';
@@ -29,6 +30,8 @@ export interface BankHubServicesOptions {
   readonly now: () => Date;
   /** The ledger read model's schema (healing reads its breaks). */
   readonly ledgerSchema?: string;
+  /** Counts every Cas call (ledger_bankhub_requests_total). */
+  readonly metrics?: Metrics;
 }
 
 export function createBankHubServices(options: BankHubServicesOptions): BankHubServices {
@@ -54,9 +57,11 @@ export function createBankHubServices(options: BankHubServicesOptions): BankHubS
     onRetry: ({ operation, attempt, delayMs, error }) =>
       log.warn({ operation, attempt, delayMs, errorCode: error.errorCode, casRequestId: error.requestId }, 'retrying a Cas call'),
   };
-  const bankHub = createBankHubClient(clientOptions);
+  // Every Cas call is counted by endpoint and outcome when metrics are given (issue 15).
+  const counted = (client: ReturnType<typeof createBankHubClient>) => (options.metrics ? countedBankHub(client, options.metrics) : client);
+  const bankHub = counted(createBankHubClient(clientOptions));
   // The public token is single-use: a retry after a lost answer could only fail, so /grant/exchange is tried once.
-  const exchange = createBankHubClient({ ...clientOptions, maxRetries: 0 });
+  const exchange = counted(createBankHubClient({ ...clientOptions, maxRetries: 0 }));
   const secrets = createGrantSecretsRepository(db, createTokenCipher(config.secretsKey));
 
   const linking: LinkingDeps = {

@@ -11,21 +11,26 @@ import type { EventStore } from '../../application/ports/event-store';
 import type { RateLimitClass } from '../../config';
 import { allProjections } from '../../projections/all-projections';
 import type { ReadModels } from '../../projections/ledger.queries';
+import type { Metrics } from '../metrics';
 import type { ParkedEvents } from '../parked-events';
+import type { AlertOutboxRepository } from '../postgres/alert-outbox-repository';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyOutcome } from '../verify-runs';
 import { accessRoutes } from './access.routes';
 import { accountRoutes } from './accounts.routes';
+import { alertRoutes } from './alerts.routes';
 import { createAuthenticator } from './api-auth';
 import { auditRoutes } from './audit.routes';
 import { breakRoutes } from './breaks.routes';
 import { consoleRoutes } from './console.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
+import { metricsRoutes } from './metrics.routes';
 import { openApiOptions } from './openapi';
 import { operationsRoutes } from './operations.routes';
 import { errorHandler, sendProblem } from './problem';
 import { registerRateLimits } from './rate-limits';
+import { RequestLog } from './request-log';
 import { accessHook, operationCatalog } from './route-access';
 import { serializerCompiler } from './serializer';
 import { webhookRoutes } from './webhooks.routes';
@@ -67,6 +72,10 @@ export interface ServerDeps {
   readonly consoleDir: string;
   /** Linking, grants and backfill (links.routes.ts); absent: Cas BankHub is not configured, those routes answer 503. */
   readonly links?: LinkRouteOptions;
+  /** This process's metrics: GET /metrics, and webhooks counted by outcome (issue 15). */
+  readonly metrics?: Metrics;
+  /** The alert outbox (GET /alerts) and whether ALERT_WEBHOOK_URL is set (issue 15). */
+  readonly alerts?: { readonly outbox: Pick<AlertOutboxRepository, 'list'>; readonly enabled: boolean };
 }
 
 export interface HttpTimeouts {
@@ -105,6 +114,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // than refused with a bare 503: the stores stay open until every request has its answer.
     return503OnClosing: false,
     loggerInstance: deps.logger as FastifyBaseLogger,
+    // One line per request, at its answer, naming the route's pattern (request-log.ts).
+    logController: new RequestLog(),
     // X-Forwarded-For is believed only from the proxies named in TRUST_PROXY.
     trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
     // A client's x-request-id is kept (and stored with what it delivers) only when it is a UUID.
@@ -147,7 +158,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners, draining: deps.draining ?? (() => false) });
-  await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
+  await app.register(webhookRoutes, {
+    ingest: deps.ingest,
+    ...deps.webhook,
+    now: deps.now,
+    ...(deps.metrics ? { onAnswered: deps.metrics.webhookAnswered } : {}),
+  });
   await app.register(accessRoutes, { operationsFor: catalog.operationsFor });
   await app.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels, verify: deps.verify });
   await app.register(accountRoutes, { readModels: deps.readModels });
@@ -162,6 +178,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     linkRoutes,
     deps.links ?? { linking: null, backfill: null, missing: ['BANKHUB_CLIENT_ID', 'BANKHUB_SECRET_KEY'], listGrants: async () => [] },
   );
+  if (deps.metrics) await app.register(metricsRoutes, { metrics: deps.metrics });
+  if (deps.alerts) await app.register(alertRoutes, deps.alerts);
   await app.register(consoleRoutes, { dir: deps.consoleDir });
   app.get('/openapi.json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
   return app;
