@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { Logger } from 'pino';
+import type { DestinationStream, Logger } from 'pino';
 import { container, type DependencyContainer, type FactoryProvider } from 'tsyringe';
 import { type BackfillDeps, backfillGrant } from './application/backfill-grant';
 import { createGrantCallQueue } from './application/grant-call-queue';
@@ -12,14 +12,21 @@ import type { BankHubClient } from './application/ports/bankhub';
 import { type EventStore, EventStoreUnavailable } from './application/ports/event-store';
 import type { GrantSecrets } from './application/ports/grant-secrets';
 import type { Quarantine } from './application/ports/quarantine';
+import type { SweepDeps } from './application/sweep';
 import type { Config } from './config';
+import { type AlertDetector, createAlertDetector } from './infrastructure/alerts/alert-detector';
+import { type AlertDispatcher, createAlertDispatcher } from './infrastructure/alerts/alert-dispatcher';
+import { type AlertLoop, createAlertLoop } from './infrastructure/alerts/alert-loop';
 import { type BankHubClientOptions, createBankHubClient } from './infrastructure/bankhub/bankhub-client';
 import { createPostgresEventStore } from './infrastructure/eventstore/postgres-event-store';
 import { createHealLoop, type HealLoop, waitForCheckpoint } from './infrastructure/heal-loop';
+import { buildMetricsServer } from './infrastructure/http/metrics-server';
 import { buildServer, type ServerDeps } from './infrastructure/http/server';
 import { reconnectDelayMs } from './infrastructure/locked-loop';
-import { createLogger } from './infrastructure/logger';
+import { createLogger, logFormatFor } from './infrastructure/logger';
+import { countedBankHub, createMetrics, type Metrics } from './infrastructure/metrics';
 import { createParkedEvents, type ParkedEvents } from './infrastructure/parked-events';
+import { type AlertOutboxRepository, createAlertOutboxRepository } from './infrastructure/postgres/alert-outbox-repository';
 import { createApiKeyRepository } from './infrastructure/postgres/api-key-repository';
 import { type Database, openDatabase } from './infrastructure/postgres/database';
 import { isUnavailableError } from './infrastructure/postgres/errors';
@@ -29,6 +36,7 @@ import { createQuarantineRepository } from './infrastructure/postgres/quarantine
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
 import { ensureProjectionSchema } from './infrastructure/projection-store';
 import { createTokenCipher } from './infrastructure/secrets/token-cipher';
+import { createSweepLoop, type SweepLoop } from './infrastructure/sweep-loop';
 import { cleanUpAfterCrashedVerifies, createVerifier, type Verifier } from './infrastructure/verify-runs';
 import { allProjections } from './projections/all-projections';
 import { GRANTS_SCHEMA } from './projections/grants.projection';
@@ -36,6 +44,7 @@ import { findGrantOfAccount, listGrants } from './projections/grants.queries';
 import { breakStatuses, findBreaksToHeal } from './projections/heal.queries';
 import { createLedgerProjection } from './projections/ledger.projection';
 import type { Projection } from './projections/projection';
+import { activeGrants, bankNames } from './projections/sweep.queries';
 
 /**
  * THE composition root: the one module that knows tsyringe. Each port is registered once against its adapter (an
@@ -55,6 +64,8 @@ export interface Drain {
 /** Everything the root can build, by name. Each is made once per graph, on first use. */
 export interface Graph {
   readonly config: Config;
+  /** Where log lines go; null: standard output. One-shot commands print their results there, so they log to standard error. */
+  readonly logDestination: DestinationStream | null;
   readonly logger: Logger;
   readonly clock: Clock;
   /** PostgreSQL (or embedded PGlite): the write pool and the read pool. */
@@ -81,6 +92,21 @@ export interface Graph {
   readonly backfill: BackfillDeps | null;
   readonly heal: Omit<HealDeps, 'shouldStop'> | null;
   readonly healLoop: HealLoop | null;
+  /** This process's Prometheus metrics (GET /metrics): counters of its own work, and counts of the read models read at scrape time. */
+  readonly metrics: Metrics;
+  /** Node's process metrics (heap, event-loop lag, GC) in GET /metrics; tests, with many graphs in one process, leave them out. */
+  readonly processMetrics: boolean;
+  /** The alert outbox: GET /alerts lists it whether or not alerting is on. */
+  readonly alertOutbox: AlertOutboxRepository;
+  /** Detection (read models → outbox) and delivery (outbox → ALERT_WEBHOOK_URL): null where ALERT_WEBHOOK_URL is unset. */
+  readonly alertDetector: AlertDetector | null;
+  readonly alertDispatcher: AlertDispatcher | null;
+  /** Detects and delivers every ALERT_INTERVAL_SECONDS, one process at a time; null where alerting is off. */
+  readonly alertLoop: AlertLoop | null;
+  /** The daily sweep (yesterday and today of every active grant, asked of Cas): null unless backfill is possible. */
+  readonly sweep: Omit<SweepDeps, 'shouldStop'> | null;
+  /** The sweep at SWEEP_AT, and by hand (`ledger sweep`); null without Cas, like `sweep`. */
+  readonly sweepLoop: SweepLoop | null;
   readonly drain: Drain;
   /** Where `npm run build:console` wrote the accountants' console. */
   readonly consoleDir: string;
@@ -93,6 +119,7 @@ export type Overrides = Partial<Graph>;
 /** Explicit tokens, one per registration. */
 const TOKENS: { readonly [K in keyof Graph]: symbol } = {
   config: Symbol('Config'),
+  logDestination: Symbol('LogDestination'),
   logger: Symbol('Logger'),
   clock: Symbol('Clock'),
   database: Symbol('Database'),
@@ -111,6 +138,14 @@ const TOKENS: { readonly [K in keyof Graph]: symbol } = {
   backfill: Symbol('Backfill'),
   heal: Symbol('Heal'),
   healLoop: Symbol('HealLoop'),
+  metrics: Symbol('Metrics'),
+  processMetrics: Symbol('ProcessMetrics'),
+  alertOutbox: Symbol('AlertOutbox'),
+  alertDetector: Symbol('AlertDetector'),
+  alertDispatcher: Symbol('AlertDispatcher'),
+  alertLoop: Symbol('AlertLoop'),
+  sweep: Symbol('Sweep'),
+  sweepLoop: Symbol('SweepLoop'),
   drain: Symbol('Drain'),
   consoleDir: Symbol('ConsoleDir'),
   serverDeps: Symbol('ServerDeps'),
@@ -139,7 +174,8 @@ function single<T>(make: (get: Get) => T): FactoryProvider<T> {
 /** The adapters of the ports, and the close of each one opened. */
 function storeFactories(config: Config, opened: Closable[], eventStoreDb: EventStoreDbModule | null): Factories {
   return {
-    logger: () => createLogger(config.logLevel),
+    logDestination: () => null,
+    logger: (get) => createLogger(config.logLevel, get('logDestination') ?? undefined, logFormatFor(config.logFormat)),
     clock: () => () => new Date(),
     database: (get) =>
       closing(
@@ -211,13 +247,14 @@ function casFactories(config: Config): Factories {
     };
   };
   return {
+    // Every Cas call is counted by endpoint and outcome (ledger_bankhub_requests_total).
     bankHubClient: (get) => {
       const options = clientOptions(get);
-      return options && createBankHubClient(options);
+      return options && countedBankHub(createBankHubClient(options), get('metrics'));
     },
     bankHubExchange: (get) => {
       const options = clientOptions(get, 0);
-      return options && createBankHubClient(options);
+      return options && countedBankHub(createBankHubClient(options), get('metrics'));
     },
     linking: (get) => {
       const [bankHub, exchange, secrets] = [get('bankHubClient'), get('bankHubExchange'), get('grantSecrets')];
@@ -247,7 +284,91 @@ function casFactories(config: Config): Factories {
     },
     healLoop: (get) => {
       const heal = get('heal');
-      return heal && createHealLoop({ database: get('database'), heal, intervalMs: config.healIntervalSeconds * 1000, logger: get('logger') });
+      const intervalMs = config.healIntervalSeconds * 1000;
+      return heal && createHealLoop({ database: get('database'), heal, intervalMs, logger: get('logger'), onReport: get('metrics').healed });
+    },
+  };
+}
+
+/** What operators watch and hear from: the metrics, the alerts, and the daily sweep that finds what Cas's pushes lost. */
+function opsFactories(config: Config): Factories {
+  return {
+    processMetrics: () => true,
+    metrics: (get) => {
+      const [database, logger, now, projections] = [get('database'), get('logger'), get('clock'), get('projections')];
+      // Each projection's lag from its committed checkpoint, through the read pool, wherever the runners run: a
+      // status-only runner per projection, never started.
+      const readSide = { ...database, db: database.readDb };
+      const lagReaders = projections.map((projection) =>
+        createProjectionRunner({ database: readSide, eventStore: get('logReader'), projection, logger, now }),
+      );
+      return createMetrics({
+        logger,
+        processMetrics: get('processMetrics'),
+        readModels: {
+          db: database.readDb,
+          ledgerSchema: LEDGER_SCHEMA,
+          projections: projections.map((p) => p.name),
+          lag: () => Promise.all(lagReaders.map((r) => r.status())),
+          now,
+        },
+      });
+    },
+    alertOutbox: (get) => createAlertOutboxRepository(get('database').db),
+    alertDetector: (get) => {
+      if (!config.alerts.webhookUrl) return null;
+      const runners = get('runners');
+      return createAlertDetector({
+        db: get('database').db,
+        outbox: get('alertOutbox'),
+        ledgerSchema: LEDGER_SCHEMA,
+        grantsSchema: GRANTS_SCHEMA,
+        // Each runner reports the committed checkpoint when it is not the one projecting (another process is).
+        projections: () => Promise.all(runners.map((r) => r.status())),
+        breakAfterSeconds: config.alerts.breakAfterSeconds,
+        lagSeconds: config.alerts.lagSeconds,
+        now: get('clock'),
+      });
+    },
+    alertDispatcher: (get) => {
+      const url = config.alerts.webhookUrl;
+      if (!url) return null;
+      const [log, metrics] = [get('logger').child({ component: 'alerts' }), get('metrics')];
+      return createAlertDispatcher({
+        outbox: get('alertOutbox'),
+        url,
+        format: config.alerts.format,
+        now: get('clock'),
+        onDelivery: (outcome, record, error) => {
+          metrics.alertDelivery(outcome);
+          const attempts = record.attempts + 1;
+          if (outcome === 'retry') log.warn({ alertId: record.alertId, attempts, error }, 'alert not delivered; trying again later');
+          if (outcome === 'failed') log.error({ alertId: record.alertId, attempts, error }, 'alert given up after 24 h of failed deliveries');
+        },
+      });
+    },
+    alertLoop: (get) => {
+      const [detector, dispatcher] = [get('alertDetector'), get('alertDispatcher')];
+      if (!detector || !dispatcher) return null;
+      const intervalMs = config.alerts.intervalSeconds * 1000;
+      return createAlertLoop({ database: get('database'), detector, dispatcher, intervalMs, logger: get('logger'), onPass: get('metrics').alertPass });
+    },
+    sweep: (get) => {
+      const backfill = get('backfill');
+      if (!backfill) return null;
+      const { db } = get('database');
+      return {
+        backfill,
+        activeGrants: () => activeGrants(db, GRANTS_SCHEMA),
+        fiNames: () => bankNames(db, LEDGER_SCHEMA),
+        // What the sweep recovered is an alert only while alerting is on.
+        ...(config.alerts.webhookUrl ? { alerts: get('alertOutbox') } : {}),
+      };
+    },
+    sweepLoop: (get) => {
+      const deps = get('sweep');
+      const { sweepAtMinutes } = config;
+      return deps && createSweepLoop({ database: get('database'), deps, sweepAtMinutes, now: get('clock'), logger: get('logger'), metrics: get('metrics') });
     },
   };
 }
@@ -284,6 +405,8 @@ function httpFactories(config: Config): Factories {
         runners: get('runners'),
         now: get('clock'),
         consoleDir: get('consoleDir'),
+        metrics: get('metrics'),
+        alerts: { outbox: get('alertOutbox'), enabled: get('alertLoop') !== null },
         links: {
           linking: linking && { startLink: (input) => startLink(linking, input), completeLink: (token) => completeLink(linking, token) },
           missing,
@@ -324,6 +447,7 @@ export async function compose(config: Config, overrides: Overrides = {}): Promis
     ...storeFactories(config, opened, eventStoreDb),
     ...readSideFactories(config),
     ...casFactories(config),
+    ...opsFactories(config),
     ...httpFactories(config),
   };
   for (const [name, make] of Object.entries(factories) as [keyof Graph, (get: Get) => unknown][]) {
@@ -394,8 +518,9 @@ export interface Component {
 
 /**
  * THE list of a process's long-running components, in start order; `stopComponents` stops them in reverse. A new
- * loop (a dispatcher, a sweep) is added here and nowhere else. `ledger project` runs the projection runners only; the
- * service runs them too unless RUN_PROJECTIONS=false, and heals gaps when Cas BankHub is configured.
+ * loop is added here and nowhere else. `ledger project` runs the projection runners only; the service runs them too
+ * unless RUN_PROJECTIONS=false, heals gaps and sweeps daily (unless SWEEP_AT=off) when Cas BankHub is configured, and
+ * alerts when ALERT_WEBHOOK_URL is set.
  */
 export function longRunningComponents(root: Root, role: 'service' | 'projector'): Component[] {
   const components: Component[] = [];
@@ -408,9 +533,16 @@ export function longRunningComponents(root: Root, role: 'service' | 'projector')
       stop: async () => void (await Promise.all(runners.map((runner) => runner.stop()))),
     });
   }
-  const healLoop = role === 'service' ? root.resolve('healLoop') : null;
+  if (role === 'projector') return components;
+  const healLoop = root.resolve('healLoop');
   // Between Cas calls: every heal attempt is one event, never half recorded.
   if (healLoop) components.push({ name: 'heal loop', start: () => healLoop.start(), stop: () => healLoop.stop() });
+  const sweepLoop = root.resolve('config').sweepAtMinutes === null ? null : root.resolve('sweepLoop');
+  // Between grants: a sweep stopped records nothing and runs again later.
+  if (sweepLoop) components.push({ name: 'daily sweep', start: () => sweepLoop.start(), stop: () => sweepLoop.stop() });
+  const alertLoop = root.resolve('alertLoop');
+  // Between deliveries: an alert not marked delivered is sent again (at least once).
+  if (alertLoop) components.push({ name: 'alerts', start: () => alertLoop.start(), stop: () => alertLoop.stop() });
   return components;
 }
 
@@ -432,13 +564,34 @@ export interface Service {
 
 export async function buildService(root: Root): Promise<Service> {
   const app = await buildServer(root.resolve('serverDeps'));
-  const components = longRunningComponents(root, 'service');
+  return { app, ...processOf(root, app, 'service') };
+}
+
+/**
+ * `ledger project`'s process: the projection runners (not yet started) and, where METRICS_PORT is set, GET /metrics on
+ * a small server of its own behind the service's keys (not yet listening).
+ */
+export interface Projector extends Omit<Service, 'app'> {
+  readonly metricsServer: FastifyInstance | null;
+}
+
+export async function buildProjector(root: Root): Promise<Projector> {
+  const { metricsPort, apiToken } = root.resolve('config');
+  const metricsServer =
+    metricsPort === undefined
+      ? null
+      : await buildMetricsServer({ logger: root.resolve('logger'), metrics: root.resolve('metrics'), apiKeys: root.resolve('apiKeys'), apiToken });
+  return { metricsServer, ...processOf(root, metricsServer, 'projector') };
+}
+
+/** A process's components, and its drain: the server stops accepting, then the components stop, then the stores close. */
+function processOf(root: Root, server: FastifyInstance | null, role: 'service' | 'projector'): Omit<Service, 'app'> {
+  const components = longRunningComponents(root, role);
   return {
-    app,
     components,
     start: () => startComponents(components),
     async close() {
-      await app.close();
+      await server?.close(); // lets in-flight requests finish their commits
       await stopComponents(components);
       await root.close();
     },

@@ -86,6 +86,21 @@ const envSchema = z.object({
   ),
   HEAL_AFTER_SECONDS: z.coerce.number().positive().max(30 * 86_400).default(600),
   HEAL_INTERVAL_SECONDS: z.coerce.number().positive().max(86_400).default(60),
+  LOG_FORMAT: z.preprocess(emptyAsUndefined, z.enum(['pretty', 'json']).optional()),
+  // `ledger project` serves GET /metrics here (the service serves it on PORT); unset: the projector listens nowhere.
+  METRICS_PORT: z.preprocess(emptyAsUndefined, z.coerce.number().int().min(0).max(65535).optional()),
+  ALERT_WEBHOOK_URL: z.preprocess(emptyAsUndefined, httpUrl.optional()),
+  ALERT_WEBHOOK_FORMAT: z.preprocess(emptyAsUndefined, z.enum(['full', 'text']).default('full')),
+  ALERT_BREAK_AFTER_SECONDS: z.coerce.number().positive().max(30 * 86_400).default(900),
+  ALERT_LAG_SECONDS: z.coerce.number().positive().max(30 * 86_400).default(300),
+  ALERT_INTERVAL_SECONDS: z.coerce.number().positive().max(3_600).default(15),
+  SWEEP_AT: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^(off|([01]\d|2[0-3]):[0-5]\d)$/, 'must be a time HH:MM (bank time, UTC+7) or off')
+      .default('03:00'),
+  ),
 }).superRefine((env, ctx) => {
   // Node refuses a server whose headers may take longer than the whole request.
   if (env.HTTP_HEADERS_TIMEOUT_MS > env.HTTP_REQUEST_TIMEOUT_MS) {
@@ -148,6 +163,21 @@ export type Config = Readonly<{
   secretsKey: string | undefined;
   healAfterSeconds: number;
   healIntervalSeconds: number;
+  /** pretty: colourised lines for a person; json: one JSON object a line; undefined: pretty when stdout is a terminal. */
+  logFormat: 'pretty' | 'json' | undefined;
+  /** Where `ledger project` serves GET /metrics; undefined: nowhere. */
+  metricsPort: number | undefined;
+  alerts: Readonly<{
+    /** undefined: alerting is off (nothing is detected, nothing is sent). */
+    webhookUrl: string | undefined;
+    /** full: the whole alert as JSON; text: `{text}` only (chat webhooks that refuse unknown fields). */
+    format: 'full' | 'text';
+    breakAfterSeconds: number;
+    lagSeconds: number;
+    intervalSeconds: number;
+  }>;
+  /** The daily sweep's time of day in the bank's zone (UTC+7), minutes after midnight; null: off. */
+  sweepAtMinutes: number | null;
 }>;
 
 export class ConfigError extends Error {
@@ -213,5 +243,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     secretsKey: e.SECRETS_KEY,
     healAfterSeconds: e.HEAL_AFTER_SECONDS,
     healIntervalSeconds: e.HEAL_INTERVAL_SECONDS,
+    logFormat: e.LOG_FORMAT,
+    metricsPort: e.METRICS_PORT,
+    alerts: Object.freeze({
+      webhookUrl: e.ALERT_WEBHOOK_URL,
+      format: e.ALERT_WEBHOOK_FORMAT,
+      breakAfterSeconds: e.ALERT_BREAK_AFTER_SECONDS,
+      lagSeconds: e.ALERT_LAG_SECONDS,
+      intervalSeconds: e.ALERT_INTERVAL_SECONDS,
+    }),
+    sweepAtMinutes: e.SWEEP_AT === 'off' ? null : Number(e.SWEEP_AT.slice(0, 2)) * 60 + Number(e.SWEEP_AT.slice(3, 5)),
   });
 }

@@ -17,13 +17,19 @@ async function main(): Promise<void> {
   );
   await refuseOrWarnAboutAccess(root, config);
   if (root.resolve('healLoop')) {
-    logger.info({ healAfterSeconds: config.healAfterSeconds, baseUrl: config.bankHub.baseUrl }, 'Cas BankHub configured: linking on, gap healing on');
+    const sweep = config.sweepAtMinutes === null ? 'off (SWEEP_AT=off)' : 'on';
+    logger.info(
+      { healAfterSeconds: config.healAfterSeconds, baseUrl: config.bankHub.baseUrl, sweepAtMinutes: config.sweepAtMinutes },
+      `Cas BankHub configured: linking on, gap healing on, daily sweep ${sweep}`,
+    );
   } else {
     logger.warn(
       { missing: config.bankHub.missing },
       `Cas BankHub is not configured (${config.bankHub.missing.join(', ')} unset): linking and backfill answer 503, gap healing is off`,
     );
   }
+
+  if (!root.resolve('alertLoop')) logger.info('ALERT_WEBHOOK_URL is not set: alerting is off');
 
   const service = await buildService(root);
   exitGracefullyOnSignals({

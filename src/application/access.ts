@@ -10,7 +10,8 @@ import type { ApiKeyRecord, ApiKeys } from './ports/api-keys';
 export const ROLES = {
   accountant: { includes: [], description: 'accounts, balances, statements (JSON and CSV), breaks, anomalies' },
   auditor: { includes: ['accountant'], description: "what an accountant reads, plus every /audit/* route and the export" },
-  operator: { includes: [], description: 'grants, linking, backfill, quarantine and parked events, projection status' },
+  operator: { includes: [], description: 'grants, linking, backfill, quarantine and parked events, projection status, alerts' },
+  metrics: { includes: [], description: 'GET /metrics (Prometheus): a scraper needs nothing else' },
   admin: { includes: 'every role', description: 'everything' },
 } as const satisfies Record<string, { includes: readonly string[] | 'every role'; description: string }>;
 

@@ -1,5 +1,6 @@
 import { stringify } from 'lossless-json';
 import { isCalendarDate } from '../domain/calendar';
+import type { RecoveredTransaction } from '../domain/events';
 import { err, ok, type Result } from '../domain/result';
 import { type FieldProblem, parseCasTransaction } from './cas-webhook';
 import type { GrantCallQueue } from './grant-call-queue';
@@ -42,6 +43,8 @@ export interface BackfillReport {
   /** Items that failed validation: quarantined with source `backfill`, never dropped. */
   readonly invalid: number;
   readonly casRequestId: string | null;
+  /** The transactions booked now for the first time: the push channel had lost them. */
+  readonly recovered: readonly RecoveredTransaction[];
 }
 
 export type BackfillRejection = 'unknown_grant' | 'invalid_window';
@@ -68,6 +71,7 @@ export async function backfillGrant(
   const receivedAt = deps.now();
   const responseSha256 = sha256(page.rawBody);
   const counts = { fetched: page.transactions.length, accepted: 0, duplicates: 0, conflicts: 0, invalid: 0 };
+  const recovered: RecoveredTransaction[] = [];
 
   for (const item of page.transactions) {
     // The item's own JSON text, numbers digit for digit: what the auditor gets back for this transaction.
@@ -112,9 +116,12 @@ export async function backfillGrant(
       await quarantine([storeRefusal(error)]);
       continue;
     }
-    if (outcome.status === 'accepted') counts.accepted += 1;
-    else if (outcome.status === 'duplicate') counts.duplicates += 1;
+    if (outcome.status === 'accepted') {
+      counts.accepted += 1;
+      const tx = parsed.value;
+      recovered.push({ transactionId: tx.id, fiId: tx.fiId, accountNumber: tx.accountNumber, transactionDate: tx.transactionDate });
+    } else if (outcome.status === 'duplicate') counts.duplicates += 1;
     else if (outcome.status === 'conflict') counts.conflicts += 1;
   }
-  return ok({ ...counts, casRequestId: page.requestId });
+  return ok({ ...counts, casRequestId: page.requestId, recovered });
 }

@@ -6,7 +6,8 @@ import { isCalendarDate } from '../domain/calendar';
 import { exportEvents, toNdjsonLine } from '../infrastructure/export-events';
 import { progressBar, withRoot } from './run';
 
-const isoDate = (value: string) => {
+/** A commander parser of a YYYY-MM-DD option. */
+export const isoDate = (value: string) => {
   if (!isCalendarDate(value)) throw new Error(`not a date YYYY-MM-DD: ${value}`);
   return value;
 };

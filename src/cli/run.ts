@@ -5,11 +5,13 @@ import type { Progress } from '../infrastructure/read-model-maintenance';
 
 /**
  * A one-shot command's graph, from the composition root over the same configuration as the service, closed when the
- * command is done. The log speaks only of trouble unless LOG_LEVEL asks for more: the command prints its own results.
+ * command is done. The log speaks only of trouble unless LOG_LEVEL asks for more, on standard error: the command
+ * prints its own results on standard output (a report, NDJSON), which a log line must not break.
  */
 export async function withRoot<T>(work: (root: Root) => Promise<T>, options: OpenOptions = {}): Promise<T> {
   const config = loadConfig();
-  const root = await openRoot({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel }, options);
+  const overrides = { logDestination: process.stderr, ...options.overrides };
+  const root = await openRoot({ ...config, logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel }, { ...options, overrides });
   try {
     return await work(root);
   } finally {

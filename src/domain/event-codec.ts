@@ -20,6 +20,16 @@ export function encodeEvent(event: LedgerEvent): { type: LedgerEvent['type']; da
       return { type: event.type, data: { ...event.data } };
     case 'GrantLinked':
       return { type: event.type, data: { ...event.data, accounts: event.data.accounts.map((a) => ({ ...a })) } };
+    case 'SweepCompleted':
+      return {
+        type: event.type,
+        data: {
+          ...event.data,
+          grants: event.data.grants.map((g) => ({ ...g })),
+          totals: { ...event.data.totals },
+          recovered: event.data.recovered.map((r) => ({ ...r })),
+        },
+      };
     default:
       return assertNever(event);
   }
@@ -36,6 +46,7 @@ export function decodeEvent(type: string, data: JsonObject): LedgerEvent | null 
     case 'WebhookReceived':
     case 'GapHealAttempted':
     case 'GrantLinked':
+    case 'SweepCompleted':
       return { type, data } as unknown as LedgerEvent;
     default:
       return null;

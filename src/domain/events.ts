@@ -96,15 +96,65 @@ export interface GrantLinked {
   };
 }
 
+/** What one grant gave the daily sweep. */
+export interface GrantSweep {
+  readonly grantId: string;
+  readonly fiId: string | null;
+  /** swept: Cas answered; failed: it could not be asked or refused (`errorCode`). */
+  readonly outcome: 'swept' | 'failed';
+  readonly errorCode: string | null;
+  readonly fetched: number;
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly conflicts: number;
+  readonly invalid: number;
+}
+
+/** A transaction Cas held that the ledger did not: the push channel lost it, the sweep booked it. */
+export interface RecoveredTransaction {
+  readonly transactionId: string;
+  readonly fiId: string;
+  readonly accountNumber: string;
+  readonly transactionDate: string;
+}
+
+/**
+ * The daily sweep asked Cas (GET /transactions) for yesterday and today of every active grant, so that a lost last or
+ * first transaction of an account, which no break reveals, is booked within a day. One per bank-local day, in
+ * `sweep-<date>`: appended with expected revision no_stream, so a day is swept once across all instances.
+ */
+export interface SweepCompleted {
+  readonly type: 'SweepCompleted';
+  readonly data: {
+    /** The bank-local day of the sweep (UTC+7). */
+    readonly date: string;
+    readonly fromDate: string;
+    readonly toDate: string;
+    readonly startedAt: string;
+    readonly completedAt: string;
+    readonly grants: readonly GrantSweep[];
+    readonly totals: {
+      readonly fetched: number;
+      readonly accepted: number;
+      readonly duplicates: number;
+      readonly conflicts: number;
+      readonly invalid: number;
+    };
+    readonly recovered: readonly RecoveredTransaction[];
+  };
+}
+
 export type LedgerEvent =
   | BalanceChanged
   | ConflictingDuplicateReceived
   | GrantWebhookReceived
   | WebhookReceived
   | GapHealAttempted
-  | GrantLinked;
+  | GrantLinked
+  | SweepCompleted;
 
 export const transactionStreamId = (transactionId: string): string => `bankTx-${transactionId}`;
 export const grantStreamId = (grantId: string | null): string => `grant-${grantId ?? 'none'}`;
 export const webhookStreamId = (webhookType: string): string => `webhook-${webhookType.toLowerCase()}`;
 export const healStreamId = (breakId: string): string => `heal-${breakId}`;
+export const sweepStreamId = (date: string): string => `sweep-${date}`;

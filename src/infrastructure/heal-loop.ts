@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { type HealDeps, type HealReport, healGaps } from '../application/heal-gaps';
 import type { EventStore } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
-import { advisoryLockKey, type Database } from './postgres/database';
-import { pause, runWhileLocked } from './locked-loop';
+import type { Database } from './postgres/database';
+import { periodicLockedLoop } from './locked-loop';
 import { readCheckpoint, waitForProjection } from './projection-store';
 
 /**
@@ -25,54 +25,21 @@ export interface HealLoopOptions {
   readonly heal: Omit<HealDeps, 'shouldStop'>;
   readonly intervalMs: number;
   readonly logger: Logger;
+  /** Told of every pass's results (metrics: ledger_heal_attempts_total). */
+  readonly onReport?: (report: HealReport) => void;
 }
 
 export function createHealLoop(options: HealLoopOptions): HealLoop {
   const log = options.logger.child({ component: 'heal' });
-  let stopping = false;
-  let wake: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => (wake = resolve));
-  let loop: Promise<void> | null = null;
-
   const pass = async (): Promise<HealReport> => {
-    const report = await healGaps({ ...options.heal, shouldStop: () => stopping });
+    const report = await healGaps({ ...options.heal, shouldStop: loop.stopping });
+    options.onReport?.(report);
     if (report.attempted > 0) log.info(report, 'heal pass');
     return report;
   };
-
-  return {
-    start() {
-      loop ??= runWhileLocked({
-        database: options.database,
-        key: HEAL_LOCK_KEY,
-        log,
-        stopped,
-        isStopping: () => stopping,
-        standbyMs: options.intervalMs,
-        work: async (until) => {
-          let over = false;
-          void until.then(() => (over = true));
-          while (!over) {
-            try {
-              await pass();
-            } catch (error) {
-              log.error({ err: error }, 'heal pass failed; trying again next interval');
-            }
-            await pause(options.intervalMs, until);
-          }
-        },
-      });
-    },
-    async stop() {
-      stopping = true;
-      wake();
-      await loop;
-    },
-    runOnce: pass,
-  };
+  const loop = periodicLockedLoop({ database: options.database, name: 'heal', log, intervalMs: options.intervalMs, pass });
+  return { start: loop.start, stop: loop.stop, runOnce: pass };
 }
-
-const HEAL_LOCK_KEY = advisoryLockKey('heal');
 
 /**
  * Resolves once the projection's committed checkpoint has passed every event appended before the call, wherever the

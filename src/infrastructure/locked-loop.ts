@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Database } from './postgres/database';
+import { advisoryLockKey, type Database } from './postgres/database';
 
 export interface LockedLoopOptions {
   readonly database: Database;
@@ -65,4 +65,68 @@ export function pause(ms: number, until: Promise<void>): Promise<void> {
     const timer = setTimeout(resolve, ms);
     void until.then(() => (clearTimeout(timer), resolve()));
   });
+}
+
+/** Tells a loop to stop: `stopped` resolves, `stopping()` says so, and `stop()` waits for the loop to return. */
+export function stopSignal() {
+  let stopping = false;
+  let wake: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => (wake = resolve));
+  return {
+    stopped,
+    stopping: () => stopping,
+    async stop(loop: Promise<void> | null): Promise<void> {
+      stopping = true;
+      wake();
+      await loop;
+    },
+  };
+}
+
+export interface PeriodicLoop {
+  start(): void;
+  stop(): Promise<void>;
+  readonly stopping: () => boolean;
+}
+
+/**
+ * A pass every `intervalMs` while this process holds the lock named `name` (the healer, the alerter): one process at
+ * a time across instances, another taking over when it stops or loses its connection. A failed pass is logged and
+ * the next one comes at the next interval.
+ */
+export function periodicLockedLoop(options: {
+  readonly database: Database;
+  readonly name: string;
+  readonly log: Logger;
+  readonly intervalMs: number;
+  readonly pass: () => Promise<unknown>;
+}): PeriodicLoop {
+  const signal = stopSignal();
+  let loop: Promise<void> | null = null;
+  return {
+    start() {
+      loop ??= runWhileLocked({
+        database: options.database,
+        key: advisoryLockKey(options.name),
+        log: options.log,
+        stopped: signal.stopped,
+        isStopping: signal.stopping,
+        standbyMs: options.intervalMs,
+        work: async (until) => {
+          let over = false;
+          void until.then(() => (over = true));
+          while (!over) {
+            try {
+              await options.pass();
+            } catch (error) {
+              options.log.error({ err: error }, `${options.name} pass failed; trying again next interval`);
+            }
+            await pause(options.intervalMs, until);
+          }
+        },
+      });
+    },
+    stop: () => signal.stop(loop),
+    stopping: signal.stopping,
+  };
 }

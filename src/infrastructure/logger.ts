@@ -1,11 +1,19 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
+
+export type LogFormat = 'pretty' | 'json';
+
+/** LOG_FORMAT when set; otherwise pretty for a person at a terminal, JSON for everything else (a file, a collector). */
+export const logFormatFor = (configured: LogFormat | undefined): LogFormat => configured ?? (process.stdout.isTTY ? 'pretty' : 'json');
 
 /**
  * Secrets never reach a log line: the webhook token (header or query), API keys, Cas keys and access tokens.
  * Known fields are redacted by path; secrets in query strings are redacted in the written line itself, so no
  * serializer, error message or child binding can carry one out.
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
+  // Pretty lines are made from the JSON line after redaction (streamWrite), in this thread: nothing secret reaches them.
+  const out = format === 'pretty' ? prettyStream(destination) : destination;
   return pino(
     {
       level,
@@ -33,8 +41,30 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       },
       hooks: { streamWrite: redactQuery },
     },
-    destination,
+    out,
   );
+}
+
+function prettyStream(destination: DestinationStream | undefined): DestinationStream {
+  return pinoPretty({
+    colorize: destination === undefined ? Boolean(process.stdout.isTTY) : false,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,reqId,req,method,route,statusCode,responseTime,keyId,keyName',
+    messageFormat: prettyMessage,
+    ...(destination ? { destination: destination as NodeJS.WritableStream } : {}),
+    sync: true,
+  });
+}
+
+/** A request line reads `GET /accounts/:id 200 3.1 ms key <name> [req <id>]`; other lines keep their request id. */
+export function prettyMessage(log: Record<string, unknown>, messageKey: string): string {
+  const message = String(log[messageKey] ?? '');
+  const request = typeof log.reqId === 'string' ? ` [req ${log.reqId}]` : '';
+  if (message === 'request completed' && typeof log.route === 'string') {
+    const key = typeof log.keyName === 'string' ? ` key ${log.keyName}` : '';
+    return `${String(log.method)} ${log.route} ${String(log.statusCode)} ${String(log.responseTime)} ms${key}${request}`;
+  }
+  return `${message}${request}`;
 }
 
 /** Query parameters whose value is a secret, by their decoded name in lower case. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import type { AccountTableRow, StatementLineRow } from './ledger-schema';
-import { type Page, pageOf } from './paging';
+import { fromMicros, micros, type Page, pageOf } from './paging';
 
 /** Where the ledger's read models live (the projection's schema; renamed whole by a rebuild). */
 export interface ReadModels {
@@ -203,9 +203,6 @@ export const ACCOUNTS_KEY = ['text', 'text', 'uuid'] as const;
 export const BREAKS_KEY = ['text', 'micros', 'uuid'] as const;
 export const ANOMALIES_KEY = ['micros', 'uuid'] as const;
 
-/** An instant as whole microseconds since the epoch: exact in a cursor, and back to timestamptz without a parse. */
-const micros = (column: RawBuilder<unknown>) => sql`(extract(epoch from ${column}) * 1000000)::bigint::text`;
-const fromMicros = (value: string) => sql`(timestamptz 'epoch' + ${value}::bigint * interval '1 microsecond')`;
 
 /** Accounts in (fi_id, account_number, account_id) order, a page at a time. */
 export async function listAccounts({ db, schema }: ReadModels, page: PageQuery): Promise<Page<AccountView>> {

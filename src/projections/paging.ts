@@ -1,3 +1,5 @@
+import { type RawBuilder, sql } from 'kysely';
+
 /**
  * Keyset paging: a page is the rows after the last row of the page before it in a fixed, total order, so a page
  * costs the same wherever it lies in the list (never OFFSET). The cursor handed to clients is opaque: base64url of a
@@ -46,3 +48,7 @@ export function pageOf<R, T>(rows: readonly R[], limit: number, item: (row: R) =
   const last = items[items.length - 1];
   return { items: items.map(item), next: rows.length > limit && last !== undefined ? key(last) : null };
 }
+
+/** An instant as whole microseconds since the epoch: exact in a cursor, and back to timestamptz without a parse. */
+export const micros = (column: RawBuilder<unknown>) => sql<string>`(extract(epoch from ${column}) * 1000000)::bigint::text`;
+export const fromMicros = (value: string) => sql`(timestamptz 'epoch' + ${value}::bigint * interval '1 microsecond')`;

@@ -25,7 +25,7 @@ describe('API keys with roles', () => {
   beforeAll(async () => {
     const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
     t = await createTestApp({ API_TOKEN }, { logger: createLogger('info', sink) });
-    for (const role of ['accountant', 'auditor', 'operator', 'admin'] as const) keys[role] = await makeKey(t, role);
+    for (const role of ['accountant', 'auditor', 'operator', 'metrics', 'admin'] as const) keys[role] = await makeKey(t, role);
   });
   afterAll(async () => {
     await t?.close();
@@ -43,15 +43,18 @@ describe('API keys with roles', () => {
     ['operator', 'GET', '/projections'],
     ['operator', 'POST', '/links', {}],
     ['operator', 'POST', '/grants/g-1/backfill', { from: '2026-01-01', to: '2026-01-02' }],
+    ['operator', 'GET', '/alerts'],
+    ['metrics', 'GET', '/metrics'],
   ];
   const allowed: Record<Role, Role[]> = {
     accountant: ['accountant'],
     auditor: ['accountant', 'auditor'],
     operator: ['operator'],
-    admin: ['accountant', 'auditor', 'operator', 'admin'],
+    metrics: ['metrics'],
+    admin: ['accountant', 'auditor', 'operator', 'metrics', 'admin'],
   };
 
-  it.each(['accountant', 'auditor', 'operator', 'admin'] as const)('a key of role %s reaches exactly its routes', async (role) => {
+  it.each(['accountant', 'auditor', 'operator', 'metrics', 'admin'] as const)('a key of role %s reaches exactly its routes', async (role) => {
     for (const [needed, method, url, payload] of routes) {
       const code = await status(method, url, keys[role].key, payload);
       if (allowed[role].includes(needed as Role)) expect(code, `${role} ${method} ${url}`).not.toBe(403);
@@ -103,7 +106,10 @@ describe('API keys with roles', () => {
     expect(operator.operations).toEqual(expect.arrayContaining(['listGrants', 'backfillGrant', 'listProjections', 'startLink']));
     expect(operator.operations).not.toContain('listAccounts');
     const token = (await t.app.inject({ url: '/me', headers: bearer(API_TOKEN) })).json();
-    expect(token).toMatchObject({ keyId: null, name: 'API_TOKEN', role: 'admin', roles: ['accountant', 'auditor', 'operator', 'admin'] });
+    expect(token).toMatchObject({ keyId: null, name: 'API_TOKEN', role: 'admin', roles: ['accountant', 'auditor', 'operator', 'metrics', 'admin'] });
+    const scraper = (await t.app.inject({ url: '/me', headers: bearer(keys.metrics.key) })).json();
+    expect(scraper).toMatchObject({ role: 'metrics', roles: ['metrics'] });
+    expect(scraper.operations.sort()).toEqual(['getMe', 'getMetrics', 'getStatus']);
     expect((await t.app.inject({ url: '/me' })).statusCode).toBe(401);
   });
 

@@ -99,6 +99,29 @@ describe('the statement CSV, streamed', () => {
   });
 
   it('holds one snapshot while a slow client reads, and leaves no transaction open when the client goes away', async () => {
+    // Loopback takes ~4 MB into socket buffers before a writer waits: the CSV must be larger than that, or the export
+    // finishes whether the client reads or not (then nothing is left open to see). ~10 MB: 2 400 lines of 4 KB.
+    const big = { fiId: 'fi-csv-big', accountNumber: '43' };
+    const bigTxs = Array.from({ length: 2_400 }, (_, i) =>
+      bankTx({
+        ...big,
+        id: `csvbig${String(i).padStart(6, '0')}`,
+        amount: 1n,
+        runningBalance: BigInt(i + 1),
+        transactionDate: '2026-03-02',
+        transactionDateTime: new Date(Date.parse('2026-03-02T00:00:00Z') + i * 1000).toISOString().replace('Z', '+00:00').replace('.000', ''),
+        description: `${i} ${'dòng dài '.repeat(450)}`,
+      }),
+    );
+    for (let i = 0; i < bigTxs.length; i += 200) {
+      await Promise.all(
+        bigTxs.slice(i, i + 200).map((transaction) =>
+          recordTransaction(t.stores.eventStore, { transaction, source: 'webhook', grantId: null, metadata: { rawBody: '{}', receivedAt: new Date().toISOString(), source: 'webhook' } }),
+        ),
+      );
+    }
+    await t.runner.caughtUp(60_000);
+    const BIG = accountIdOf(big.fiId, big.accountNumber);
     await t.app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = t.app.server.address() as AddressInfo;
     const openTransactions = async () =>
@@ -110,7 +133,7 @@ describe('the statement CSV, streamed', () => {
     // The client reads the first bytes, then stops reading: the export waits (its transaction open) for it.
     let client: ReturnType<typeof httpRequest> | undefined;
     const received = await new Promise<Buffer>((resolve, reject) => {
-      const req = httpRequest({ port, host: '127.0.0.1', path: `/accounts/${ID}/statement?from=2026-01-01&to=2026-12-31&format=csv` }, (res) => {
+      const req = httpRequest({ port, host: '127.0.0.1', path: `/accounts/${BIG}/statement?from=2026-01-01&to=2026-12-31&format=csv` }, (res) => {
         res.once('data', (chunk: Buffer) => {
           res.pause();
           resolve(chunk);

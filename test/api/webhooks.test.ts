@@ -316,7 +316,8 @@ describe('logs', () => {
   it('never contain the webhook token', async () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
-    const t = await createTestApp({}, { logger: createLogger('info', sink) });
+    // debug: the `incoming request` line carries the raw URL (at info only the route's pattern is written).
+    const t = await createTestApp({}, { logger: createLogger('debug', sink) });
     try {
       await t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: { ...json, 'x-webhook-token': TEST_TOKEN }, payload: '{}' });
     } finally {
@@ -324,12 +325,31 @@ describe('logs', () => {
     }
     expect(lines.some((l) => l.includes('/webhooks/bankhub?token=[redacted]'))).toBe(true);
     expect(lines.join('\n')).not.toContain(TEST_TOKEN);
+    // The line a person reads at info names the route, its answer and time, never the URL.
+    const completed = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'request completed');
+    expect(completed).toMatchObject({ method: 'POST', route: '/webhooks/bankhub', statusCode: 200, responseTime: expect.any(Number), reqId: expect.any(String) });
+    expect(JSON.stringify(completed)).not.toContain('token');
+  });
+
+  it('read as one line per request for a person (LOG_FORMAT=pretty), still without the token', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const t = await createTestApp({}, { logger: createLogger('info', sink, 'pretty') });
+    try {
+      await t.app.inject({ method: 'POST', url: URL_WITH_TOKEN, headers: json, payload: '{}' });
+    } finally {
+      await t.close();
+    }
+    const text = lines.join('');
+    expect(text).toMatch(/INFO: POST \/webhooks\/bankhub 200 [\d.]+ ms \[req [0-9a-f-]{36}\]\n/);
+    expect(text).not.toContain(TEST_TOKEN);
+    expect(text).not.toContain('{"level"');
   });
 
   it('never contain the token in the query however it is spelt or encoded', async () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
-    const t = await createTestApp({}, { logger: createLogger('info', sink) });
+    const t = await createTestApp({}, { logger: createLogger('debug', sink) });
     const urls = [
       `/webhooks/bankhub?%74oken=${TEST_TOKEN}`,
       `/webhooks/bankhub?to%6Ben=${TEST_TOKEN}`,

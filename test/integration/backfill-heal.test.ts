@@ -191,7 +191,18 @@ describe('backfill of items that fail validation', () => {
       { ...deps.backfill, bankHub: { getTransactions: async () => ({ transactions: page.transactions, rawBody: 'raw', requestId: 'cas-req-9' }) } },
       { grantId: 'grant-q', from: '2026-03-01', to: '2026-03-02' },
     );
-    expect(result).toEqual({ ok: true, value: { fetched: 2, accepted: 1, duplicates: 0, conflicts: 0, invalid: 1, casRequestId: 'cas-req-9' } });
+    expect(result).toEqual({
+      ok: true,
+      value: {
+        fetched: 2,
+        accepted: 1,
+        duplicates: 0,
+        conflicts: 0,
+        invalid: 1,
+        casRequestId: 'cas-req-9',
+        recovered: [{ transactionId: good.id, fiId: 'fi-q', accountNumber: '700', transactionDate: good.transactionDate }],
+      },
+    });
     const [listed] = (await deps.backfill.quarantine.list({ pendingOnly: false, limit: 10 })).filter((q) => q.source === 'backfill');
     const entry = await deps.backfill.quarantine.get(listed!.id);
     // Every digit as Cas sent it, also past 2^53.

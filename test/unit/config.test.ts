@@ -28,6 +28,15 @@ describe('configuration', () => {
     [{ DB_READ_STATEMENT_TIMEOUT_MS: '-1' }, 'DB_READ_STATEMENT_TIMEOUT_MS'],
     [{ HTTP_HEADERS_TIMEOUT_MS: '40000' }, 'HTTP_HEADERS_TIMEOUT_MS'],
     [{ DRAIN_DELAY_MS: '25000' }, 'DRAIN_DELAY_MS'],
+    [{ LOG_FORMAT: 'colour' }, 'LOG_FORMAT'],
+    [{ METRICS_PORT: '99999' }, 'METRICS_PORT'],
+    [{ ALERT_WEBHOOK_URL: 'hooks.slack.example/x' }, 'ALERT_WEBHOOK_URL'],
+    [{ ALERT_WEBHOOK_FORMAT: 'slack' }, 'ALERT_WEBHOOK_FORMAT'],
+    [{ ALERT_BREAK_AFTER_SECONDS: '0' }, 'ALERT_BREAK_AFTER_SECONDS'],
+    [{ ALERT_LAG_SECONDS: '-5' }, 'ALERT_LAG_SECONDS'],
+    [{ ALERT_INTERVAL_SECONDS: 'often' }, 'ALERT_INTERVAL_SECONDS'],
+    [{ SWEEP_AT: '3am' }, 'SWEEP_AT'],
+    [{ SWEEP_AT: '24:00' }, 'SWEEP_AT'],
   ])('refuses %o and names %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(new RegExp(`^invalid configuration:\\n  ${variable}: `));
@@ -85,5 +94,17 @@ describe('configuration', () => {
     const config = loadConfig({ BANKHUB_CLIENT_ID: 'id', BANKHUB_SECRET_KEY: 'secret', SECRETS_KEY: key, BANKHUB_SCOPES: 'qrpay,virtual_account' });
     expect(config.bankHub).toMatchObject({ credentials: { clientId: 'id', secretKey: 'secret' }, missing: [], scopes: 'qrpay,virtual_account' });
     expect(config.secretsKey).toBe(key);
+  });
+
+  it('leaves alerting off and sweeps at 03:00 bank time by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      logFormat: undefined,
+      metricsPort: undefined,
+      alerts: { webhookUrl: undefined, format: 'full', breakAfterSeconds: 900, lagSeconds: 300, intervalSeconds: 15 },
+      sweepAtMinutes: 180,
+    });
+    const set = loadConfig({ ALERT_WEBHOOK_URL: 'https://chat.example/hook?key=k', SWEEP_AT: '23:45', METRICS_PORT: '9464', LOG_FORMAT: 'pretty' });
+    expect(set).toMatchObject({ alerts: { webhookUrl: 'https://chat.example/hook?key=k' }, sweepAtMinutes: 23 * 60 + 45, metricsPort: 9464, logFormat: 'pretty' });
+    expect(loadConfig({ SWEEP_AT: 'off' }).sweepAtMinutes).toBeNull();
   });
 });

@@ -77,12 +77,14 @@ export interface BankHubClient {
   getTransactions(accessToken: string, query: TransactionsQuery): Promise<TransactionsPage>;
 }
 
+/** Error codes Cas is known to send (the metrics' labels). Cas may send others: `BankHubError.errorCode` stays a plain string. */
+export const CAS_ERROR_CODES = ['GRANT_LOGIN_REQUIRED', 'GRANT_TOKEN_EXPIRED', 'GRANT_NOT_FOUND', 'FI_NOT_FOUND', 'RATE_LIMIT', 'INVALID_PARAM'] as const;
+
+/** Codes the adapter itself raises when Cas gave no error body to read. */
+export const TRANSPORT_ERROR_CODES = ['TIMEOUT', 'NETWORK_ERROR', 'UNEXPECTED_RESPONSE'] as const;
+
 export interface BankHubErrorFields {
-  /**
-   * Cas's own code (GRANT_LOGIN_REQUIRED, GRANT_TOKEN_EXPIRED, GRANT_NOT_FOUND, FI_NOT_FOUND, RATE_LIMIT, INVALID_PARAM
-   * are known; Cas may send others, so it stays a plain string), or the adapter's when Cas gave no error body to read:
-   * TIMEOUT, NETWORK_ERROR, UNEXPECTED_RESPONSE.
-   */
+  /** Cas's own code (CAS_ERROR_CODES, or another Cas sends), or the adapter's (TRANSPORT_ERROR_CODES). */
   readonly errorCode: string;
   readonly errorType: string | null;
   readonly errorMessage: string | null;

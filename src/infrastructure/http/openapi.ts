@@ -140,7 +140,8 @@ function finishDocument(document: OpenApiDocument): OpenApiDocument {
       for (const [code, answer] of Object.entries(operation.responses ?? {})) {
         if (Number(code) < 400) continue;
         if (answer.description === undefined || answer.description === 'Default Response') answer.description = ANSWERS[code] ?? 'Error';
-        const json = answer.content?.['application/json'];
+        // An operation that `produces` text (GET /metrics) still answers its errors as problem+json.
+        const json = answer.content?.['application/json'] ?? answer.content?.['text/plain'];
         if (json) answer.content = { 'application/problem+json': json };
         if (code === '429') answer.headers = { 'retry-after': { description: 'Seconds to wait', schema: { type: 'integer' } } };
         if (code === '401') answer.headers = { 'www-authenticate': { description: 'Bearer', schema: { type: 'string' } } };

@@ -10,11 +10,13 @@ import type { ApiKeys } from '../../application/ports/api-keys';
 import type { EventStore } from '../../application/ports/event-store';
 import type { RateLimitClass } from '../../config';
 import type { ReadModels } from '../../projections/ledger.queries';
+import type { Metrics } from '../metrics';
 import type { ParkedEvents } from '../parked-events';
 import type { ProjectionRunner } from '../projection-runner';
 import type { VerifyOutcome } from '../verify-runs';
 import { accessRoutes } from './access.routes';
 import { accountRoutes } from './accounts.routes';
+import { type AlertRouteOptions, alertRoutes } from './alerts.routes';
 import { createAuthenticator } from './api-auth';
 import { auditRoutes } from './audit.routes';
 import { breakRoutes } from './breaks.routes';
@@ -22,11 +24,13 @@ import { consoleRoutes } from './console.routes';
 import { grantRoutes, type GrantRouteOptions } from './grants.routes';
 import { healthRoutes } from './health.routes';
 import { linkRoutes, type LinkRouteOptions } from './links.routes';
+import { metricsRoutes } from './metrics.routes';
 import { openApiOptions } from './openapi';
 import { parkedRoutes } from './parked.routes';
 import { errorHandler, sendProblem } from './problem';
 import { quarantineRoutes } from './quarantine.routes';
 import { registerRateLimits } from './rate-limits';
+import { RequestLog } from './request-log';
 import { accessHook, operationCatalog } from './route-access';
 import { serializerCompiler } from './serializer';
 import { statementRoutes } from './statements.routes';
@@ -72,6 +76,10 @@ export interface ServerDeps {
   readonly links: LinkRouteOptions;
   /** The grants and their backfill (grants.routes.ts), likewise. */
   readonly grants: GrantRouteOptions;
+  /** This process's metrics: GET /metrics, and webhooks counted by outcome (issue 15). */
+  readonly metrics: Metrics;
+  /** The alert outbox (GET /alerts) and whether ALERT_WEBHOOK_URL is set (issue 15). */
+  readonly alerts: AlertRouteOptions;
 }
 
 export interface HttpTimeouts {
@@ -110,6 +118,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // than refused with a bare 503: the stores stay open until every request has its answer.
     return503OnClosing: false,
     loggerInstance: deps.logger as FastifyBaseLogger,
+    // One line per request, at its answer, naming the route's pattern (request-log.ts).
+    logController: new RequestLog(),
     // X-Forwarded-For is believed only from the proxies named in TRUST_PROXY.
     trustProxy: deps.trustProxy ? [...deps.trustProxy] : false,
     // A client's x-request-id is kept (and stored with what it delivers) only when it is a UUID.
@@ -151,7 +161,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
 
   await app.register(healthRoutes, { readinessChecks: deps.readinessChecks, runners: deps.runners, draining: deps.draining ?? (() => false) });
-  await app.register(webhookRoutes, { ingest: deps.ingest, ...deps.webhook, now: deps.now });
+  await app.register(webhookRoutes, {
+    ingest: deps.ingest,
+    ...deps.webhook,
+    now: deps.now,
+    onAnswered: deps.metrics.webhookAnswered,
+  });
   await app.register(accessRoutes, { operationsFor: catalog.operationsFor });
   await app.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels });
   await app.register(verifyRoutes, { readModels: deps.readModels, verify: deps.verify });
@@ -162,6 +177,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(quarantineRoutes, { ingest: deps.ingest, now: deps.now });
   await app.register(linkRoutes, deps.links);
   await app.register(grantRoutes, deps.grants);
+  await app.register(metricsRoutes, { metrics: deps.metrics });
+  await app.register(alertRoutes, deps.alerts);
   await app.register(consoleRoutes, { dir: deps.consoleDir });
   app.get('/openapi.json', { config: { access: 'open' }, schema: { hide: true } }, async () => app.swagger());
   return app;

@@ -12,6 +12,8 @@ export interface WebhookRouteOptions {
   readonly allowedIps: readonly string[] | undefined;
   readonly bodyLimit: number;
   readonly now: () => Date;
+  /** Told of every answer of this route (metrics: the outcome and the time it took). */
+  readonly onAnswered?: (statusCode: number, payload: unknown, seconds: number) => void;
 }
 
 const ackSchema = z
@@ -31,6 +33,10 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app
   // The body is read as bytes: the auditor gets back exactly what Cas sent, and money is parsed losslessly.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
+
+  // Every answer counts, refusals included (issue 15: ledger_webhooks_total, ledger_webhook_duration_seconds).
+  const { onAnswered } = options;
+  if (onAnswered) app.addHook('onSend', async (_request, reply, payload) => (onAnswered(reply.statusCode, payload, reply.elapsedTime / 1000), payload));
 
   // Checked before the body is read: an unauthenticated sender gets nothing stored and no parsing.
   app.addHook('onRequest', async (request, reply) => {

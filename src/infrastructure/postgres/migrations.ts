@@ -1,7 +1,8 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 
 /**
- * Write-side tables: the event log, the quarantine of rejected bodies, linked grants and API keys. Read models are not
+ * Write-side tables: the event log, the quarantine of rejected bodies, linked grants, API keys, operators' history and
+ * the alert outbox. Read models are not
  * migrated: they are rebuilt from the log (src/projections/read-model-schema.ts).
  */
 const migrations: Record<string, Migration> = {
@@ -107,6 +108,36 @@ const migrations: Record<string, Migration> = {
           differences integer,
           error text,
           process text not null
+        )`.execute(db);
+    },
+  },
+  // The alert outbox (src/application/alerts.ts): one row per alert, keyed by an id derived from what it is about, so
+  // that a restart, a rebuild of the read models or a replay of the log never sends an alert twice.
+  '0006_alerts': {
+    async up(db) {
+      await sql`
+        create table alerts (
+          alert_id text primary key,
+          kind text not null,
+          alert jsonb not null,
+          status text not null check (status in ('pending', 'delivered', 'failed')),
+          created_at timestamptz not null,
+          attempts integer not null default 0,
+          next_attempt_at timestamptz,
+          last_attempt_at timestamptz,
+          last_error text,
+          delivered_at timestamptz
+        )`.execute(db);
+      // The dispatcher's queue, and GET /alerts (by status or all, oldest first).
+      await sql`create index alerts_due on alerts (next_attempt_at) where status = 'pending'`.execute(db);
+      await sql`create index alerts_status_created on alerts (status, created_at, alert_id)`.execute(db);
+      await sql`create index alerts_created on alerts (created_at, alert_id)`.execute(db);
+      // What the detector last saw of a subject (a projection's lag, a grant's status): an alert marks a change.
+      await sql`
+        create table alert_observations (
+          subject text primary key,
+          state text not null,
+          observed_at timestamptz not null
         )`.execute(db);
     },
   },
