@@ -18,6 +18,7 @@ import { createVerifier } from './infrastructure/verify-runs';
 import { openStores, openStoresWhenReachable, type Stores } from './infrastructure/runtime';
 import { exitGracefullyOnSignals } from './infrastructure/shutdown';
 import { allProjections } from './projections/all-projections';
+import { readModelIn } from './projections/read-model';
 
 /** Operator commands over the same stores the server uses: `npm run ledger -- <command>`. */
 const program = new Command('ledger').description('balance-ledger operations').showHelpAfterError();
@@ -146,7 +147,7 @@ program
       let read = 0;
       for await (const event of exportEvents({
         eventStore: stores.eventStore,
-        readModels: { db: stores.database.db, schema: 'ledger' },
+        readModels: readModelIn(stores.database.db, 'ledger'),
         ...(options.account ? { accountId: options.account } : {}),
         ...(options.from && options.to ? { from: options.from, to: options.to } : {}),
       })) {

@@ -94,8 +94,8 @@ async function recordWebhook(
   raw: { text: string; sha256: string },
   delivery: Delivery,
 ): Promise<IngestOutcome> {
+  // The body itself is the event's attachment; what is known about it goes in the metadata.
   const metadata = {
-    rawBody: raw.text,
     rawSha256: raw.sha256,
     contentType: delivery.contentType,
     receivedAt: delivery.receivedAt.toISOString(),
@@ -111,9 +111,10 @@ async function recordWebhook(
         source: 'webhook',
         grantId: webhook.envelope.grantId,
         metadata,
+        attachment: raw.text,
       });
     case 'grant':
-      return recordOnce(store, grantStreamId(webhook.envelope.grantId), raw.sha256, { ...metadata, grantId: webhook.envelope.grantId }, {
+      return recordOnce(store, grantStreamId(webhook.envelope.grantId), raw, { ...metadata, grantId: webhook.envelope.grantId }, {
         type: 'GrantWebhookReceived',
         data: {
           grantId: webhook.envelope.grantId,
@@ -123,7 +124,7 @@ async function recordWebhook(
         },
       });
     case 'other':
-      return recordOnce(store, webhookStreamId(webhook.envelope.webhookType), raw.sha256, { ...metadata, grantId: webhook.envelope.grantId }, {
+      return recordOnce(store, webhookStreamId(webhook.envelope.webhookType), raw, { ...metadata, grantId: webhook.envelope.grantId }, {
         type: 'WebhookReceived',
         data: { ...webhook.envelope, body: webhook.body },
       });
@@ -136,12 +137,12 @@ async function recordWebhook(
 async function recordOnce(
   store: EventStore,
   streamId: string,
-  bodySha256: string,
+  raw: { text: string; sha256: string },
   metadata: Record<string, string | null>,
   event: LedgerEvent,
 ): Promise<IngestOutcome> {
-  const eventId = uuidv5(`body:${bodySha256}`, EVENT_ID_NAMESPACE);
-  await store.appendToStream(streamId, [{ eventId, ...encodeEvent(event), metadata }], 'any');
+  const eventId = uuidv5(`body:${raw.sha256}`, EVENT_ID_NAMESPACE);
+  await store.appendToStream(streamId, [{ eventId, ...encodeEvent(event), metadata, attachment: raw.text }], 'any');
   return { status: 'recorded', eventId };
 }
 
@@ -149,8 +150,10 @@ export interface TransactionToRecord {
   readonly transaction: BankTransaction;
   readonly source: TransactionSource;
   readonly grantId: string | null;
-  /** What the auditor gets back: the raw body, its hash, when and how it arrived. */
+  /** What the auditor gets back about the delivery: the raw body's hash, when and how it arrived. */
   readonly metadata: Record<string, string | null>;
+  /** The body exactly as received (for backfill: the item's own JSON text), kept with the event. */
+  readonly attachment: string | null;
 }
 
 /**
@@ -168,8 +171,9 @@ export async function recordTransaction(store: EventStore, input: TransactionToR
     type: 'BalanceChanged',
     data: { transaction, source: input.source, grantId: input.grantId },
   };
+  const attachment = input.attachment === null ? {} : { attachment: input.attachment };
   try {
-    const result = await store.appendToStream(streamId, [{ eventId, ...encodeEvent(booked), metadata }], 'no_stream');
+    const result = await store.appendToStream(streamId, [{ eventId, ...encodeEvent(booked), metadata, ...attachment }], 'no_stream');
     if (result.status === 'appended') return { status: 'accepted', eventId };
   } catch (error) {
     if (!(error instanceof WrongExpectedVersion)) throw error;
@@ -182,7 +186,7 @@ export async function recordTransaction(store: EventStore, input: TransactionToR
     type: 'ConflictingDuplicateReceived',
     data: { transaction, source: input.source, grantId: input.grantId, originalEventId: original.eventId },
   };
-  await store.appendToStream(streamId, [{ eventId: conflictId, ...encodeEvent(conflict), metadata }], 'any');
+  await store.appendToStream(streamId, [{ eventId: conflictId, ...encodeEvent(conflict), metadata, ...attachment }], 'any');
   return { status: 'conflict', eventId: conflictId };
 }
 

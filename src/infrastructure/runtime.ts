@@ -18,6 +18,7 @@ import { ensureProjectionSchema } from './projection-store';
 import { createParkedEvents } from './parked-events';
 import { cleanUpAfterCrashedVerifies, createVerifier } from './verify-runs';
 import { allProjections } from '../projections/all-projections';
+import { readModelIn } from '../projections/read-model';
 
 /** The stores every entry point (server, CLI, benchmarks) opens the same way. */
 export interface Stores {
@@ -102,7 +103,7 @@ export function serverDeps(input: {
     ...(input.draining ? { draining: input.draining } : {}),
     httpTimeouts: config.http,
     // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
-    readModels: { db: stores.database.readDb, schema: 'ledger', singleConnection: stores.database.kind === 'pglite' },
+    readModels: { ...readModelIn(stores.database.readDb, 'ledger'), singleConnection: stores.database.kind === 'pglite' },
     logReader: stores.logReader,
     verify: createVerifier({ database: stores.database, eventStore: stores.eventStore, projections: allProjections(), now: input.now }).run,
     // Retrying a parked event writes the read models: the write pool, not the read pool.

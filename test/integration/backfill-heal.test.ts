@@ -13,6 +13,7 @@ import { breakStatuses, findBreaksToHeal } from '../../src/projections/heal.quer
 import { accountIdOf } from '../../src/projections/ledger.projection';
 import { parse } from 'lossless-json';
 import { bankTx, breaksOf, createLedgerContext, type LedgerContext } from '../support/ledger';
+import { readModelIn } from '../../src/projections/read-model';
 
 /** Cas as a test double: the transactions it holds per grant, and a switch to make it fail. */
 function fakeCas() {
@@ -60,10 +61,10 @@ beforeAll(async () => {
   };
   deps = {
     backfill,
-    findBreaksToHeal: (q) => findBreaksToHeal(ctx.database.db, 'ledger', q),
+    findBreaksToHeal: (q) => findBreaksToHeal(readModelIn(ctx.database.db, 'ledger'), q),
     findGrantOfAccount: async () => null,
     waitForProjection: () => ctx.project(),
-    breakStatuses: (ids) => breakStatuses(ctx.database.db, 'ledger', ids),
+    breakStatuses: (ids) => breakStatuses(readModelIn(ctx.database.db, 'ledger'), ids),
     healAfterMs: 600_000,
   };
 });
@@ -84,7 +85,8 @@ async function gap(accountNumber: string, grantId: string | null) {
       transaction: tx,
       source: 'webhook',
       grantId,
-      metadata: { rawBody: '{}', receivedAt: '2026-05-01T00:00:00.000Z', source: 'webhook' },
+      metadata: { receivedAt: '2026-05-01T00:00:00.000Z', source: 'webhook' },
+      attachment: '{}',
     });
   }
   await ctx.project();
@@ -116,12 +118,12 @@ describe('healing gaps from Cas', () => {
       last_heal_outcome: 'closed',
       last_heal_detail: 'filled',
     });
-    const [booked] = await ctx.store.readStream(`bankTx-${t2.id}`);
+    const [booked] = await ctx.store.readStream(`bankTx-${t2.id}`, { withAttachments: true });
     expect(booked?.data).toMatchObject({ source: 'backfill', grantId: 'grant-a' });
     const text = JSON.stringify(transactionToJson(t2));
+    expect(booked?.attachment).toBe(text);
     expect(booked?.metadata).toMatchObject({
       source: 'backfill',
-      rawBody: text,
       rawSha256: sha256(text),
       casRequestId: 'cas-req-1',
       receivedAt: now.toISOString(),
@@ -246,8 +248,9 @@ describe('backfill of items that fail validation', () => {
     const id = await quarantineItem(text, 'cas-req-10');
     const result = await reingestQuarantined({ eventStore: ctx.store, quarantine: deps.backfill.quarantine }, id, now);
     expect(result).toMatchObject({ status: 'ingested', outcome: { status: 'accepted' } });
-    const [booked] = await ctx.store.readStream(`bankTx-${fixed.id}`);
+    const [booked] = await ctx.store.readStream(`bankTx-${fixed.id}`, { withAttachments: true });
     expect(booked?.data).toMatchObject({ source: 'backfill' });
-    expect(booked?.metadata).toMatchObject({ rawBody: text, receivedAt: '2026-05-02T00:00:00.000Z', casRequestId: 'cas-req-10' });
+    expect(booked?.attachment).toBe(text);
+    expect(booked?.metadata).toMatchObject({ receivedAt: '2026-05-02T00:00:00.000Z', casRequestId: 'cas-req-10' });
   });
 });

@@ -44,7 +44,8 @@ export async function createLedgerContext(label: string): Promise<LedgerContext>
         transaction: tx,
         source,
         grantId: 'grant-1',
-        metadata: { rawBody: '{}', receivedAt: (receivedAt ?? new Date(clock)).toISOString(), source },
+        metadata: { receivedAt: (receivedAt ?? new Date(clock)).toISOString(), source },
+        attachment: '{}',
       });
       return result.status;
     },

@@ -7,9 +7,9 @@ import { decodeEvent, encodeEvent } from '../../src/domain/event-codec';
 import type { BalanceChanged } from '../../src/domain/events';
 import { decodePosition, type EventToAppend } from '../../src/application/ports/event-store';
 import { bankTx } from '../support/ledger';
+import { claimEvent } from '../../src/infrastructure/eventstore/eventstoredb-appends';
 import {
   APPEND_ID_KEY,
-  claimEvent,
   encodeVendorPosition,
   isVisible,
   serverFilter,
@@ -17,7 +17,7 @@ import {
   toRecordedEvent,
   toVendorPosition,
   type VendorEvent,
-} from '../../src/infrastructure/eventstore/eventstoredb-event-store';
+} from '../../src/infrastructure/eventstore/eventstoredb-codec';
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 const position = fc.record({ commit: u64, prepare: u64 });

@@ -19,13 +19,9 @@ import {
   type RecordedEvent,
   WrongExpectedVersion,
 } from '../../src/application/ports/event-store';
-import {
-  CLAIM_STREAM_PREFIX,
-  type EventStoreDbClient,
-  type VendorEvent,
-  createEventStoreDbEventStoreWithClient,
-  encodeVendorPosition,
-} from '../../src/infrastructure/eventstore/eventstoredb-event-store';
+import { CLAIM_STREAM_PREFIX } from '../../src/infrastructure/eventstore/eventstoredb-appends';
+import { encodeVendorPosition, type VendorEvent } from '../../src/infrastructure/eventstore/eventstoredb-codec';
+import { type EventStoreDbClient, createEventStoreDbEventStoreWithClient } from '../../src/infrastructure/eventstore/eventstoredb-event-store';
 
 /**
  * An in-memory double of the client that answers appends the way the server does: an exact expected revision

@@ -6,6 +6,7 @@ import type { LinkingDeps } from '../../application/link-grant';
 import type { Config } from '../../config';
 import { GRANTS_SCHEMA } from '../../projections/grants.projection';
 import { findGrantOfAccount, listGrants } from '../../projections/grants.queries';
+import { readModelIn } from '../../projections/read-model';
 import { breakStatuses, findBreaksToHeal } from '../../projections/heal.queries';
 import { createLedgerProjection } from '../../projections/ledger.projection';
 import { waitForCheckpoint } from '../heal-loop';
@@ -36,7 +37,7 @@ export function createBankHubServices(options: BankHubServicesOptions): BankHubS
   const db = stores.database.db;
   const ledgerSchema = options.ledgerSchema ?? 'ledger';
   const log = options.logger.child({ component: 'bankhub' });
-  const grants = () => listGrants(db, GRANTS_SCHEMA);
+  const grants = () => listGrants(readModelIn(db, GRANTS_SCHEMA));
   const { credentials } = config.bankHub;
   if (!credentials) {
     return { links: { linking: null, backfill: null, missing: config.bankHub.missing, listGrants: grants }, heal: null };
@@ -79,10 +80,10 @@ export function createBankHubServices(options: BankHubServicesOptions): BankHubS
   const ledger = createLedgerProjection();
   const heal: HealDeps = {
     backfill,
-    findBreaksToHeal: (query) => findBreaksToHeal(db, ledgerSchema, query),
-    findGrantOfAccount: (fiId, accountNumber) => findGrantOfAccount(db, GRANTS_SCHEMA, fiId, accountNumber),
+    findBreaksToHeal: (query) => findBreaksToHeal(readModelIn(db, ledgerSchema), query),
+    findGrantOfAccount: (fiId, accountNumber) => findGrantOfAccount(readModelIn(db, GRANTS_SCHEMA), fiId, accountNumber),
     waitForProjection: () => waitForCheckpoint(db, stores.eventStore, ledger, ledgerSchema),
-    breakStatuses: (ids) => breakStatuses(db, ledgerSchema, ids),
+    breakStatuses: (ids) => breakStatuses(readModelIn(db, ledgerSchema), ids),
     healAfterMs: config.healAfterSeconds * 1000,
   };
   return { links: { linking, backfill, missing: [], listGrants: grants }, heal };

@@ -5,9 +5,7 @@ import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { z } from 'zod';
 import {
   ACCOUNTS_KEY,
-  type AccountView,
   balanceAt,
-  type BreakView,
   decodeCursor,
   exportStatement,
   getAccount,
@@ -25,12 +23,11 @@ export interface ReadRouteOptions {
   readonly readModels: ReadModels;
 }
 
-/** Money leaves as an exact decimal string of whole đồng: JSON numbers are doubles. */
+/** Money leaves as an exact decimal string of whole đồng (JSON numbers are doubles): as the read model's queries give it. */
 export const moneySchema = z
   .string()
   .regex(/^-?(0|[1-9]\d*)$/)
   .meta({ id: 'Money', description: 'An exact decimal string of whole đồng, e.g. "3330000"', example: '3330000' });
-export const money = (v: bigint | null): string | null => (v === null ? null : v.toString());
 
 export const breakSchema = z
   .object({
@@ -52,7 +49,6 @@ export const breakSchema = z
     }),
   })
   .meta({ id: 'Break', description: "A gap in the bank's running-balance chain between two consecutive lines" });
-export const breakJson = (b: BreakView) => ({ ...b, missingAmount: b.missingAmount.toString() });
 
 const accountSchema = z
   .object({
@@ -71,7 +67,6 @@ const accountSchema = z
       .describe('Events of this account the projection could not apply and set aside (GET /parked); its statements are not reconciled meanwhile'),
   })
   .meta({ id: 'Account' });
-const accountJson = (a: AccountView) => ({ ...a, balance: money(a.balance) });
 
 const lineSchema = z
   .object({
@@ -93,13 +88,6 @@ const lineSchema = z
     late: z.boolean().describe('Delivered after a line that follows it in statement order'),
   })
   .meta({ id: 'StatementLine' });
-const lineJson = (l: LineView) => ({
-  ...l,
-  amount: l.amount.toString(),
-  runningBalance: money(l.runningBalance),
-  balanceBefore: money(l.balanceBefore),
-  balanceAfter: money(l.balanceAfter),
-});
 
 const statementSchema = z
   .object({
@@ -180,7 +168,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
     },
     async (request) => {
       const page = await listAccounts(readModels, { limit: request.query.limit, after: request.query.cursor ?? null });
-      return { accounts: page.items.map(accountJson), nextCursor: cursorOf(ACCOUNTS_CURSOR, page.next) };
+      return { accounts: page.items, nextCursor: cursorOf(ACCOUNTS_CURSOR, page.next) };
     },
   );
 
@@ -199,7 +187,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
     async (request, reply) => {
       const account = await getAccount(readModels, request.params.id);
       if (!account) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(request.params.id));
-      return accountJson(account);
+      return account;
     },
   );
 
@@ -230,7 +218,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
       const { id } = request.params;
       const result = await balanceAt(readModels, id, new Date(request.query.at));
       if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
-      return { accountId: id, at: request.query.at, balance: money(result.balance), transactionId: result.transactionId };
+      return { accountId: id, at: request.query.at, balance: result.balance, transactionId: result.transactionId };
     },
   );
 
@@ -253,7 +241,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
       if (!line) {
         return sendProblem(reply, 404, 'unknown-line', 'No such line', { detail: `account ${id} has no line for transaction ${transactionId}` });
       }
-      return lineJson(line);
+      return line;
     },
   );
 
@@ -295,16 +283,16 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
         currency: result.account.currency,
         from: result.from,
         to: result.to,
-        openingBalance: money(result.openingBalance),
-        closingBalance: money(result.closingBalance),
-        totalCredits: result.totalCredits.toString(),
-        totalDebits: result.totalDebits.toString(),
+        openingBalance: result.openingBalance,
+        closingBalance: result.closingBalance,
+        totalCredits: result.totalCredits,
+        totalDebits: result.totalDebits,
         reconciled: result.reconciled,
         parkedEvents: result.parkedEvents,
         digest: result.digest,
         lineCount: result.lineCount,
-        breaks: result.breaks.map(breakJson),
-        lines: result.lines.map(lineJson),
+        breaks: [...result.breaks],
+        lines: [...result.lines],
         nextCursor: result.nextCursor,
       };
     },
@@ -378,7 +366,7 @@ const csvText = (rows: readonly CsvRow[], header: boolean): string =>
   stringifyCsv(rows as CsvRow[], { header, columns: [...CSV_COLUMNS], record_delimiter: 'windows' });
 
 const lineRow = (l: LineView): CsvRow => {
-  const row: CsvRow = { row: 'line', ...lineJson(l), late: String(l.late) };
+  const row: CsvRow = { row: 'line', ...l, late: String(l.late) };
   return Object.fromEntries(Object.entries(row).map(([c, v]) => [c, typeof v === 'string' && TEXT_COLUMNS.has(c) ? inert(v) : v]));
 };
 
@@ -404,7 +392,7 @@ async function streamStatementCsv(
   const head = new Promise<Statement | null>((resolve) => (started = resolve));
   const done = exportStatement(readModels, accountId, period, {
     async head(s) {
-      await write(`\uFEFF${csvText([{ row: 'opening', transactionDate: s.from, balanceAfter: money(s.openingBalance), description: 'Opening balance' }], true)}`);
+      await write(`\uFEFF${csvText([{ row: 'opening', transactionDate: s.from, balanceAfter: s.openingBalance, description: 'Opening balance' }], true)}`);
       started(s);
     },
     async lines(lines) {
@@ -415,7 +403,7 @@ async function streamStatementCsv(
     async (found) => {
       if (!found) return started(null);
       const s = await head;
-      body.end(csvText([{ row: 'closing', transactionDate: s!.to, balanceAfter: money(s!.closingBalance), description: 'Closing balance' }], false));
+      body.end(csvText([{ row: 'closing', transactionDate: s!.to, balanceAfter: s!.closingBalance, description: 'Closing balance' }], false));
     },
     (error: unknown) => {
       log.warn({ err: error, accountId }, 'statement CSV cut short');

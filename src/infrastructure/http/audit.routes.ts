@@ -1,19 +1,20 @@
 import { createHash } from 'node:crypto';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { EventStore, RecordedEvent } from '../../application/ports/event-store';
+import type { EventStore } from '../../application/ports/event-store';
 import { transactionStreamId } from '../../domain/events';
 import { accountEventRefs, accountExists } from '../../projections/audit.queries';
 import { statement } from '../../projections/ledger.queries';
+import type { ReadModel } from '../../projections/read-model';
+import { auditEventOf } from '../export-events';
 import { fromNotAfterTo, periodFields } from './accounts.routes';
 import type { VerifyOutcome } from '../verify-runs';
 import { problemSchema, sendProblem } from './problem';
 
 export interface AuditRouteOptions {
   readonly eventStore: EventStore;
-  readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  readonly readModels: ReadModel;
   /** One verify at a time, across processes: `busy` names the one running. */
   readonly verify: () => Promise<VerifyOutcome>;
 }
@@ -38,16 +39,7 @@ const auditEvent = z
   .meta({ id: 'AuditEvent' });
 const eventPage = z.object({ events: z.array(auditEvent), next: z.string().nullable() }).meta({ id: 'AuditEventPage' });
 
-const toAuditEvent = (e: RecordedEvent) => ({
-  position: e.position,
-  streamId: e.streamId,
-  revision: e.revision.toString(),
-  eventId: e.eventId,
-  type: e.type,
-  recordedAt: e.recordedAt.toISOString(),
-  data: e.data,
-  metadata: e.metadata,
-});
+const toAuditEvent = auditEventOf;
 
 /** The auditors' view: the immutable log as stored, raw payloads byte for byte, and replay-and-compare. */
 export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { eventStore, readModels, verify }) => {
@@ -66,7 +58,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       },
     },
     async (request) => {
-      const page = await eventStore.readAll({ after: request.query.after ?? null, maxCount: request.query.limit });
+      const page = await eventStore.readAll({ after: request.query.after ?? null, maxCount: request.query.limit, withAttachments: true });
       return { events: page.events.map(toAuditEvent), next: page.isEnd ? null : page.lastPosition };
     },
   );
@@ -86,13 +78,13 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!(await accountExists(readModels.db, readModels.schema, id))) {
+      if (!(await accountExists(readModels, id))) {
         return sendProblem(reply, 404, 'unknown-account', 'No such account', { detail: id });
       }
       const { limit, after } = request.query;
-      const refs = await accountEventRefs(readModels.db, readModels.schema, id, { after: after ?? null, limit });
+      const refs = await accountEventRefs(readModels, id, { after: after ?? null, limit });
       // One read of the log per page, however long the page: never one per event.
-      const events = await eventStore.readEvents(refs.map((ref) => ref.eventId));
+      const events = await eventStore.readEvents(refs.map((ref) => ref.eventId), { withAttachments: true });
       return { events: events.map(toAuditEvent), next: refs.length === limit ? refs[refs.length - 1]!.position : null };
     },
   );
@@ -111,7 +103,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       },
     },
     async (request, reply) => {
-      const events = await eventStore.readStream(transactionStreamId(request.params.transactionId));
+      const events = await eventStore.readStream(transactionStreamId(request.params.transactionId), { withAttachments: true });
       if (events.length === 0) {
         return sendProblem(reply, 404, 'unknown-transaction', 'No such transaction', { detail: request.params.transactionId });
       }
@@ -132,8 +124,8 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       },
     },
     async (request, reply) => {
-      const event = await eventStore.readEvent(request.params.eventId);
-      const raw = event?.metadata.rawBody;
+      const event = await eventStore.readEvent(request.params.eventId, { withAttachments: true });
+      const raw = event?.attachment;
       if (!event || typeof raw !== 'string') {
         return sendProblem(reply, 404, 'no-raw-body', 'No raw body is stored for this event', { detail: request.params.eventId });
       }

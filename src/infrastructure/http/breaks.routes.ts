@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
 import { ANOMALIES_KEY, BREAKS_KEY, listAnomalies, listBreaks } from '../../projections/ledger.queries';
-import { breakJson, breakSchema, type ReadRouteOptions } from './accounts.routes';
+import { breakSchema, type ReadRouteOptions } from './accounts.routes';
 import { cursorOf, nextCursorSchema, pagingFields } from './paging';
 import { problemSchema } from './problem';
 
@@ -48,7 +48,7 @@ export const breakRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { r
     async (request) => {
       const { status, accountId, limit, cursor } = request.query;
       const page = await listBreaks(readModels, { status, accountId }, { limit, after: cursor ?? null });
-      return { breaks: page.items.map(breakJson), nextCursor: cursorOf(BREAKS_CURSOR, page.next) };
+      return { breaks: page.items, nextCursor: cursorOf(BREAKS_CURSOR, page.next) };
     },
   );
 
