@@ -102,8 +102,8 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
         .forUpdate()
         .execute();
       if (parked.length === 0 || checkpoint === null) return [];
-      const { order, loaded } = await replayOrder(rm, projection, parked, checkpoint);
-      const failures = await replay(rm, projection, order, loaded);
+      const { order, loaded } = await replayOrder(eventStore, rm, projection, parked, checkpoint);
+      const failures = await replay(eventStore, rm, projection, order, loaded);
       const at = now();
       const outcomes: RetryOutcome[] = [];
       for (const row of parked) {
@@ -118,51 +118,6 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
     });
   }
 
-  /**
-   * The events to apply again, in log order up to the checkpoint (what lies beyond is the runner's): the retried
-   * ones and every event that built their subjects' rows (which the projection forgets here), less the events
-   * still parked and not retried now (they stay set aside, as a replay would leave them).
-   */
-  async function replayOrder(rm: ReadModel, projection: Projection, parked: readonly ParkedRow[], checkpoint: string) {
-    const retried = await eventStore.readEvents(parked.map((r) => r.event_id));
-    const retriedIds = parked.map((r) => r.event_id);
-    const subjects = [...new Set(parked.flatMap((r) => (r.subject === null ? [] : [r.subject])))];
-    const history = subjects.length > 0 ? await projection.forget(rm, subjects, retried) : { events: [], streams: [] };
-    const others = await rm.db
-      .selectFrom('parked_events')
-      .select('event_id')
-      .where((eb) => eb.not(eb('event_id', '=', eb.fn.any(eb.val(retriedIds)))))
-      .execute();
-    const setAside = new Set(others.map((r) => r.event_id));
-    const loaded = new Map<string, RecordedEvent>(retried.map((e) => [e.eventId, e]));
-    for (const stream of history.streams) {
-      for (const event of await eventStore.readStream(stream)) {
-        if (projection.eventTypes.includes(event.type)) loaded.set(event.eventId, event);
-      }
-    }
-    const refs = new Map<string, string>(history.events.map((e) => [e.eventId, e.position]));
-    for (const event of loaded.values()) refs.set(event.eventId, event.position);
-    const order = [...refs]
-      .filter(([id, position]) => !setAside.has(id) && position <= checkpoint)
-      .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-      .map(([id]) => id);
-    return { order, loaded };
-  }
-
-  /** Applies the events in order, a chunk per savepoint, with the same isolation as a batch; the failures by event id. */
-  async function replay(rm: ReadModel, projection: Projection, order: readonly string[], loaded: ReadonlyMap<string, RecordedEvent>) {
-    const failures = new Map<string, { event: RecordedEvent; error: unknown }>();
-    for (let i = 0; i < order.length; i += REPLAY_CHUNK) {
-      const ids = order.slice(i, i + REPLAY_CHUNK);
-      const missing = ids.filter((id) => !loaded.has(id));
-      const read = missing.length > 0 ? await eventStore.readEvents(missing) : [];
-      const byId = new Map<string, RecordedEvent>(read.map((e) => [e.eventId, e]));
-      const events = ids.flatMap((id) => loaded.get(id) ?? byId.get(id) ?? []);
-      for (const failure of await applyIsolating(rm, projection, events)) failures.set(failure.event.eventId, failure);
-    }
-    return failures;
-  }
-
   return {
     list,
     async retry(name, eventId = null) {
@@ -170,6 +125,57 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
       return projection ? retryIn(projection, eventId) : null;
     },
   };
+}
+
+/**
+ * The events to apply again, in log order up to the checkpoint (what lies beyond is the runner's): the retried
+ * ones and every event that built their subjects' rows (which the projection forgets here), less the events
+ * still parked and not retried now (they stay set aside, as a replay would leave them).
+ */
+async function replayOrder(eventStore: EventStore, rm: ReadModel, projection: Projection, parked: readonly ParkedRow[], checkpoint: string) {
+  const retried = await eventStore.readEvents(parked.map((r) => r.event_id));
+  const retriedIds = parked.map((r) => r.event_id);
+  const subjects = [...new Set(parked.flatMap((r) => (r.subject === null ? [] : [r.subject])))];
+  const history = subjects.length > 0 ? await projection.forget(rm, subjects, retried) : { events: [], streams: [] };
+  const others = await rm.db
+    .selectFrom('parked_events')
+    .select('event_id')
+    .where((eb) => eb.not(eb('event_id', '=', eb.fn.any(eb.val(retriedIds)))))
+    .execute();
+  const setAside = new Set(others.map((r) => r.event_id));
+  const loaded = new Map<string, RecordedEvent>(retried.map((e) => [e.eventId, e]));
+  for (const stream of history.streams) {
+    for (const event of await eventStore.readStream(stream)) {
+      if (projection.eventTypes.includes(event.type)) loaded.set(event.eventId, event);
+    }
+  }
+  const refs = new Map<string, string>(history.events.map((e) => [e.eventId, e.position]));
+  for (const event of loaded.values()) refs.set(event.eventId, event.position);
+  const order = [...refs]
+    .filter(([id, position]) => !setAside.has(id) && position <= checkpoint)
+    .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([id]) => id);
+  return { order, loaded };
+}
+
+/** Applies the events in order, a chunk per savepoint, with the same isolation as a batch; the failures by event id. */
+async function replay(
+  eventStore: EventStore,
+  rm: ReadModel,
+  projection: Projection,
+  order: readonly string[],
+  loaded: ReadonlyMap<string, RecordedEvent>,
+) {
+  const failures = new Map<string, { event: RecordedEvent; error: unknown }>();
+  for (let i = 0; i < order.length; i += REPLAY_CHUNK) {
+    const ids = order.slice(i, i + REPLAY_CHUNK);
+    const missing = ids.filter((id) => !loaded.has(id));
+    const read = missing.length > 0 ? await eventStore.readEvents(missing) : [];
+    const byId = new Map<string, RecordedEvent>(read.map((e) => [e.eventId, e]));
+    const events = ids.flatMap((id) => loaded.get(id) ?? byId.get(id) ?? []);
+    for (const failure of await applyIsolating(rm, projection, events)) failures.set(failure.event.eventId, failure);
+  }
+  return failures;
 }
 
 /** Applied: its row goes. Failing again: it stays, with the new error and one more try. Either way the history keeps it. */

@@ -15,7 +15,7 @@ export interface ReadModel {
 
 /**
  * The read model in `schema` over a connection, pool or transaction of any kysely instance: the one place where the
- * tables' schema is named at run time, hence the one `Kysely<any>`.
+ * tables' schema is named at run time (the one place that takes an untyped kysely instance).
  */
 export function readModelIn(db: Kysely<any>, schema: string): ReadModel {
   return {

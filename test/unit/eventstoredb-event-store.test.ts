@@ -143,6 +143,22 @@ describe('EventStoreDB adapter: appends', () => {
     expect(stored).toMatchObject({ eventId: first.eventId, data: first.data, metadata: first.metadata, revision: 0n });
   });
 
+  it('writes the attachment in the same append as its event, and reads it back by every read that asks, only those', async () => {
+    const server = fakeServer();
+    const store = createEventStoreDbEventStoreWithClient(server.client);
+    const withBody = { ...event(), attachment: '{"amount": 10000, "description": "Chuyển khoản"}' };
+    await store.appendToStream('bankTx-1', [withBody], 'no_stream');
+    expect(server.appends.filter((a) => a.streamName === 'bankTx-1')).toHaveLength(1);
+    const asked = { withAttachments: true };
+    expect((await store.readStream('bankTx-1', asked))[0]).toMatchObject({ attachment: withBody.attachment, metadata: withBody.metadata });
+    expect((await store.readStream('bankTx-1'))[0]).not.toHaveProperty('attachment');
+    expect((await store.readStream('bankTx-1'))[0]!.metadata).toEqual(withBody.metadata);
+    expect(await store.readEvent(withBody.eventId, asked)).toMatchObject({ attachment: withBody.attachment });
+    expect(await store.readEvents([withBody.eventId])).toEqual([expect.not.objectContaining({ attachment: expect.anything() })]);
+    expect((await store.readAll({ after: null, maxCount: 10, withAttachments: true })).events[0]).toMatchObject({ attachment: withBody.attachment });
+    expect((await store.readAll({ after: null, maxCount: 10 })).events[0]).not.toHaveProperty('attachment');
+  });
+
   it.each(['acknowledged', 'refused'] as const)(
     'reports a repeated NO_STREAM append as already stored when the server %s it, and writes nothing',
     async (repeats) => {
