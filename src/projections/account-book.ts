@@ -110,7 +110,7 @@ export class AccountBook {
       run.lines.forEach((line, i) => {
         if (i < run.lines.length - 1 || run.complete) continued.add(line.id);
         if (!this.byId.has(line.id)) {
-          const placed: BookLine = { ...line, frontierAfter: true, dirty: false, stored: true };
+          const placed = bookLine(line, line, true);
           this.byId.set(line.id, placed);
           this.lines.push(placed);
         }
@@ -149,7 +149,7 @@ export class AccountBook {
     const prev = this.lines[at - 1] ?? null;
     // The load step brings the line before each new instant with its successor, so this holds; checked all the same.
     if (prev?.frontierAfter && this.lines[at]?.instant !== facts.instant) return { kind: 'wants', wanted: this.wantAfter(prev) };
-    const line: BookLine = { ...facts, seq: 0, before: null, after: null, late: false, frontierAfter: false, dirty: true, stored: false };
+    const line = bookLine(facts, NEW_LINE, false);
     this.lines.splice(at, 0, line);
     this.byId.set(line.id, line);
     this.inserted += 1;
@@ -308,6 +308,33 @@ export class AccountBook {
     }
     return lo;
   }
+}
+
+const NEW_LINE = { seq: 0, before: null, after: null, late: false } as const;
+
+/**
+ * A line of the book, built field by field: every book line has one shape, which keeps the fold's hot path
+ * monomorphic (spreading the facts into a literal cost a third of the fold's time).
+ */
+function bookLine(facts: LineFacts, state: Pick<StoredLine, 'seq' | 'before' | 'after' | 'late'>, stored: boolean): BookLine {
+  return {
+    id: facts.id,
+    eventId: facts.eventId,
+    instant: facts.instant,
+    amount: facts.amount,
+    runningBalance: facts.runningBalance,
+    transactionDate: facts.transactionDate,
+    receivedAt: facts.receivedAt,
+    source: facts.source,
+    details: facts.details,
+    seq: state.seq,
+    before: state.before,
+    after: state.after,
+    late: state.late,
+    frontierAfter: stored,
+    dirty: !stored,
+    stored,
+  };
 }
 
 const pairKey = (b: Pick<BreakState, 'afterTransactionId' | 'beforeTransactionId'>) =>

@@ -18,17 +18,12 @@ export interface Booking {
   readonly position: string;
 }
 
-/** A ConflictingDuplicateReceived: the first version stays; the repeat is an anomaly of the account it contradicts. */
-export interface ConflictingRepeat {
+/**
+ * A ConflictingDuplicateReceived: the first version stays; the repeat is an anomaly of the account it contradicts.
+ * Its `accountId` is the account the repeat itself names (the line it contradicts decides, when there is one).
+ */
+export interface ConflictingRepeat extends Omit<Anomaly, 'kind'> {
   readonly kind: 'conflict';
-  /** The account the repeat itself names (the line it contradicts decides, when there is one). */
-  readonly accountId: string;
-  readonly transactionId: string;
-  readonly eventId: string;
-  readonly receivedAt: string;
-  readonly source: string;
-  readonly details: Readonly<Record<string, string | null>>;
-  readonly position: string;
 }
 
 /** A GapHealAttempted: recorded on its break once the transactions it recovered are booked. */
