@@ -217,19 +217,24 @@ export class AccountBook {
 
   /**
    * Opens a break for every adjacent pair in the changed region that does not link, and resolves every open break
-   * whose pair is no longer adjacent with the same missing amount.
+   * whose pair is no longer adjacent with the same missing amount. An open break was an adjacent pair before this
+   * change; the region [start, end] holds the same lines as before (plus the new one), re-ordered within their groups,
+   * so a break's pair may have changed exactly when both of its lines lie in the region: wherever the re-ordering put
+   * them (its left may now end the region, its right begin it).
    */
   private reconcileBreaks(start: number, end: number, cause: BookLine): void {
     if (this.open.size === 0 && this.linksThrough(start, end)) return;
     const pairs = new Map<string, bigint>();
+    const region = new Set<string>();
+    for (let i = start; i <= end; i++) region.add(this.lines[i]!.id);
     const affected = new Set<BreakState>();
+    for (const id of region) {
+      const b = this.openByLeft.get(id);
+      if (b && region.has(b.beforeTransactionId)) affected.add(b);
+    }
     for (let i = start; i < end; i++) {
       const t = this.lines[i]!;
       const u = this.lines[i + 1]!;
-      const left = this.openByLeft.get(t.id);
-      if (left) affected.add(left);
-      const right = this.openByRight.get(u.id);
-      if (right) affected.add(right);
       const missing = missingBetween(t.after, u.before);
       if (missing !== null) pairs.set(`${t.id}>${u.id}`, missing);
     }

@@ -188,7 +188,7 @@ describe('the ledger fold against the reference statement', () => {
         expect(conflicts).toHaveLength(deliveries.filter((d) => d.kind === 'conflict').length);
         for (const c of conflicts) expect(ledger.lines.get(c.transactionId)?.accountId).toBe(c.accountId);
       }),
-      { numRuns: 300, ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED) } : {}) },
+      { numRuns: Number(process.env.FC_RUNS ?? 300), ...(process.env.FC_SEED ? { seed: Number(process.env.FC_SEED), ...(process.env.FC_PATH ? { path: process.env.FC_PATH } : {}) } : {}) },
     );
   });
 
@@ -202,7 +202,7 @@ describe('the ledger fold against the reference statement', () => {
         await project(two, log, otherSizes);
         expect(two.snapshot()).toEqual(one.snapshot());
       }),
-      { numRuns: 150 },
+      { numRuns: Number(process.env.FC_RUNS ?? 150) },
     );
   });
 
@@ -218,6 +218,27 @@ describe('the ledger fold against the reference statement', () => {
       }),
       { numRuns: 100 },
     );
+  });
+});
+
+describe('breaks in a same-instant group', () => {
+  it('resolves a break whose lines a re-ordering of their group moves to the ends of the changed region', async () => {
+    // One minute: 0 → −10 000 (a), −10 000 → 0 (b), 0 → 10 000 (c). With a and c alone the chain cannot link them;
+    // b arriving last re-orders the group to a, b, c, which links throughout.
+    const acct = { fiId: 'fi-group', accountNumber: '7' };
+    const id = accountIdOf(acct.fiId, acct.accountNumber);
+    const a = bankTx({ ...acct, id: 'g-a', amount: -10_000n, runningBalance: -10_000n, transactionDateTime: at(0) });
+    const b = bankTx({ ...acct, id: 'g-b', amount: 10_000n, runningBalance: 0n, transactionDateTime: at(0) });
+    const c = bankTx({ ...acct, id: 'g-c', amount: 10_000n, runningBalance: 10_000n, transactionDateTime: at(0) });
+    for (const window of [1, 32]) {
+      const ledger = new MemoryLedger(window);
+      await project(ledger, logOf([a, c].map((tx) => ({ kind: 'booked', tx }))), [1]);
+      expect([...ledger.breaks.values()].filter((x) => x.accountId === id && x.status === 'open')).toHaveLength(1);
+      await project(ledger, logOf([{ kind: 'booked', tx: b }]), [1]);
+      expect(ledger.linesOf(id).map((l) => l.id)).toEqual(['g-a', 'g-b', 'g-c']);
+      expect([...ledger.breaks.values()].filter((x) => x.accountId === id).map((x) => [x.status, x.resolution])).toEqual([['resolved', 'reordered']]);
+      expect(ledger.accounts.get(id)).toMatchObject({ openBreaks: 0, balance: 10_000n });
+    }
   });
 });
 
