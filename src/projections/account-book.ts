@@ -1,13 +1,6 @@
 import { balancesOf, type ChainTransaction, missingBetween, orderSameInstant } from '../domain/chain';
 
-/**
- * One account's statement lines as far as a projection batch knows them: an ordered, in-memory window over the
- * account's stored lines (the runs the batch loaded around its new transactions), changed in memory by `insert`.
- * Pure and synchronous: when a carry or a same-instant group runs past what was loaded, `insert` says which lines it
- * wants instead of fetching them, and the fold is run again from a context that holds them (ledger-fold.ts). The
- * work for one transaction is bounded by its same-instant group and the lines whose derived balances it changes,
- * never by the account's history.
- */
+/** A transaction as the book places it. */
 export interface LineFacts extends ChainTransaction {
   readonly eventId: string;
   readonly transactionDate: string;
@@ -89,6 +82,14 @@ export type InsertOutcome =
 /** The least a request for more lines asks for; it grows with the book, so a long carry needs few rounds. */
 const LINES_PER_REQUEST = 64;
 
+/**
+ * One account's statement lines as far as a projection batch knows them: an ordered, in-memory window over the
+ * account's stored lines (the runs the batch loaded around its new transactions), changed in memory by `insert`.
+ * Pure and synchronous: when a carry or a same-instant group runs past what was loaded, `insert` says which lines it
+ * wants instead of fetching them, and the fold is run again from a context that holds them (ledger-fold.ts). The
+ * work for one transaction is bounded by its same-instant group and the lines whose derived balances it changes,
+ * never by the account's history.
+ */
 export class AccountBook {
   readonly lines: BookLine[] = [];
   private readonly byId = new Map<string, BookLine>();

@@ -1,13 +1,12 @@
-import type { BankTransaction } from '../domain/bank-transaction';
-import { decodeEvent } from '../domain/event-codec';
-import type { RecordedEvent } from '../domain/recorded-event';
-import { AccountBook, type BookLine, type BreakState, type LineFacts, type LinesWanted, type StoredLine, type StoredRun } from './account-book';
-
 /**
  * The ledger projection's fold, pure: typed events and the context a batch loaded (ledger-load.ts) in, the rows
  * that change out (ledger-write.ts writes them) — or, when a carry or a same-instant group runs past the loaded
  * lines, the lines it wants; the caller loads them and folds again. Nothing here awaits, reads a clock or a table.
  */
+import type { BankTransaction } from '../domain/bank-transaction';
+import { decodeEvent } from '../domain/event-codec';
+import type { RecordedEvent } from '../domain/recorded-event';
+import { AccountBook, type BookLine, type BreakState, type LineFacts, type LinesWanted, type StoredLine, type StoredRun } from './account-book';
 
 /** A BalanceChanged, as the fold needs it. */
 export interface Booking {

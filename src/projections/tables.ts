@@ -1,12 +1,11 @@
-import type { ColumnType, Generated } from 'kysely';
-import type { LinkedAccount } from '../domain/events';
-import type { GrantError, GrantStatus } from '../domain/grant';
-
 /**
  * The read models' tables as kysely knows them: one declaration per table, unqualified (a read model lives in a
  * schema named at run time: `ledger`, `ledger_rebuild`, `ledger_verify_…`; read-model.ts binds one). Row types are
  * `Selectable<…>` of these. Both drivers return int8 and numeric as text and dates as 'YYYY-MM-DD' (database.ts).
  */
+import type { ColumnType, Generated } from 'kysely';
+import type { LinkedAccount } from '../domain/events';
+import type { GrantError, GrantStatus } from '../domain/grant';
 
 /** bigint: its exact decimal text both ways (never a double; JSON cannot carry a JavaScript bigint). */
 export type Int8 = ColumnType<string, string, string>;

@@ -19,11 +19,6 @@ import { appendIdempotently, readVendorStream, type StreamClient, streamOfEventI
 import { isVisible, positionOf, toRecordedEvent, toVendorPosition, translateError, type VendorEvent } from './eventstoredb-codec';
 import { followAll, type SubscriptionClient } from './eventstoredb-subscription';
 
-/**
- * The event store on EventStoreDB, in four rooms: the codec (eventstoredb-codec.ts: events, positions, filters,
- * errors), id claims and append decisions (eventstoredb-appends.ts), the subscription loop
- * (eventstoredb-subscription.ts), and the reads here.
- */
 export interface EventStoreDbLogger {
   warn(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
@@ -52,6 +47,11 @@ export function createEventStoreDbEventStore(options: { connectionString: string
   return createEventStoreDbEventStoreWithClient(EventStoreDBClient.connectionString(options.connectionString), options);
 }
 
+/**
+ * The event store on EventStoreDB, in four rooms: the codec (eventstoredb-codec.ts: events, positions, filters,
+ * errors), id claims and append decisions (eventstoredb-appends.ts), the subscription loop
+ * (eventstoredb-subscription.ts), and the reads here.
+ */
 export function createEventStoreDbEventStoreWithClient(client: EventStoreDbClient, options: EventStoreDbEventStoreOptions = {}): EventStore {
   const logger = options.logger ?? silent;
   const delays = options.resubscribeDelayMs ?? { initial: 100, max: 5_000 };

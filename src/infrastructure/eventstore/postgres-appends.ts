@@ -1,3 +1,11 @@
+/**
+ * Appends to the PostgreSQL event log. Ordering: a bigserial is handed out at insert time but becomes visible at
+ * commit, so a reader trusting it alone could pass a slow transaction's events for ever. Every appending transaction
+ * therefore takes one transaction-scoped advisory lock before it inserts: appends commit one after another, in
+ * sequence order, and a reader that has seen sequence n has seen everything below it. (A fence on the oldest running
+ * transaction id also works, but it is cluster-wide: any long transaction in any database on the server would hold
+ * every reader back.) Group commit keeps the serialisation cheap: one lock per group, not per event.
+ */
 import { type Kysely, sql } from 'kysely';
 import {
   type AppendResult,
@@ -11,15 +19,6 @@ import {
 } from '../../application/ports/event-store';
 import { isDataError, isUnavailableError } from '../postgres/errors';
 import type { WriteSideDb, WriteSideTables } from '../postgres/tables';
-
-/**
- * Appends to the PostgreSQL event log. Ordering: a bigserial is handed out at insert time but becomes visible at
- * commit, so a reader trusting it alone could pass a slow transaction's events for ever. Every appending transaction
- * therefore takes one transaction-scoped advisory lock before it inserts: appends commit one after another, in
- * sequence order, and a reader that has seen sequence n has seen everything below it. (A fence on the oldest running
- * transaction id also works, but it is cluster-wide: any long transaction in any database on the server would hold
- * every reader back.) Group commit keeps the serialisation cheap: one lock per group, not per event.
- */
 
 /** The key of the advisory lock that serialises appends (any stable 64-bit number; 'ledgerev' in ASCII). */
 export const APPEND_LOCK = 0x6c65646765726576n;

@@ -1,13 +1,13 @@
-import type { ColumnType, Generated, Kysely } from 'kysely';
-import type { FieldProblem } from '../../application/cas-webhook';
-import type { JsonObject } from '../../domain/bank-transaction';
-import type { Defaulted, Int8, Json, Timestamptz } from '../../projections/tables';
-
 /**
  * The write side's tables (migrations.ts creates them) as kysely knows them: one declaration per table; row types
  * are `Selectable<…>` of these. The read models' tables live in schemas named at run time (projections/tables.ts,
  * projections/read-model.ts).
  */
+import type { ColumnType, Generated, Kysely } from 'kysely';
+import type { FieldProblem } from '../../application/cas-webhook';
+import type { JsonObject } from '../../domain/bank-transaction';
+import type { Defaulted, Int8, Json, Timestamptz } from '../../projections/tables';
+
 export interface WriteSideTables {
   events: EventsTable;
   quarantine: QuarantineTable;
