@@ -44,6 +44,7 @@ import { findGrantOfAccount, listGrants } from './projections/grants.queries';
 import { breakStatuses, findBreaksToHeal } from './projections/heal.queries';
 import { createLedgerProjection } from './projections/ledger.projection';
 import type { Projection } from './projections/projection';
+import { readModelIn } from './projections/read-model';
 import { activeGrants, bankNames } from './projections/sweep.queries';
 
 /**
@@ -272,13 +273,14 @@ function casFactories(config: Config): Factories {
       const backfill = get('backfill');
       if (!backfill) return null;
       const { db } = get('database');
-      const ledger = createLedgerProjection();
+      const [ledger, grants] = [readModelIn(db, LEDGER_SCHEMA), readModelIn(db, GRANTS_SCHEMA)];
+      const projection = createLedgerProjection();
       return {
         backfill,
-        findBreaksToHeal: (query) => findBreaksToHeal(db, LEDGER_SCHEMA, query),
-        findGrantOfAccount: (fiId, accountNumber) => findGrantOfAccount(db, GRANTS_SCHEMA, fiId, accountNumber),
-        waitForProjection: () => waitForCheckpoint(db, get('eventStore'), ledger, LEDGER_SCHEMA),
-        breakStatuses: (ids) => breakStatuses(db, LEDGER_SCHEMA, ids),
+        findBreaksToHeal: (query) => findBreaksToHeal(ledger, query),
+        findGrantOfAccount: (fiId, accountNumber) => findGrantOfAccount(grants, fiId, accountNumber),
+        waitForProjection: () => waitForCheckpoint(db, get('eventStore'), projection, LEDGER_SCHEMA),
+        breakStatuses: (ids) => breakStatuses(ledger, ids),
         healAfterMs: config.healAfterSeconds * 1000,
       };
     },
@@ -307,7 +309,7 @@ function opsFactories(config: Config): Factories {
         processMetrics: get('processMetrics'),
         readModels: {
           db: database.readDb,
-          ledgerSchema: LEDGER_SCHEMA,
+          ledger: readModelIn(database.readDb, LEDGER_SCHEMA),
           projections: projections.map((p) => p.name),
           lag: () => Promise.all(lagReaders.map((r) => r.status())),
           now,
@@ -317,12 +319,12 @@ function opsFactories(config: Config): Factories {
     alertOutbox: (get) => createAlertOutboxRepository(get('database').db),
     alertDetector: (get) => {
       if (!config.alerts.webhookUrl) return null;
-      const runners = get('runners');
+      const [runners, { db }] = [get('runners'), get('database')];
       return createAlertDetector({
-        db: get('database').db,
         outbox: get('alertOutbox'),
-        ledgerSchema: LEDGER_SCHEMA,
-        grantsSchema: GRANTS_SCHEMA,
+        ledger: readModelIn(db, LEDGER_SCHEMA),
+        grants: readModelIn(db, GRANTS_SCHEMA),
+        readModelOf: (projection) => readModelIn(db, projection),
         // Each runner reports the committed checkpoint when it is not the one projecting (another process is).
         projections: () => Promise.all(runners.map((r) => r.status())),
         breakAfterSeconds: config.alerts.breakAfterSeconds,
@@ -359,8 +361,8 @@ function opsFactories(config: Config): Factories {
       const { db } = get('database');
       return {
         backfill,
-        activeGrants: () => activeGrants(db, GRANTS_SCHEMA),
-        fiNames: () => bankNames(db, LEDGER_SCHEMA),
+        activeGrants: () => activeGrants(readModelIn(db, GRANTS_SCHEMA)),
+        fiNames: () => bankNames(readModelIn(db, LEDGER_SCHEMA)),
         // What the sweep recovered is an alert only while alerting is on.
         ...(config.alerts.webhookUrl ? { alerts: get('alertOutbox') } : {}),
       };
@@ -397,7 +399,7 @@ function httpFactories(config: Config): Factories {
         draining: get('drain').draining,
         httpTimeouts: config.http,
         // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
-        readModels: { db: database.readDb, schema: LEDGER_SCHEMA, singleConnection: database.kind === 'pglite' },
+        readModels: { ...readModelIn(database.readDb, LEDGER_SCHEMA), singleConnection: database.kind === 'pglite' },
         logReader: get('logReader'),
         verify: get('verifier').run,
         parked: get('parkedEvents'),
@@ -412,7 +414,7 @@ function httpFactories(config: Config): Factories {
           missing,
         },
         grants: {
-          listGrants: () => listGrants(db, GRANTS_SCHEMA),
+          listGrants: () => listGrants(readModelIn(db, GRANTS_SCHEMA)),
           backfillGrant: backfill && ((request) => backfillGrant(backfill, request)),
           missing,
         },

@@ -101,8 +101,8 @@ export async function backfillGrant(
         transaction: parsed.value,
         source: 'backfill',
         grantId: request.grantId,
+        attachment: text,
         metadata: {
-          rawBody: text,
           rawSha256: itemSha256,
           receivedAt: receivedAt.toISOString(),
           source: 'backfill',

@@ -92,8 +92,8 @@ async function recordWebhook(
   raw: { text: string; sha256: string },
   delivery: Delivery,
 ): Promise<IngestOutcome> {
+  // The body itself is the event's attachment; what is known about it goes in the metadata.
   const metadata = {
-    rawBody: raw.text,
     rawSha256: raw.sha256,
     contentType: delivery.contentType,
     receivedAt: delivery.receivedAt.toISOString(),
@@ -109,9 +109,10 @@ async function recordWebhook(
         source: 'webhook',
         grantId: webhook.envelope.grantId,
         metadata,
+        attachment: raw.text,
       });
     case 'grant':
-      return recordOnce(store, grantStreamId(webhook.envelope.grantId), raw.sha256, { ...metadata, grantId: webhook.envelope.grantId }, {
+      return recordOnce(store, grantStreamId(webhook.envelope.grantId), raw, { ...metadata, grantId: webhook.envelope.grantId }, {
         type: 'GrantWebhookReceived',
         data: {
           grantId: webhook.envelope.grantId,
@@ -121,7 +122,7 @@ async function recordWebhook(
         },
       });
     case 'other':
-      return recordOnce(store, webhookStreamId(webhook.envelope.webhookType), raw.sha256, { ...metadata, grantId: webhook.envelope.grantId }, {
+      return recordOnce(store, webhookStreamId(webhook.envelope.webhookType), raw, { ...metadata, grantId: webhook.envelope.grantId }, {
         type: 'WebhookReceived',
         data: { ...webhook.envelope, body: webhook.body },
       });
@@ -134,12 +135,12 @@ async function recordWebhook(
 async function recordOnce(
   store: EventStore,
   streamId: string,
-  bodySha256: string,
+  raw: { text: string; sha256: string },
   metadata: Record<string, string | null>,
   event: LedgerEvent,
 ): Promise<IngestOutcome> {
-  const eventId = eventIdFor(`body:${bodySha256}`);
-  await store.appendToStream(streamId, [{ eventId, ...encodeEvent(event), metadata }], 'any');
+  const eventId = eventIdFor(`body:${raw.sha256}`);
+  await store.appendToStream(streamId, [{ eventId, ...encodeEvent(event), metadata, attachment: raw.text }], 'any');
   return { status: 'recorded', eventId };
 }
 
@@ -147,8 +148,10 @@ export interface TransactionToRecord {
   readonly transaction: BankTransaction;
   readonly source: TransactionSource;
   readonly grantId: string | null;
-  /** What the auditor gets back: the raw body, its hash, when and how it arrived. */
+  /** What the auditor gets back about the delivery: the raw body's hash, when and how it arrived. */
   readonly metadata: Record<string, string | null>;
+  /** The body exactly as received (for backfill: the item's own JSON text), kept with the event. */
+  readonly attachment: string | null;
 }
 
 /**
@@ -166,8 +169,9 @@ export async function recordTransaction(store: EventStore, input: TransactionToR
     type: 'BalanceChanged',
     data: { transaction, source: input.source, grantId: input.grantId },
   };
+  const attachment = input.attachment === null ? {} : { attachment: input.attachment };
   try {
-    const result = await store.appendToStream(streamId, [{ eventId, ...encodeEvent(booked), metadata }], 'no_stream');
+    const result = await store.appendToStream(streamId, [{ eventId, ...encodeEvent(booked), metadata, ...attachment }], 'no_stream');
     if (result.status === 'appended') return { status: 'accepted', eventId };
   } catch (error) {
     if (!(error instanceof WrongExpectedVersion)) throw error;
@@ -180,7 +184,7 @@ export async function recordTransaction(store: EventStore, input: TransactionToR
     type: 'ConflictingDuplicateReceived',
     data: { transaction, source: input.source, grantId: input.grantId, originalEventId: original.eventId },
   };
-  await store.appendToStream(streamId, [{ eventId: conflictId, ...encodeEvent(conflict), metadata }], 'any');
+  await store.appendToStream(streamId, [{ eventId: conflictId, ...encodeEvent(conflict), metadata, ...attachment }], 'any');
   return { status: 'conflict', eventId: conflictId };
 }
 

@@ -46,8 +46,8 @@ async function reingestBackfilled(deps: IngestDeps, entry: QuarantinedBody, now:
       transaction: parsed.value,
       source: 'backfill',
       grantId: null,
+      attachment: text,
       metadata: {
-        rawBody: text,
         rawSha256: entry.bodySha256,
         receivedAt: entry.firstReceivedAt.toISOString(),
         source: 'backfill',

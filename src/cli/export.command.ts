@@ -4,6 +4,7 @@ import { type Command, Option } from 'commander';
 import { LEDGER_SCHEMA } from '../composition-root';
 import { isCalendarDate } from '../domain/calendar';
 import { exportEvents, toNdjsonLine } from '../infrastructure/export-events';
+import { readModelIn } from '../projections/read-model';
 import { progressBar, withRoot } from './run';
 
 /** A commander parser of a YYYY-MM-DD option. */
@@ -32,7 +33,7 @@ export function addExportCommand(program: Command): void {
         for await (const event of exportEvents({
           eventStore,
           // The write pool: an export may run longer than the read pool's statement timeout allows.
-          readModels: { db: root.resolve('database').db, schema: LEDGER_SCHEMA },
+          readModels: readModelIn(root.resolve('database').db, LEDGER_SCHEMA),
           ...(options.account ? { accountId: options.account } : {}),
           ...(options.from && options.to ? { from: options.from, to: options.to } : {}),
         })) {

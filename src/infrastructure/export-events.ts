@@ -1,10 +1,11 @@
-import type { Kysely } from 'kysely';
 import type { EventStore, RecordedEvent } from '../application/ports/event-store';
+import type { JsonObject } from '../domain/bank-transaction';
 import { accountEventRefs } from '../projections/audit.queries';
+import type { ReadModel } from '../projections/read-model';
 
 export interface ExportOptions {
   readonly eventStore: EventStore;
-  readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  readonly readModels: ReadModel;
   /** One account's events (transactions dated in the period), or the whole log (events recorded in the period). */
   readonly accountId?: string;
   readonly from?: string;
@@ -18,12 +19,12 @@ export async function* exportEvents(options: ExportOptions): AsyncGenerator<Reco
   if (options.accountId) {
     let after: string | null = null;
     for (;;) {
-      const refs = await accountEventRefs(options.readModels.db, options.readModels.schema, options.accountId, {
+      const refs = await accountEventRefs(options.readModels, options.accountId, {
         after,
         limit: pageSize,
         ...(options.from && options.to ? { from: options.from, to: options.to } : {}),
       });
-      for (const event of await options.eventStore.readEvents(refs.map((r) => r.eventId))) yield event;
+      for (const event of await options.eventStore.readEvents(refs.map((r) => r.eventId), { withAttachments: true })) yield event;
       if (refs.length < pageSize) return;
       after = refs[refs.length - 1]!.position;
     }
@@ -32,7 +33,7 @@ export async function* exportEvents(options: ExportOptions): AsyncGenerator<Reco
   const to = options.to ? Date.parse(`${options.to}T00:00:00Z`) + 86_400_000 : Infinity;
   let after: string | null = null;
   for (;;) {
-    const page = await options.eventStore.readAll({ after, maxCount: pageSize });
+    const page = await options.eventStore.readAll({ after, maxCount: pageSize, withAttachments: true });
     for (const event of page.events) {
       const at = event.recordedAt.getTime();
       if (at >= from && at < to) yield event;
@@ -42,9 +43,13 @@ export async function* exportEvents(options: ExportOptions): AsyncGenerator<Reco
   }
 }
 
-/** One NDJSON line per event, in the shape GET /audit/events returns. */
-export function toNdjsonLine(event: RecordedEvent): string {
-  return `${JSON.stringify({
+/**
+ * An event as auditors get it (GET /audit/events and the export alike): the log's envelope, with the attachment
+ * (the body as Cas sent it) shown as `metadata.rawBody`, where it always was in this API.
+ */
+export function auditEventOf(event: RecordedEvent) {
+  const metadata: JsonObject = event.attachment === undefined ? event.metadata : { ...event.metadata, rawBody: event.attachment };
+  return {
     position: event.position,
     streamId: event.streamId,
     revision: event.revision.toString(),
@@ -52,6 +57,9 @@ export function toNdjsonLine(event: RecordedEvent): string {
     type: event.type,
     recordedAt: event.recordedAt.toISOString(),
     data: event.data,
-    metadata: event.metadata,
-  })}\n`;
+    metadata,
+  };
 }
+
+/** One NDJSON line per event, in the shape GET /audit/events returns. */
+export const toNdjsonLine = (event: RecordedEvent): string => `${JSON.stringify(auditEventOf(event))}\n`;

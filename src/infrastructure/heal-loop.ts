@@ -1,9 +1,9 @@
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { type HealDeps, type HealReport, healGaps } from '../application/heal-gaps';
 import type { EventStore } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import type { Database } from './postgres/database';
+import type { WriteSideDb } from './postgres/tables';
 import { periodicLockedLoop } from './locked-loop';
 import { readCheckpoint, waitForProjection } from './projection-store';
 
@@ -46,7 +46,7 @@ export function createHealLoop(options: HealLoopOptions): HealLoop {
  * runner runs (this process, `ledger project`, another instance).
  */
 export async function waitForCheckpoint(
-  db: Kysely<any>,
+  db: WriteSideDb,
   eventStore: EventStore,
   projection: Projection,
   schema: string,

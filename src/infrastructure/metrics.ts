@@ -1,9 +1,12 @@
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HealReport } from '../application/heal-gaps';
 import { BankHubError, type BankHubClient, CAS_ERROR_CODES, TRANSPORT_ERROR_CODES } from '../application/ports/bankhub';
 import type { SweepReport } from '../application/sweep';
+import type { ReadModel } from '../projections/read-model';
+import type { WriteSideDb } from './postgres/tables';
+import { countParked } from './projection-store';
 
 /**
  * Prometheus metrics of one process (prom-client, a registry of its own: tests build several apps in one process).
@@ -40,9 +43,10 @@ const BREAK_AGES = [
 ] as const;
 
 export interface ReadModelSource {
-  /** The read pool: every scrape query is bounded by DB_READ_STATEMENT_TIMEOUT_MS. */
-  readonly db: Kysely<any>;
-  readonly ledgerSchema: string;
+  /** The read pool (the write side's tables): every scrape query is bounded by DB_READ_STATEMENT_TIMEOUT_MS. */
+  readonly db: WriteSideDb;
+  /** The ledger's read model, over the same pool. */
+  readonly ledger: ReadModel;
   /** The projections' schemas, for their parked events. */
   readonly projections: readonly string[];
   /** Each projection's lag from its committed checkpoint. */
@@ -229,23 +233,20 @@ interface Snapshot {
 async function readSnapshot(source: ReadModelSource): Promise<Snapshot> {
   const now = source.now();
   const since = (seconds: number) => new Date(now.getTime() - seconds * 1000);
-  const b = sql.id(source.ledgerSchema);
+  const breaks = source.ledger.table('breaks');
   const [counts, parked, lag] = await Promise.all([
     sql<Record<string, number>>`
       select
-        (select count(*)::int from ${b}.breaks where status = 'open') as breaks_open,
-        (select count(*)::int from ${b}.breaks where status = 'open' and opened_at > ${since(BREAK_AGES[0].below)}) as age_0,
-        (select count(*)::int from ${b}.breaks where status = 'open' and opened_at > ${since(BREAK_AGES[1].below)}) as age_1,
-        (select count(*)::int from ${b}.breaks where status = 'open' and opened_at > ${since(BREAK_AGES[2].below)}) as age_2,
+        (select count(*)::int from ${breaks} where status = 'open') as breaks_open,
+        (select count(*)::int from ${breaks} where status = 'open' and opened_at > ${since(BREAK_AGES[0].below)}) as age_0,
+        (select count(*)::int from ${breaks} where status = 'open' and opened_at > ${since(BREAK_AGES[1].below)}) as age_1,
+        (select count(*)::int from ${breaks} where status = 'open' and opened_at > ${since(BREAK_AGES[2].below)}) as age_2,
         (select count(*)::int from quarantine) as quarantine_total,
         (select count(*)::int from quarantine where reingested_at is null) as quarantine_pending,
         (select count(*)::int from alerts where status = 'pending') as alerts_pending,
         (select count(*)::int from alerts where status = 'failed') as alerts_failed`.execute(source.db),
     Promise.all(
-      source.projections.map(async (projection) => {
-        const { rows } = await sql<{ n: number }>`select count(*)::int as n from ${sql.id(projection)}.parked_events`.execute(source.db);
-        return { projection, count: rows[0]?.n ?? 0 };
-      }),
+      source.projections.map(async (projection) => ({ projection, count: await countParked(source.db, projection) })),
     ),
     source.lag(),
   ]);

@@ -1,7 +1,11 @@
-import { type Kysely, sql } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { EventStore } from '../application/ports/event-store';
 import { type Page, pageOf } from '../projections/paging';
-import type { Projection, ProjectionEvent } from '../projections/projection';
+import type { RecordedEvent } from '../domain/recorded-event';
+import type { Projection } from '../projections/projection';
+import { type ReadModel, readModelIn } from '../projections/read-model';
+import type { ParkedEventsTable } from '../projections/tables';
+import type { WriteSideDb } from './postgres/tables';
 import { applyIsolating, holdCheckpoint, messageOf, parkEvents, schemaExists, storable } from './projection-store';
 
 /** An event a projection could not apply, set aside so that the projection goes on (projection-store.ts). */
@@ -30,7 +34,7 @@ export interface RetryOutcome {
 }
 
 export interface ParkedEventsDeps {
-  readonly db: Kysely<any>;
+  readonly db: WriteSideDb;
   readonly eventStore: EventStore;
   readonly projections: readonly Projection[];
   readonly now: () => Date;
@@ -46,18 +50,7 @@ export interface ParkedEvents {
   retry(projection: string, eventId?: string | null): Promise<RetryOutcome[] | null>;
 }
 
-interface ParkedRow {
-  event_id: string;
-  log_position: string;
-  event_type: string;
-  stream_id: string;
-  subject: string | null;
-  transaction_date: string | null;
-  error: string;
-  tries: number;
-  first_failed_at: Date;
-  last_failed_at: Date;
-}
+type ParkedRow = Selectable<ParkedEventsTable>;
 
 /** Events re-applied per savepoint while a retry re-derives a subject. */
 const REPLAY_CHUNK = 1000;
@@ -72,10 +65,16 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
     for (const p of projections) {
       if ((projection !== undefined && p.name !== projection) || (after && p.name < after[0]!)) continue;
       if (!(await schemaExists(db, p.name))) continue;
-      const from = after && after[0] === p.name ? sql`where (log_position, event_id) > (${after[1]!}, ${after[2]!})` : sql``;
-      const { rows: mine } = await sql<ParkedRow>`
-        select * from ${sql.id(p.name)}.parked_events ${from}
-        order by log_position, event_id limit ${limit + 1 - rows.length}`.execute(db);
+      const mine = await readModelIn(db, p.name)
+        .db.selectFrom('parked_events')
+        .selectAll()
+        .$if(after !== null && after[0] === p.name, (q) =>
+          q.where((eb) => eb(eb.refTuple('log_position', 'event_id'), '>', eb.tuple(after![1]!, after![2]!))),
+        )
+        .orderBy('log_position')
+        .orderBy('event_id')
+        .limit(limit + 1 - rows.length)
+        .execute();
       rows.push(...mine.map((r) => ({ ...r, projection: p.name })));
       if (rows.length > limit) break;
     }
@@ -91,73 +90,30 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
    * The checkpoint row is held meanwhile, so the runner waits and never sees half of it.
    */
   async function retryIn(projection: Projection, eventId: string | null): Promise<RetryOutcome[]> {
-    const schema = projection.name;
-    if (!(await schemaExists(db, schema))) return [];
+    if (!(await schemaExists(db, projection.name))) return [];
     return db.transaction().execute(async (trx) => {
-      const checkpoint = await holdCheckpoint(trx, projection, schema);
-      const { rows: parked } = await sql<ParkedRow>`
-        select * from ${sql.id(schema)}.parked_events ${eventId === null ? sql`` : sql`where event_id = ${eventId}`}
-        order by log_position for update`.execute(trx);
+      const rm = readModelIn(trx, projection.name);
+      const checkpoint = await holdCheckpoint(rm, projection);
+      const parked = await rm.db
+        .selectFrom('parked_events')
+        .selectAll()
+        .$if(eventId !== null, (q) => q.where('event_id', '=', eventId!))
+        .orderBy('log_position')
+        .forUpdate()
+        .execute();
       if (parked.length === 0 || checkpoint === null) return [];
-      const retried: ProjectionEvent[] = await eventStore.readEvents(parked.map((r) => r.event_id), { omitMetadata: ['rawBody'] });
-      const retriedIds = new Set(parked.map((r) => r.event_id));
-      const subjects = [...new Set(parked.flatMap((r) => (r.subject === null ? [] : [r.subject])))];
-      const history = subjects.length > 0 ? await projection.forget(trx, schema, subjects, retried) : { events: [], streams: [] };
-      // Events parked but not retried now stay set aside, as a replay would leave them.
-      const { rows: others } = await sql<{ event_id: string }>`
-        select event_id from ${sql.id(schema)}.parked_events where not (event_id = any(${[...retriedIds]}::text[]))`.execute(trx);
-      const setAside = new Set(others.map((r) => r.event_id));
-      const loaded = new Map<string, ProjectionEvent>(retried.map((e) => [e.eventId, e]));
-      for (const stream of history.streams) {
-        for (const event of await eventStore.readStream(stream)) {
-          if (projection.eventTypes.includes(event.type)) loaded.set(event.eventId, event);
-        }
-      }
-      const refs = new Map<string, string>(history.events.map((e) => [e.eventId, e.position]));
-      for (const event of loaded.values()) refs.set(event.eventId, event.position);
-      // Never past the checkpoint: what lies beyond is the runner's to apply.
-      const order = [...refs]
-        .filter(([id, position]) => !setAside.has(id) && position <= checkpoint)
-        .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
-        .map(([id]) => id);
-      const failures = new Map<string, { event: ProjectionEvent; error: unknown }>();
-      for (let i = 0; i < order.length; i += REPLAY_CHUNK) {
-        const ids = order.slice(i, i + REPLAY_CHUNK);
-        const missing = ids.filter((id) => !loaded.has(id));
-        const read = missing.length > 0 ? await eventStore.readEvents(missing, { omitMetadata: ['rawBody'] }) : [];
-        const byId = new Map<string, ProjectionEvent>(read.map((e) => [e.eventId, e]));
-        const events = ids.flatMap((id) => loaded.get(id) ?? byId.get(id) ?? []);
-        for (const failure of await applyIsolating(trx, projection, schema, events)) failures.set(failure.event.eventId, failure);
-      }
+      const { order, loaded } = await replayOrder(eventStore, rm, projection, parked, checkpoint);
+      const failures = await replay(eventStore, rm, projection, order, loaded);
       const at = now();
       const outcomes: RetryOutcome[] = [];
       for (const row of parked) {
-        const found = loaded.has(row.event_id);
-        const error = found ? failures.get(row.event_id)?.error : new Error('the event is no longer in the log');
-        const outcome: RetryOutcome = {
-          projection: projection.name,
-          eventId: row.event_id,
-          outcome: error === undefined ? 'applied' : 'failed_again',
-          error: error === undefined ? null : storable(messageOf(error)).slice(0, 4000),
-          tries: row.tries + 1,
-        };
-        if (outcome.outcome === 'applied') {
-          await sql`delete from ${sql.id(schema)}.parked_events where event_id = ${row.event_id}`.execute(trx);
-        } else {
-          await sql`
-            update ${sql.id(schema)}.parked_events set error = ${outcome.error}, tries = tries + 1, last_failed_at = ${at}
-            where event_id = ${row.event_id}`.execute(trx);
-        }
-        await sql`
-          insert into parked_event_retries (projection, event_id, log_position, event_type, subject, parked_error, tries,
-                                            first_failed_at, retried_at, outcome, error)
-          values (${projection.name}, ${row.event_id}, ${row.log_position}, ${row.event_type}, ${row.subject}, ${row.error},
-                  ${outcome.tries}, ${row.first_failed_at}, ${at}, ${outcome.outcome}, ${outcome.error})`.execute(trx);
-        outcomes.push(outcome);
+        const error = loaded.has(row.event_id) ? failures.get(row.event_id)?.error : new Error('the event is no longer in the log');
+        outcomes.push(await recordRetry(trx, rm, projection, row, error, at));
       }
       // An event that applied before but fails once the retried ones are in is parked as a replay would park it.
-      const newlyFailing = [...failures.values()].filter(({ event }) => !retriedIds.has(event.eventId));
-      await parkEvents(trx, projection, schema, newlyFailing.map(({ event, error }) => ({ event, error: messageOf(error), tries: 1, firstAt: at, at })));
+      const retried = new Set(parked.map((r) => r.event_id));
+      const newlyFailing = [...failures.values()].filter(({ event }) => !retried.has(event.eventId));
+      await parkEvents(rm, projection, newlyFailing.map(({ event, error }) => ({ event, error: messageOf(error), tries: 1, firstAt: at, at })));
       return outcomes;
     });
   }
@@ -169,6 +125,101 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
       return projection ? retryIn(projection, eventId) : null;
     },
   };
+}
+
+/**
+ * The events to apply again, in log order up to the checkpoint (what lies beyond is the runner's): the retried
+ * ones and every event that built their subjects' rows (which the projection forgets here), less the events
+ * still parked and not retried now (they stay set aside, as a replay would leave them).
+ */
+async function replayOrder(eventStore: EventStore, rm: ReadModel, projection: Projection, parked: readonly ParkedRow[], checkpoint: string) {
+  const retried = await eventStore.readEvents(parked.map((r) => r.event_id));
+  const retriedIds = parked.map((r) => r.event_id);
+  const subjects = [...new Set(parked.flatMap((r) => (r.subject === null ? [] : [r.subject])))];
+  const history = subjects.length > 0 ? await projection.forget(rm, subjects, retried) : { events: [], streams: [] };
+  const others = await rm.db
+    .selectFrom('parked_events')
+    .select('event_id')
+    .where((eb) => eb.not(eb('event_id', '=', eb.fn.any(eb.val(retriedIds)))))
+    .execute();
+  const setAside = new Set(others.map((r) => r.event_id));
+  const loaded = new Map<string, RecordedEvent>(retried.map((e) => [e.eventId, e]));
+  for (const stream of history.streams) {
+    for (const event of await eventStore.readStream(stream)) {
+      if (projection.eventTypes.includes(event.type)) loaded.set(event.eventId, event);
+    }
+  }
+  const refs = new Map<string, string>(history.events.map((e) => [e.eventId, e.position]));
+  for (const event of loaded.values()) refs.set(event.eventId, event.position);
+  const order = [...refs]
+    .filter(([id, position]) => !setAside.has(id) && position <= checkpoint)
+    .sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([id]) => id);
+  return { order, loaded };
+}
+
+/** Applies the events in order, a chunk per savepoint, with the same isolation as a batch; the failures by event id. */
+async function replay(
+  eventStore: EventStore,
+  rm: ReadModel,
+  projection: Projection,
+  order: readonly string[],
+  loaded: ReadonlyMap<string, RecordedEvent>,
+) {
+  const failures = new Map<string, { event: RecordedEvent; error: unknown }>();
+  for (let i = 0; i < order.length; i += REPLAY_CHUNK) {
+    const ids = order.slice(i, i + REPLAY_CHUNK);
+    const missing = ids.filter((id) => !loaded.has(id));
+    const read = missing.length > 0 ? await eventStore.readEvents(missing) : [];
+    const byId = new Map<string, RecordedEvent>(read.map((e) => [e.eventId, e]));
+    const events = ids.flatMap((id) => loaded.get(id) ?? byId.get(id) ?? []);
+    for (const failure of await applyIsolating(rm, projection, events)) failures.set(failure.event.eventId, failure);
+  }
+  return failures;
+}
+
+/** Applied: its row goes. Failing again: it stays, with the new error and one more try. Either way the history keeps it. */
+async function recordRetry(
+  db: WriteSideDb,
+  rm: ReadModel,
+  projection: Projection,
+  row: ParkedRow,
+  error: unknown,
+  at: Date,
+): Promise<RetryOutcome> {
+  const outcome: RetryOutcome = {
+    projection: projection.name,
+    eventId: row.event_id,
+    outcome: error === undefined ? 'applied' : 'failed_again',
+    error: error === undefined ? null : storable(messageOf(error)).slice(0, 4000),
+    tries: row.tries + 1,
+  };
+  if (outcome.outcome === 'applied') {
+    await rm.db.deleteFrom('parked_events').where('event_id', '=', row.event_id).execute();
+  } else {
+    await rm.db
+      .updateTable('parked_events')
+      .set((eb) => ({ error: outcome.error!, tries: eb('tries', '+', 1), last_failed_at: at }))
+      .where('event_id', '=', row.event_id)
+      .execute();
+  }
+  await db
+    .insertInto('parked_event_retries')
+    .values({
+      projection: projection.name,
+      event_id: row.event_id,
+      log_position: row.log_position,
+      event_type: row.event_type,
+      subject: row.subject,
+      parked_error: row.error,
+      tries: outcome.tries,
+      first_failed_at: row.first_failed_at,
+      retried_at: at,
+      outcome: outcome.outcome,
+      error: outcome.error,
+    })
+    .execute();
+  return outcome;
 }
 
 const viewOf = (projection: string, r: ParkedRow): ParkedEvent => ({

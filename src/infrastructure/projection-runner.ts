@@ -1,8 +1,8 @@
-import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { EventStore, RecordedEvent, Subscription } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import { advisoryLockKey, type Database } from './postgres/database';
+import type { WriteSideDb } from './postgres/tables';
 import { runWhileLocked } from './locked-loop';
 import { rebuildProjection } from './read-model-maintenance';
 import {
@@ -87,7 +87,6 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
           const subscription: Subscription = eventStore.subscribe({
             after: position,
             filter: { eventTypes: projection.eventTypes },
-            omitMetadata: ['rawBody'],
             maxBatch: batchSize,
             onEvents: async (events, last) => {
               const outcome = await commitBatch(database.db, projection, schema, position, events, last, parking);
@@ -172,7 +171,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
 }
 
 /** A missing schema is created; a schema of an older version is rebuilt from the log before the runner follows. */
-async function ensureSchema(db: Kysely<any>, projection: Projection, schema: string, store: EventStore, log: Logger) {
+async function ensureSchema(db: WriteSideDb, projection: Projection, schema: string, store: EventStore, log: Logger) {
   await ensureProjectionSchema(db, projection, schema);
   const { version } = await readCheckpoint(db, schema, projection.name);
   if (version !== projection.version) {

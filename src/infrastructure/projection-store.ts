@@ -1,17 +1,21 @@
-import { type Kysely, sql } from 'kysely';
+import { type QueryExecutorProvider, sql } from 'kysely';
 import { type EventStore, EventStoreUnavailable, type RecordedEvent } from '../application/ports/event-store';
-import type { Projection, ProjectionEvent } from '../projections/projection';
+import type { Projection } from '../projections/projection';
+import { type ReadModel, readModelIn } from '../projections/read-model';
 import { isUnavailableError } from './postgres/errors';
+import type { WriteSideDb } from './postgres/tables';
 
 /** The checkpoint moved under a runner (a rebuild swapped the schema, or another runner): start again from it. */
 export class Resync extends Error {
   override readonly name = 'Resync';
 }
 
-export async function readCheckpoint(db: Kysely<any>, schema: string, name: string) {
-  const { rows } = await sql<{ position: string | null; events: string; version: number }>`
-    select position, events, version from ${sql.id(schema)}.checkpoint where projection = ${name}`.execute(db);
-  const row = rows[0];
+export async function readCheckpoint(db: WriteSideDb, schema: string, name: string) {
+  const row = await readModelIn(db, schema)
+    .db.selectFrom('checkpoint')
+    .select(['position', 'events', 'version'])
+    .where('projection', '=', name)
+    .executeTakeFirst();
   return { position: row?.position ?? null, events: BigInt(row?.events ?? 0), version: row?.version ?? null };
 }
 
@@ -51,7 +55,7 @@ export class EventFailing extends Error {
 }
 
 export interface ParkedFailure {
-  readonly event: ProjectionEvent;
+  readonly event: RecordedEvent;
   readonly error: string;
 }
 
@@ -67,19 +71,20 @@ export interface BatchOutcome {
  * parked (recorded in the schema's `parked_events`) and the rest of the batch commits with the checkpoint.
  */
 export async function commitBatch(
-  db: Kysely<any>,
+  db: WriteSideDb,
   projection: Projection,
   schema: string,
   expected: string | null,
-  events: readonly ProjectionEvent[],
+  events: readonly RecordedEvent[],
   last: string,
   parking: Parking = parkAtOnce(),
 ): Promise<BatchOutcome> {
   try {
     await db.transaction().execute(async (trx) => {
-      await lockCheckpoint(trx, projection, schema, expected);
-      if (events.length > 0) await projection.apply(trx, schema, events);
-      await advanceCheckpoint(trx, projection, schema, last, events.length);
+      const rm = readModelIn(trx, schema);
+      await lockCheckpoint(rm, projection, expected);
+      if (events.length > 0) await projection.apply(rm, events);
+      await advanceCheckpoint(rm, projection, last, events.length);
     });
     for (const event of events) parking.failures.delete(event.eventId);
     return { applied: events.length, parked: [] };
@@ -87,8 +92,9 @@ export async function commitBatch(
     if (events.length === 0 || isTransientError(error)) throw error;
   }
   return db.transaction().execute(async (trx) => {
-    await lockCheckpoint(trx, projection, schema, expected);
-    const failed = await applyIsolating(trx, projection, schema, events);
+    const rm = readModelIn(trx, schema);
+    await lockCheckpoint(rm, projection, expected);
+    const failed = await applyIsolating(rm, projection, events);
     const now = parking.now();
     const counted = failed.map(({ event, error }) => {
       const seen = parking.failures.get(event.eventId) ?? { tries: 0, firstAt: now };
@@ -98,32 +104,31 @@ export async function commitBatch(
     });
     const early = counted.find((f) => f.tries < parking.triesBeforeParking);
     if (early) throw new EventFailing(early.event.eventId, early.tries, early.cause);
-    await parkEvents(trx, projection, schema, counted);
+    await parkEvents(rm, projection, counted);
     const parked = counted.map(({ event, error }) => ({ event, error }));
     for (const event of events) parking.failures.delete(event.eventId);
-    await advanceCheckpoint(trx, projection, schema, last, events.length - failed.length);
+    await advanceCheckpoint(rm, projection, last, events.length - failed.length);
     return { applied: events.length - failed.length, parked };
   });
 }
 
-async function lockCheckpoint(trx: Kysely<any>, projection: Projection, schema: string, expected: string | null | undefined) {
-  const { rows } = await sql<{ position: string | null }>`
-    select position from ${sql.id(schema)}.checkpoint where projection = ${projection.name} for update`.execute(trx);
-  const position = rows[0]?.position ?? null;
+async function lockCheckpoint({ db }: ReadModel, projection: Projection, expected: string | null | undefined) {
+  const row = await db.selectFrom('checkpoint').select('position').where('projection', '=', projection.name).forUpdate().executeTakeFirst();
+  const position = row?.position ?? null;
   if (expected !== undefined && position !== expected) throw new Resync(`checkpoint of ${projection.name} moved`);
   return position;
 }
 
-async function advanceCheckpoint(trx: Kysely<any>, projection: Projection, schema: string, last: string, applied: number) {
-  await sql`
-    update ${sql.id(schema)}.checkpoint
-    set position = ${last}, events = events + ${applied}, updated_at = now()
-    where projection = ${projection.name}`.execute(trx);
+async function advanceCheckpoint({ db }: ReadModel, projection: Projection, last: string, applied: number) {
+  await db
+    .updateTable('checkpoint')
+    .set((eb) => ({ position: last, events: eb('events', '+', applied.toString()), updated_at: sql<Date>`now()` }))
+    .where('projection', '=', projection.name)
+    .execute();
 }
 
 /** Takes the checkpoint row lock without moving it: whoever else writes the schema (the runner) waits meanwhile. */
-export const holdCheckpoint = (trx: Kysely<any>, projection: Projection, schema: string): Promise<string | null> =>
-  lockCheckpoint(trx, projection, schema, undefined);
+export const holdCheckpoint = (rm: ReadModel, projection: Projection): Promise<string | null> => lockCheckpoint(rm, projection, undefined);
 
 /**
  * Applies events in log order, a group at a time under a savepoint; a group that fails is rolled back and split in
@@ -131,22 +136,21 @@ export const holdCheckpoint = (trx: Kysely<any>, projection: Projection, schema:
  * applied. A transient failure is thrown (the caller's transaction then rolls back whole).
  */
 export async function applyIsolating(
-  trx: Kysely<any>,
+  rm: ReadModel,
   projection: Projection,
-  schema: string,
-  events: readonly ProjectionEvent[],
-): Promise<{ event: ProjectionEvent; error: unknown }[]> {
-  const failed: { event: ProjectionEvent; error: unknown }[] = [];
-  const attempt = async (group: readonly ProjectionEvent[]): Promise<void> => {
+  events: readonly RecordedEvent[],
+): Promise<{ event: RecordedEvent; error: unknown }[]> {
+  const failed: { event: RecordedEvent; error: unknown }[] = [];
+  const attempt = async (group: readonly RecordedEvent[]): Promise<void> => {
     if (group.length === 0) return;
-    await sql`savepoint isolate`.execute(trx);
+    await sql`savepoint isolate`.execute(rm.db);
     try {
-      await projection.apply(trx, schema, group);
-      await sql`release savepoint isolate`.execute(trx);
+      await projection.apply(rm, group);
+      await sql`release savepoint isolate`.execute(rm.db);
       return;
     } catch (error) {
-      await sql`rollback to savepoint isolate`.execute(trx);
-      await sql`release savepoint isolate`.execute(trx);
+      await sql`rollback to savepoint isolate`.execute(rm.db);
+      await sql`release savepoint isolate`.execute(rm.db);
       if (isTransientError(error)) throw error;
       if (group.length === 1) {
         failed.push({ event: group[0]!, error });
@@ -163,10 +167,9 @@ export async function applyIsolating(
 
 /** Records events that cannot be applied; an event parked already keeps its row (replaying a batch changes nothing). */
 export async function parkEvents(
-  trx: Kysely<any>,
+  rm: ReadModel,
   projection: Projection,
-  schema: string,
-  parked: readonly { event: ProjectionEvent; error: string; tries: number; firstAt: Date; at: Date }[],
+  parked: readonly { event: RecordedEvent; error: string; tries: number; firstAt: Date; at: Date }[],
 ): Promise<void> {
   if (parked.length === 0) return;
   const rows = parked.map(({ event, error, tries, firstAt, at }) => {
@@ -184,14 +187,15 @@ export async function parkEvents(
       last_failed_at: at.toISOString(),
     };
   });
-  const t = sql`${sql.id(schema)}.parked_events`;
-  await sql`
-    insert into ${t} select * from json_populate_recordset(null::${t}, ${JSON.stringify(rows)}::json)
-    on conflict (event_id) do nothing`.execute(trx);
+  await rm.db
+    .insertInto('parked_events')
+    .values(rows)
+    .onConflict((oc) => oc.column('event_id').doNothing())
+    .execute();
 }
 
 /** What the projection can tell about an event, never failing: the event may be the very one that does not decode. */
-export function subjectOf(projection: Projection, event: ProjectionEvent): { subject: string | null; transactionDate: string | null } {
+export function subjectOf(projection: Projection, event: RecordedEvent): { subject: string | null; transactionDate: string | null } {
   try {
     return projection.subjectOf(event);
   } catch {
@@ -205,19 +209,19 @@ export const storable = (text: string): string =>
 
 export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-export async function createProjectionSchema(db: Kysely<any>, projection: Projection, schema: string): Promise<void> {
-  await db.transaction().execute((trx) => createSchemaIn(trx, projection, schema));
+export async function createProjectionSchema(db: WriteSideDb, projection: Projection, schema: string): Promise<void> {
+  await db.transaction().execute((trx) => createSchemaIn(readModelIn(trx, schema), projection));
 }
 
-async function createSchemaIn(trx: Kysely<any>, projection: Projection, schema: string): Promise<void> {
-  await projection.createSchema(trx, schema);
+async function createSchemaIn(rm: ReadModel, projection: Projection): Promise<void> {
+  await projection.createSchema(rm);
   await sql`
-    create table ${sql.id(schema)}.checkpoint (
+    create table ${rm.table('checkpoint')} (
       projection text primary key, version integer not null, position text, events bigint not null default 0,
       updated_at timestamptz not null default now()
-    )`.execute(trx);
-  await sql`insert into ${sql.id(schema)}.checkpoint (projection, version) values (${projection.name}, ${projection.version})`.execute(trx);
-  await createParkedTable(trx, schema);
+    )`.execute(rm.db);
+  await rm.db.insertInto('checkpoint').values({ projection: projection.name, version: projection.version }).execute();
+  await createParkedTable(rm);
 }
 
 /**
@@ -225,10 +229,9 @@ async function createSchemaIn(trx: Kysely<any>, projection: Projection, schema: 
  * again and verify compares them like any read table. Only what is parked now: a retry that applies an event
  * deletes its row (the write-side table `parked_event_retries` keeps the history).
  */
-async function createParkedTable(trx: Kysely<any>, schema: string): Promise<void> {
-  const s = sql.id(schema);
+async function createParkedTable({ db, schema, table }: ReadModel): Promise<void> {
   await sql`
-    create table if not exists ${s}.parked_events (
+    create table if not exists ${table('parked_events')} (
       event_id text primary key,
       log_position text not null,
       event_type text not null,
@@ -239,13 +242,16 @@ async function createParkedTable(trx: Kysely<any>, schema: string): Promise<void
       tries integer not null,
       first_failed_at timestamptz not null,
       last_failed_at timestamptz not null
-    )`.execute(trx);
-  await sql`create index if not exists parked_events_subject on ${s}.parked_events (subject)`.execute(trx);
+    )`.execute(db);
+  await sql`create index if not exists parked_events_subject on ${sql.id(schema)}.parked_events (subject)`.execute(db);
 }
 
-export async function countParked(db: Kysely<any>, schema: string): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select count(*)::int as n from ${sql.id(schema)}.parked_events`.execute(db);
-  return rows[0]?.n ?? 0;
+export async function countParked(db: WriteSideDb, schema: string): Promise<number> {
+  const row = await readModelIn(db, schema)
+    .db.selectFrom('parked_events')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
 }
 
 /** Compared by verify: what was parked, never when or how often it was tried (nor the error text, which may name the schema). */
@@ -259,22 +265,22 @@ export const PARKED_TABLE = {
  * Creates the projection's schema unless it exists. Safe when several processes start at once: they queue on an
  * advisory lock keyed by the schema's name and look again once they hold it.
  */
-export async function ensureProjectionSchema(db: Kysely<any>, projection: Projection, schema: string): Promise<void> {
+export async function ensureProjectionSchema(db: WriteSideDb, projection: Projection, schema: string): Promise<void> {
   if ((await schemaExists(db, schema)) && (await tableExists(db, schema, 'parked_events'))) return;
   await db.transaction().execute(async (trx) => {
     await sql`select pg_advisory_xact_lock(hashtext(${`balance-ledger:schema:${schema}`}))`.execute(trx);
     // A schema made before parking existed gets its table here, so that every process can read it at once.
-    if (await schemaExists(trx, schema)) return createParkedTable(trx, schema);
-    await createSchemaIn(trx, projection, schema);
+    if (await schemaExists(trx, schema)) return createParkedTable(readModelIn(trx, schema));
+    await createSchemaIn(readModelIn(trx, schema), projection);
   });
 }
 
-async function tableExists(db: Kysely<any>, schema: string, table: string): Promise<boolean> {
+async function tableExists(db: QueryExecutorProvider, schema: string, table: string): Promise<boolean> {
   const { rows } = await sql`select 1 from information_schema.tables where table_schema = ${schema} and table_name = ${table}`.execute(db);
   return rows.length > 0;
 }
 
-export async function schemaExists(db: Kysely<any>, schema: string): Promise<boolean> {
+export async function schemaExists(db: QueryExecutorProvider, schema: string): Promise<boolean> {
   const { rows } = await sql`select 1 from information_schema.schemata where schema_name = ${schema}`.execute(db);
   return rows.length > 0;
 }

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { type Kysely, sql } from 'kysely';
+import { type QueryExecutorProvider, sql } from 'kysely';
 import type { EventStore, ReadAllPage } from '../application/ports/event-store';
 import type { Projection, ReadTable } from '../projections/projection';
-import { commitBatch, createProjectionSchema, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
+import { readModelIn } from '../projections/read-model';
+import type { WriteSideDb } from './postgres/tables';
+import { commitBatch, createProjectionSchema, holdCheckpoint, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
 
 export interface Progress {
   readonly eventsDone: number;
@@ -11,7 +13,7 @@ export interface Progress {
 }
 
 export interface MaintenanceOptions {
-  readonly db: Kysely<any>;
+  readonly db: WriteSideDb;
   readonly eventStore: EventStore;
   readonly projection: Projection;
   /** The live schema (defaults to the projection's name). */
@@ -31,7 +33,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
   const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
   let done = 0;
   const read = (after: string | null): Promise<ReadAllPage> =>
-    eventStore.readAll({ after, maxCount: options.batchSize ?? 5000, filter, omitMetadata: ['rawBody'] });
+    eventStore.readAll({ after, maxCount: options.batchSize ?? 5000, filter });
   // The next page is read while this one is applied, so reading and projecting overlap.
   let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
   for (;;) {
@@ -119,9 +121,7 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
       const target = (await readCheckpoint(db, live, projection.name)).position;
       eventsReplayed += await projectFromLog({ ...options, schema: scratch, until: target });
       const report = await db.transaction().execute(async (trx) => {
-        const { rows } = await sql<{ position: string | null }>`
-          select position from ${sql.id(live)}.checkpoint where projection = ${projection.name} for update`.execute(trx);
-        if ((rows[0]?.position ?? null) !== target) return null; // the live runner moved on: chase it
+        if ((await holdCheckpoint(readModelIn(trx, live), projection)) !== target) return null; // the live runner moved on: chase it
         const differences: Difference[] = [];
         // The parked events too: a rebuild must set aside exactly the events the live runner set aside.
         const tables: readonly ComparedTable[] = [...projection.tables, PARKED_TABLE];
@@ -141,7 +141,7 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
 /** A table verify compares: all its columns, or only `columns` (the parked events' volatile ones are left out). */
 type ComparedTable = ReadTable & { readonly columns?: readonly string[] };
 
-async function compareTable(db: Kysely<any>, live: string, rebuilt: string, compared: ComparedTable, limit: number): Promise<Difference[]> {
+async function compareTable(db: QueryExecutorProvider, live: string, rebuilt: string, compared: ComparedTable, limit: number): Promise<Difference[]> {
   const { name: table, key } = compared;
   const columns = compared.columns ? sql.join(compared.columns.map((c) => sql.ref(c))) : sql`*`;
   const l = sql`(select ${columns} from ${sql.table(`${live}.${table}`)})`;

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { EventStore } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import { advisoryLockKey, type Database } from './postgres/database';
+import type { WriteSideDb } from './postgres/tables';
 import { type Progress, type VerifyReport, verifyProjections } from './read-model-maintenance';
 
 export interface VerifyRun {
@@ -44,7 +45,7 @@ export function createVerifier(deps: VerifierDeps) {
         let report: VerifyReport | null = null;
         const ran = await database.tryWithAdvisoryLock(VERIFY_LOCK, async () => {
           await dropAbandoned(database.db, deps.projections, now());
-          await sql`insert into verify_runs (id, started_at, process) values (${run.id}, ${run.startedAt}, ${processName()})`.execute(database.db);
+          await database.db.insertInto('verify_runs').values({ id: run.id, started_at: run.startedAt, process: processName() }).execute();
           try {
             report = await verifyProjections({ db: database.db, eventStore: deps.eventStore, ...(onProgress ? { onProgress } : {}) }, deps.projections);
           } catch (error) {
@@ -73,25 +74,30 @@ export async function cleanUpAfterCrashedVerifies(database: Database, projection
   await database.tryWithAdvisoryLock(VERIFY_LOCK, () => dropAbandoned(database.db, projections, now));
 }
 
-async function dropAbandoned(db: Kysely<any>, projections: readonly Projection[], at: Date): Promise<void> {
+async function dropAbandoned(db: WriteSideDb, projections: readonly Projection[], at: Date): Promise<void> {
   const names = projections.map((p) => p.name);
   const { rows } = await sql<{ schema_name: string }>`
     select schema_name from information_schema.schemata
     where schema_name ~ ('^(' || array_to_string(${names}::text[], '|') || ')_verify_[0-9a-f]{8}$')`.execute(db);
   for (const { schema_name } of rows) await sql`drop schema if exists ${sql.id(schema_name)} cascade`.execute(db);
-  await sql`update verify_runs set finished_at = ${at}, outcome = 'abandoned' where finished_at is null`.execute(db);
+  await db.updateTable('verify_runs').set({ finished_at: at, outcome: 'abandoned' }).where('finished_at', 'is', null).execute();
 }
 
-async function finish(db: Kysely<any>, id: string, at: Date, outcome: string, differences: number | null, error: string | null) {
-  await sql`
-    update verify_runs set finished_at = ${at}, outcome = ${outcome}, differences = ${differences}, error = ${error}
-    where id = ${id}`.execute(db);
+type Outcome = 'ok' | 'differences' | 'failed';
+
+async function finish(db: WriteSideDb, id: string, at: Date, outcome: Outcome, differences: number | null, error: string | null) {
+  await db.updateTable('verify_runs').set({ finished_at: at, outcome, differences, error }).where('id', '=', id).execute();
 }
 
-async function runningElsewhere(db: Kysely<any>): Promise<VerifyRun | null> {
-  const { rows } = await sql<{ id: string; started_at: Date }>`
-    select id, started_at from verify_runs where finished_at is null order by started_at desc limit 1`.execute(db);
-  return rows[0] ? { id: rows[0].id, startedAt: new Date(rows[0].started_at) } : null;
+async function runningElsewhere(db: WriteSideDb): Promise<VerifyRun | null> {
+  const row = await db
+    .selectFrom('verify_runs')
+    .select(['id', 'started_at'])
+    .where('finished_at', 'is', null)
+    .orderBy('started_at', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row ? { id: row.id, startedAt: new Date(row.started_at) } : null;
 }
 
 const processName = () => `${hostname()}:${process.pid}`;

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import type { ReadModel } from './read-model';
 
 export interface AccountEventRef {
   readonly eventId: string;
@@ -10,29 +10,38 @@ export interface AccountEventRef {
  * conflicting repeats of its transactions. Paged by log position; optionally only transactions dated in a period.
  */
 export async function accountEventRefs(
-  db: Kysely<any>,
-  schema: string,
+  { db }: ReadModel,
   accountId: string,
   options: { after: string | null; limit: number; from?: string; to?: string },
 ): Promise<AccountEventRef[]> {
-  const s = sql.id(schema);
-  const period =
-    options.from && options.to ? sql`and l.transaction_date between ${options.from}::date and ${options.to}::date` : sql``;
-  const { rows } = await sql<{ event_id: string; log_position: string }>`
-    select event_id, log_position from (
-      select l.event_id, l.log_position from ${s}.statement_lines l where l.account_id = ${accountId} ${period}
-      union all
-      select a.event_id, a.log_position from ${s}.anomalies a
-      join ${s}.statement_lines l on l.transaction_id = a.transaction_id
-      where a.account_id = ${accountId} and a.kind = 'conflict' ${period}
-    ) refs
-    where ${options.after === null ? sql`true` : sql`log_position > ${options.after}`}
-    order by log_position limit ${options.limit}`.execute(db);
+  const { from, to } = options;
+  const rows = await db
+    .selectFrom((eb) =>
+      eb
+        .selectFrom('statement_lines as l')
+        .select(['l.event_id', 'l.log_position'])
+        .where('l.account_id', '=', accountId)
+        .$if(from !== undefined && to !== undefined, (q) => q.where('l.transaction_date', '>=', from!).where('l.transaction_date', '<=', to!))
+        .unionAll(
+          eb
+            .selectFrom('anomalies as a')
+            .innerJoin('statement_lines as l', 'l.transaction_id', 'a.transaction_id')
+            .select(['a.event_id', 'a.log_position'])
+            .where('a.account_id', '=', accountId)
+            .where('a.kind', '=', 'conflict')
+            .$if(from !== undefined && to !== undefined, (q) => q.where('l.transaction_date', '>=', from!).where('l.transaction_date', '<=', to!)),
+        )
+        .as('refs'),
+    )
+    .select(['refs.event_id', 'refs.log_position'])
+    .$if(options.after !== null, (q) => q.where('refs.log_position', '>', options.after!))
+    .orderBy('refs.log_position')
+    .limit(options.limit)
+    .execute();
   return rows.map((r) => ({ eventId: r.event_id, position: r.log_position }));
 }
 
-export async function accountExists(db: Kysely<any>, schema: string, accountId: string): Promise<boolean> {
-  if (!/^[0-9a-f-]{36}$/i.test(accountId)) return false;
-  const { rows } = await sql`select 1 from ${sql.id(schema)}.accounts where account_id = ${accountId}`.execute(db);
-  return rows.length > 0;
+export async function accountExists({ db }: ReadModel, accountId: string): Promise<boolean> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(accountId)) return false;
+  return (await db.selectFrom('accounts').select('account_id').where('account_id', '=', accountId).executeTakeFirst()) !== undefined;
 }

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import { decodeEvent } from '../domain/event-codec';
 import { grantStreamId, type LinkedAccount } from '../domain/events';
 import {
@@ -9,25 +9,18 @@ import {
   grantStateAfterWebhook,
   UNKNOWN_GRANT_STATE,
 } from '../domain/grant';
-import type { Projection, ProjectionEvent, ReadTable } from './projection';
+import type { RecordedEvent } from '../domain/recorded-event';
+import type { Projection, ReadTable } from './projection';
+import type { ReadModel } from './read-model';
+import type { GrantsTable } from './tables';
 
 /** The schema GET /grants reads: one row per grant, its accounts and the state the GRANT webhooks left it in. */
 export const GRANTS_SCHEMA = 'grants';
 
 const TABLES: readonly ReadTable[] = [{ name: 'grants', key: ['grant_id'] }];
 
-export interface GrantRow {
-  grant_id: string;
-  status: GrantStatus;
-  fi_id: string | null;
-  accounts: LinkedAccount[];
-  linked_at: Date | null;
-  last_error: GrantError | null;
-  last_webhook_code: string | null;
-  updated_at: Date;
-  /** The log position of the last event folded in: an event at or before it is a replay and changes nothing. */
-  last_position: string;
-}
+/** A row of `grants` (tables.ts). */
+export type GrantRow = Selectable<GrantsTable>;
 
 export function createGrantsProjection(): Projection {
   return {
@@ -39,14 +32,14 @@ export function createGrantsProjection(): Projection {
     apply: applyBatch,
     subjectOf: (event) => ({ subject: typeof event.data.grantId === 'string' ? event.data.grantId : null, transactionDate: null }),
     // A grant's row is a fold of its stream (grant-<grantId>) in log order: forget the row, read the stream again.
-    async forget(trx, schema, subjects) {
-      await sql`delete from ${sql.id(schema)}.grants where grant_id = any(${[...subjects]}::text[])`.execute(trx);
+    async forget(rm, subjects) {
+      await rm.db.deleteFrom('grants').where('grant_id', '=', (eb) => eb.fn.any(eb.val([...subjects]))).execute();
       return { events: [], streams: subjects.map((id) => grantStreamId(id)) };
     },
   };
 }
 
-async function createGrantsSchema(db: Kysely<any>, schema: string): Promise<void> {
+async function createGrantsSchema({ db, schema }: ReadModel): Promise<void> {
   const s = sql.id(schema);
   await sql`create schema if not exists ${s}`.execute(db);
   await sql`
@@ -63,11 +56,10 @@ async function createGrantsSchema(db: Kysely<any>, schema: string): Promise<void
     )`.execute(db);
 }
 
-async function applyBatch(trx: Kysely<any>, schema: string, events: readonly ProjectionEvent[]): Promise<void> {
-  const s = sql.id(schema);
+async function applyBatch(rm: ReadModel, events: readonly RecordedEvent[]): Promise<void> {
   const ids = [...new Set(events.map((e) => e.data.grantId).filter((id): id is string => typeof id === 'string'))];
   if (ids.length === 0) return;
-  const { rows } = await sql<GrantRow>`select * from ${s}.grants where grant_id = any(${ids}::text[]) for update`.execute(trx);
+  const rows = await rm.db.selectFrom('grants').selectAll().where('grant_id', '=', (eb) => eb.fn.any(eb.val(ids))).forUpdate().execute();
   const grants = new Map(rows.map((r) => [r.grant_id, r]));
   const changed = new Set<string>();
 
@@ -114,21 +106,30 @@ async function applyBatch(trx: Kysely<any>, schema: string, events: readonly Pro
 
   for (const id of changed) {
     const r = grants.get(id)!;
-    await sql`
-      insert into ${s}.grants (grant_id, status, fi_id, accounts, linked_at, last_error, last_webhook_code, updated_at, last_position)
-      values (${r.grant_id}, ${r.status}, ${r.fi_id}, ${JSON.stringify(r.accounts)}::jsonb, ${r.linked_at},
-              ${r.last_error === null ? null : JSON.stringify(r.last_error)}::jsonb, ${r.last_webhook_code}, ${r.updated_at},
-              ${r.last_position})
-      on conflict (grant_id) do update set
-        status = excluded.status, fi_id = excluded.fi_id, accounts = excluded.accounts, linked_at = excluded.linked_at,
-        last_error = excluded.last_error, last_webhook_code = excluded.last_webhook_code, updated_at = excluded.updated_at,
-        last_position = excluded.last_position
-      where ${s}.grants.last_position < excluded.last_position`.execute(trx);
+    await rm.db
+      .insertInto('grants')
+      .values({ ...r, accounts: JSON.stringify(r.accounts), last_error: r.last_error === null ? null : JSON.stringify(r.last_error) })
+      .onConflict((oc) =>
+        oc
+          .column('grant_id')
+          .doUpdateSet((eb) => ({
+            status: eb.ref('excluded.status'),
+            fi_id: eb.ref('excluded.fi_id'),
+            accounts: eb.ref('excluded.accounts'),
+            linked_at: eb.ref('excluded.linked_at'),
+            last_error: eb.ref('excluded.last_error'),
+            last_webhook_code: eb.ref('excluded.last_webhook_code'),
+            updated_at: eb.ref('excluded.updated_at'),
+            last_position: eb.ref('excluded.last_position'),
+          }))
+          .where('grants.last_position', '<', (eb) => eb.ref('excluded.last_position')),
+      )
+      .execute();
   }
 }
 
 /** When the event reached us (its metadata), else when the log stored it. */
-function receivedAtOf(event: ProjectionEvent): string {
+function receivedAtOf(event: RecordedEvent): string {
   const stated = event.metadata.receivedAt;
   return typeof stated === 'string' ? new Date(stated).toISOString() : event.recordedAt.toISOString();
 }

@@ -1,7 +1,7 @@
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { LinkedAccount } from '../domain/events';
 import type { GrantError, GrantStatus } from '../domain/grant';
-import type { GrantRow } from './grants.projection';
+import type { ReadModel } from './read-model';
 
 export interface GrantView {
   readonly grantId: string;
@@ -16,9 +16,9 @@ export interface GrantView {
 }
 
 /** Every grant, most recently linked first; empty until the grants projection has created its schema. */
-export async function listGrants(db: Kysely<any>, schema: string): Promise<GrantView[]> {
-  if (!(await tableExists(db, schema))) return [];
-  const { rows } = await sql<GrantRow>`select * from ${sql.id(schema)}.grants order by linked_at desc nulls last, grant_id`.execute(db);
+export async function listGrants(rm: ReadModel): Promise<GrantView[]> {
+  if (!(await tableExists(rm))) return [];
+  const rows = await rm.db.selectFrom('grants').selectAll().orderBy('linked_at', (o) => o.desc().nullsLast()).orderBy('grant_id').execute();
   return rows.map((r) => ({
     grantId: r.grant_id,
     status: r.status,
@@ -32,22 +32,17 @@ export async function listGrants(db: Kysely<any>, schema: string): Promise<Grant
 }
 
 /** The newest grant, not revoked, that linked the account (fiId, accountNumber); null when none did. */
-export async function findGrantOfAccount(
-  db: Kysely<any>,
-  schema: string,
-  fiId: string,
-  accountNumber: string,
-): Promise<string | null> {
-  if (!(await tableExists(db, schema))) return null;
+export async function findGrantOfAccount(rm: ReadModel, fiId: string, accountNumber: string): Promise<string | null> {
+  if (!(await tableExists(rm))) return null;
   const { rows } = await sql<{ grant_id: string }>`
-    select g.grant_id from ${sql.id(schema)}.grants g cross join lateral jsonb_array_elements(g.accounts) a
+    select g.grant_id from ${rm.table('grants')} g cross join lateral jsonb_array_elements(g.accounts) a
     where g.status <> 'revoked' and a ->> 'accountNumber' = ${accountNumber}
       and coalesce(a ->> 'fiId', g.fi_id, ${fiId}) = ${fiId}
-    order by g.linked_at desc nulls last limit 1`.execute(db);
+    order by g.linked_at desc nulls last limit 1`.execute(rm.db);
   return rows[0]?.grant_id ?? null;
 }
 
-async function tableExists(db: Kysely<any>, schema: string): Promise<boolean> {
+async function tableExists({ db, schema }: ReadModel): Promise<boolean> {
   const { rows } = await sql<{ found: string | null }>`select to_regclass(${`${schema}.grants`})::text as found`.execute(db);
   return rows[0]?.found != null;
 }

@@ -1,8 +1,9 @@
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import type { ReadTable } from './projection';
+import type { ReadModel } from './read-model';
 
-/** The ledger's read model. Money columns are bigint whole đồng; `*_at` columns are instants. */
-export async function createLedgerSchema(db: Kysely<any>, schema: string): Promise<void> {
+/** The ledger's read model (its tables' types: tables.ts). Money columns are bigint whole đồng; `*_at` columns are instants. */
+export async function createLedgerSchema({ db, schema }: ReadModel): Promise<void> {
   const s = sql.id(schema);
   await sql`create schema if not exists ${s}`.execute(db);
   await sql`
@@ -93,52 +94,6 @@ export async function createLedgerSchema(db: Kysely<any>, schema: string): Promi
   await sql`create index on ${s}.anomalies (account_id, kind)`.execute(db);
   // GET /anomalies pages in the order they were detected: when the delivery reached us, then id.
   await sql`create index on ${s}.anomalies (received_at, anomaly_id)`.execute(db);
-}
-
-/** A row of `accounts` as node-postgres returns it: bigint as text. */
-export interface AccountTableRow {
-  account_id: string;
-  fi_id: string;
-  fi_name: string | null;
-  account_number: string;
-  currency: string;
-  balance: string | null;
-  last_transaction_id: string | null;
-  last_transaction_at: Date | null;
-  last_transaction_date_time: string | null;
-  line_count: string;
-  open_breaks: number;
-  late_deliveries: number;
-  grant_id: string | null;
-  first_seen_at: Date;
-}
-
-/** A row of `statement_lines` as node-postgres returns it: bigint as text, date as 'YYYY-MM-DD'. */
-export interface StatementLineRow {
-  transaction_id: string;
-  account_id: string;
-  event_id: string;
-  instant: Date;
-  group_seq: number;
-  transaction_date: string;
-  transaction_date_time: string;
-  booking_date: string | null;
-  amount: string;
-  running_balance: string | null;
-  balance_before: string | null;
-  balance_after: string | null;
-  description: string | null;
-  reference: string | null;
-  counter_account_number: string | null;
-  counter_account_name: string | null;
-  counter_account_bank_name: string | null;
-  virtual_account_number: string | null;
-  virtual_account_name: string | null;
-  payment_channel: string | null;
-  late: boolean;
-  received_at: Date;
-  source: string;
-  log_position: string;
 }
 
 export const LEDGER_TABLES: readonly ReadTable[] = [

@@ -1,12 +1,17 @@
 import { createHash } from 'node:crypto';
-import { type Kysely, type RawBuilder, sql } from 'kysely';
-import type { AccountTableRow, StatementLineRow } from './ledger-schema';
+import { type RawBuilder, type Selectable, sql } from 'kysely';
 import { fromMicros, micros, type Page, pageOf } from './paging';
+import type { ReadModel } from './read-model';
+import type { AccountsTable, BreaksTable, StatementLinesTable } from './tables';
+
+/**
+ * Money as PostgreSQL writes a bigint: an exact decimal string of whole đồng. The queries hand it on as it comes,
+ * since nothing on the way to a JSON answer (itself a decimal string) computes with it.
+ */
+export type MoneyText = string;
 
 /** Where the ledger's read models live (the projection's schema; renamed whole by a rebuild). */
-export interface ReadModels {
-  readonly db: Kysely<any>;
-  readonly schema: string;
+export interface ReadModels extends ReadModel {
   /**
    * True on embedded PGlite: one connection serves the whole process, so a read must never hold it (in a
    * transaction) while it waits for a client.
@@ -20,7 +25,7 @@ export interface AccountView {
   readonly fiName: string | null;
   readonly accountNumber: string;
   readonly currency: string;
-  readonly balance: bigint | null;
+  readonly balance: MoneyText | null;
   /** transactionDateTime of the account's last line in statement order, as the bank sent it (with its offset). */
   readonly lastTransactionAt: string | null;
   readonly openBreaks: number;
@@ -35,11 +40,11 @@ export interface LineView {
   readonly transactionDate: string;
   readonly transactionDateTime: string;
   readonly bookingDate: string | null;
-  readonly amount: bigint;
+  readonly amount: MoneyText;
   /** As the bank sent it; null when it sent none (the balances are then carried from the line before). */
-  readonly runningBalance: bigint | null;
-  readonly balanceBefore: bigint | null;
-  readonly balanceAfter: bigint | null;
+  readonly runningBalance: MoneyText | null;
+  readonly balanceBefore: MoneyText | null;
+  readonly balanceAfter: MoneyText | null;
   readonly description: string | null;
   readonly reference: string | null;
   readonly counterAccountNumber: string | null;
@@ -54,7 +59,7 @@ export interface BreakView {
   readonly accountId: string;
   readonly afterTransactionId: string;
   readonly beforeTransactionId: string;
-  readonly missingAmount: bigint;
+  readonly missingAmount: MoneyText;
   readonly status: 'open' | 'resolved';
   readonly openedAt: string;
   readonly resolvedAt: string | null;
@@ -97,10 +102,10 @@ export interface Statement {
   readonly account: AccountView;
   readonly from: string;
   readonly to: string;
-  readonly openingBalance: bigint | null;
-  readonly closingBalance: bigint | null;
-  readonly totalCredits: bigint;
-  readonly totalDebits: bigint;
+  readonly openingBalance: MoneyText | null;
+  readonly closingBalance: MoneyText | null;
+  readonly totalCredits: MoneyText;
+  readonly totalDebits: MoneyText;
   readonly lineCount: number;
   readonly reconciled: boolean;
   /** Parked BalanceChanged events of the account that touch the period: while any is, it is not reconciled. */
@@ -167,17 +172,29 @@ export function decodeCursor(text: string): StatementCursor | null {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Account ids are opaque: anything that is not one of ours is simply unknown (never an SQL cast error). */
 const isAccountId = (id: string) => UUID.test(id);
-
-const money = (v: string | null): bigint | null => (v === null ? null : BigInt(v));
+const bigintOf = (v: MoneyText | null): bigint | null => (v === null ? null : BigInt(v));
 
 type AccountRow = Pick<
-  AccountTableRow,
+  Selectable<AccountsTable>,
   'account_id' | 'fi_id' | 'fi_name' | 'account_number' | 'currency' | 'balance' | 'last_transaction_date_time' | 'open_breaks' | 'late_deliveries'
-> & { parked_events: number };
+> & { parked_events: number | null };
 
-/** The account's parked events, beside its row. */
-const parkedOf = (s: RawBuilder<unknown>, accountId: RawBuilder<unknown>) =>
-  sql`(select count(*)::int from ${s}.parked_events p where p.subject = (${accountId})::text)`;
+/** The same count in raw SQL, for the statement query. */
+const parkedOf = (rm: ReadModel, accountId: RawBuilder<unknown>) =>
+  sql`(select count(*)::int from ${rm.table('parked_events')} p where p.subject = (${accountId})::text)`;
+
+const selectAccounts = ({ db }: ReadModel) =>
+  db
+    .selectFrom('accounts as a')
+    .select(['a.account_id', 'a.fi_id', 'a.fi_name', 'a.account_number', 'a.currency', 'a.balance', 'a.last_transaction_date_time', 'a.open_breaks', 'a.late_deliveries'])
+    // The account's parked events, beside its row.
+    .select((eb) =>
+      eb
+        .selectFrom('parked_events as p')
+        .select(sql<number>`count(*)::int`.as('n'))
+        .where('p.subject', '=', eb.cast<string>('a.account_id', 'text'))
+        .as('parked_events'),
+    );
 
 const accountOf = (r: AccountRow): AccountView => ({
   id: r.account_id,
@@ -185,11 +202,11 @@ const accountOf = (r: AccountRow): AccountView => ({
   fiName: r.fi_name,
   accountNumber: r.account_number,
   currency: r.currency,
-  balance: money(r.balance),
+  balance: r.balance,
   lastTransactionAt: r.last_transaction_date_time,
   openBreaks: r.open_breaks,
   lateDeliveries: r.late_deliveries,
-  parkedEvents: r.parked_events,
+  parkedEvents: r.parked_events ?? 0,
 });
 
 /** Where a page starts: after this sort key (from the previous page), or at the beginning. */
@@ -203,58 +220,59 @@ export const ACCOUNTS_KEY = ['text', 'text', 'uuid'] as const;
 export const BREAKS_KEY = ['text', 'micros', 'uuid'] as const;
 export const ANOMALIES_KEY = ['micros', 'uuid'] as const;
 
-
 /** Accounts in (fi_id, account_number, account_id) order, a page at a time. */
-export async function listAccounts({ db, schema }: ReadModels, page: PageQuery): Promise<Page<AccountView>> {
-  const s = sql.id(schema);
-  const after = page.after ? sql`where (a.fi_id, a.account_number, a.account_id) > (${page.after[0]}, ${page.after[1]}, ${page.after[2]}::uuid)` : sql``;
-  const { rows } = await sql<AccountRow>`
-    select a.*, ${parkedOf(s, sql`a.account_id`)} as parked_events from ${s}.accounts a ${after}
-    order by a.fi_id, a.account_number, a.account_id limit ${page.limit + 1}`.execute(db);
+export async function listAccounts(rm: ReadModel, page: PageQuery): Promise<Page<AccountView>> {
+  const after = page.after;
+  const rows = await selectAccounts(rm)
+    .$if(after !== null, (q) =>
+      q.where((eb) => eb(eb.refTuple('a.fi_id', 'a.account_number', 'a.account_id'), '>', eb.tuple(after![0]!, after![1]!, after![2]!))),
+    )
+    .orderBy('a.fi_id')
+    .orderBy('a.account_number')
+    .orderBy('a.account_id')
+    .limit(page.limit + 1)
+    .execute();
   return pageOf(rows, page.limit, accountOf, (r) => [r.fi_id, r.account_number, r.account_id]);
 }
 
-export async function getAccount({ db, schema }: ReadModels, accountId: string): Promise<AccountView | null> {
+export async function getAccount(rm: ReadModel, accountId: string): Promise<AccountView | null> {
   if (!isAccountId(accountId)) return null;
-  const s = sql.id(schema);
-  const { rows } = await sql<AccountRow>`
-    select a.*, ${parkedOf(s, sql`a.account_id`)} as parked_events from ${s}.accounts a where a.account_id = ${accountId}`.execute(db);
-  return rows[0] ? accountOf(rows[0]) : null;
+  const row = await selectAccounts(rm).where('a.account_id', '=', accountId).executeTakeFirst();
+  return row ? accountOf(row) : null;
 }
 
 /** after(t) of the last line in statement order whose instant is at or before `at`; null for an unknown account. */
 export async function balanceAt(
-  readModels: ReadModels,
+  rm: ReadModel,
   accountId: string,
   at: Date,
-): Promise<{ balance: bigint | null; transactionId: string | null } | null> {
+): Promise<{ balance: MoneyText | null; transactionId: string | null } | null> {
   if (!isAccountId(accountId)) return null;
-  const s = sql.id(readModels.schema);
   // One statement: the account's existence and its line at `at` from one snapshot.
   const { rows } = await sql<{ known: boolean; transaction_id: string | null; balance_after: string | null }>`
-    select exists (select 1 from ${s}.accounts where account_id = ${accountId}) as known, l.transaction_id, l.balance_after::text
+    select exists (select 1 from ${rm.table('accounts')} where account_id = ${accountId}) as known, l.transaction_id, l.balance_after::text
     from (select 1) one left join lateral (
-      select transaction_id, balance_after from ${s}.statement_lines
+      select transaction_id, balance_after from ${rm.table('statement_lines')}
       where account_id = ${accountId} and instant <= ${at}
-      order by instant desc, group_seq desc limit 1) l on true`.execute(readModels.db);
+      order by instant desc, group_seq desc limit 1) l on true`.execute(rm.db);
   const row = rows[0]!;
   if (!row.known) return null;
-  return { balance: money(row.balance_after), transactionId: row.transaction_id };
+  return { balance: row.balance_after, transactionId: row.transaction_id };
 }
 
-/** The statement columns of a line (LINE_JSON_COLUMNS). */
+/** The statement columns of a line (LINE_COLUMNS). */
 type LineRow = Pick<
-  StatementLineRow,
+  Selectable<StatementLinesTable>,
   | 'transaction_id' | 'event_id' | 'instant' | 'group_seq' | 'transaction_date' | 'transaction_date_time' | 'booking_date'
   | 'amount' | 'running_balance' | 'balance_before' | 'balance_after' | 'description' | 'reference'
   | 'counter_account_number' | 'counter_account_name' | 'counter_account_bank_name' | 'virtual_account_number' | 'late'
 >;
 
-const LINE_COLUMNS = sql.raw(
-  `transaction_id, event_id, instant, group_seq, transaction_date, transaction_date_time, booking_date, amount,
-  running_balance, balance_before, balance_after, description, reference, counter_account_number, counter_account_name,
-  counter_account_bank_name, virtual_account_number, late`,
-);
+const LINE_COLUMNS = [
+  'l.transaction_id', 'l.event_id', 'l.instant', 'l.group_seq', 'l.transaction_date', 'l.transaction_date_time', 'l.booking_date',
+  'l.amount', 'l.running_balance', 'l.balance_before', 'l.balance_after', 'l.description', 'l.reference', 'l.counter_account_number',
+  'l.counter_account_name', 'l.counter_account_bank_name', 'l.virtual_account_number', 'l.late',
+] as const;
 
 const lineOf = (r: LineRow): LineView => ({
   transactionId: r.transaction_id,
@@ -262,10 +280,10 @@ const lineOf = (r: LineRow): LineView => ({
   transactionDate: r.transaction_date,
   transactionDateTime: r.transaction_date_time,
   bookingDate: r.booking_date,
-  amount: BigInt(r.amount),
-  runningBalance: money(r.running_balance),
-  balanceBefore: money(r.balance_before),
-  balanceAfter: money(r.balance_after),
+  amount: r.amount,
+  runningBalance: r.running_balance,
+  balanceBefore: r.balance_before,
+  balanceAfter: r.balance_after,
   description: r.description,
   reference: r.reference,
   counterAccountNumber: r.counter_account_number,
@@ -282,38 +300,38 @@ const lineOf = (r: LineRow): LineView => ({
  * Cost: one pass over the period's lines (date index), one page read in order from the instant index, and
  * one-row probes; never the account's whole history.
  */
-export async function statement(readModels: ReadModels, accountId: string, query: StatementQuery): Promise<Statement | null> {
+export async function statement(rm: ReadModel, accountId: string, query: StatementQuery): Promise<Statement | null> {
   if (!isAccountId(accountId)) return null;
-  const s = sql.id(readModels.schema);
+  const lines = rm.table('statement_lines');
   const { from, to } = query;
   const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
   const page = query.limit === 'all' ? null : query.limit;
   const afterCursor = query.cursor ? sql`and (l.instant, l.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
   const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null; parked: number }>`
-    with summary as (${periodSummary(s, inPeriod)}),
+    with summary as (${periodSummary(lines, inPeriod)}),
     bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
     -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
     -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
     before as (
       select * from (
-        select l.balance_after::text as balance_after from ${s}.statement_lines l
+        select l.balance_after::text as balance_after from ${lines} l
         where l.account_id = ${accountId}
           and (l.instant, l.group_seq) < ((select first_at from bounds), (select first_seq from bounds))
         order by l.instant desc, l.group_seq desc limit 1
       ) with_lines
       union all
       select * from (
-        select l.balance_after::text from ${s}.statement_lines l, bounds b
+        select l.balance_after::text from ${lines} l, bounds b
         where b.first_at is null and l.account_id = ${accountId} and l.transaction_date = (
-          select max(transaction_date) from ${s}.statement_lines where account_id = ${accountId} and transaction_date < ${from}::date)
+          select max(transaction_date) from ${lines} where account_id = ${accountId} and transaction_date < ${from}::date)
         order by l.instant desc, l.group_seq desc limit 1
       ) without_lines
     ),
     -- Bounded by the period's first and last lines, the page is read in statement order from the
     -- (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
     page as (
-      select ${LINE_JSON_COLUMNS} from ${s}.statement_lines l
+      select ${LINE_JSON_COLUMNS} from ${lines} l
       where l.${inPeriod} ${afterCursor}
         and (l.instant, l.group_seq) >= ((select first_at from bounds), (select first_seq from bounds))
         and (l.instant, l.group_seq) <= ((select last_at from bounds), (select last_seq from bounds))
@@ -323,37 +341,37 @@ export async function statement(readModels: ReadModels, accountId: string, query
       select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
         b.status, b.opened_at, b.resolved_at, b.resolved_by_source, b.resolution, b.heal_attempts, b.last_heal_at,
         b.last_heal_outcome, b.last_heal_detail
-      from ${s}.breaks b
+      from ${rm.table('breaks')} b
       where b.account_id = ${accountId} and b.status = 'open' and exists (
-        select 1 from ${s}.statement_lines l
+        select 1 from ${lines} l
         where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
           and l.transaction_date between ${from}::date and ${to}::date)
     )
     select
       (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
-        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(s, sql`account_id`)} as parked_events
-        from ${s}.accounts where account_id = ${accountId}) a) as account,
+        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(rm, sql`account_id`)} as parked_events
+        from ${rm.table('accounts')} where account_id = ${accountId}) a) as account,
       -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
       -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
-      (select count(*)::int from ${s}.parked_events p where p.subject = ${accountId} and p.event_type = 'BalanceChanged'
+      (select count(*)::int from ${rm.table('parked_events')} p where p.subject = ${accountId} and p.event_type = 'BalanceChanged'
         and (p.transaction_date is null or p.transaction_date <= ${to})) as parked,
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
       (select json_agg(p order by p.instant, p.group_seq) from page p) as lines,
-      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.execute(readModels.db);
+      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.execute(rm.db);
   const row = rows[0]!;
   if (!row.account) return null;
   const p = row.summary;
   const lineRows = (row.lines ?? []).map(lineFromJson);
   const first = p.line_count > 0;
-  const openingBalance = first ? money(p.first_before) : row.has_before ? money(row.before) : null;
-  const closingBalance = first ? money(p.last_after) : openingBalance;
+  const openingBalance = first ? p.first_before : row.has_before ? row.before : null;
+  const closingBalance = first ? p.last_after : openingBalance;
   // A link needs both balances known and equal: an unknown balance cannot be reconciled.
   const reconciled =
     row.parked === 0 && p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
-  const lines = page === null ? lineRows : lineRows.slice(0, page);
-  const lastOfPage = lines[lines.length - 1];
+  const pageRows = page === null ? lineRows : lineRows.slice(0, page);
+  const lastOfPage = pageRows[pageRows.length - 1];
   const nextCursor =
     page !== null && lineRows.length > page && lastOfPage ? encodeCursor({ instant: lastOfPage.instant, seq: lastOfPage.group_seq }) : null;
   return {
@@ -362,14 +380,15 @@ export async function statement(readModels: ReadModels, accountId: string, query
     to,
     openingBalance,
     closingBalance,
-    totalCredits: BigInt(p.total_credits),
-    totalDebits: BigInt(p.total_debits),
+    totalCredits: p.total_credits,
+    totalDebits: p.total_debits,
     lineCount: p.line_count,
     reconciled,
     parkedEvents: row.parked,
-    digest: p.digest ?? statementDigest({ lines: [], openingBalance, closingBalance }),
+    // Only a period without lines has no digest from SQL: its bytes are the two balances.
+    digest: p.digest ?? statementDigest({ lines: [], openingBalance: bigintOf(openingBalance), closingBalance: bigintOf(closingBalance) }),
     breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
-    lines: lines.map(lineOf),
+    lines: pageRows.map(lineOf),
     nextCursor,
     lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
   };
@@ -399,25 +418,31 @@ export async function exportStatement(
   chunk = 1000,
 ): Promise<boolean> {
   if (!isAccountId(accountId)) return false;
-  const s = sql.id(readModels.schema);
-  const inSnapshot = <T>(work: (db: Kysely<any>) => Promise<T>): Promise<T> =>
+  const inSnapshot = <T>(work: (db: ReadModel['db']) => Promise<T>): Promise<T> =>
     readModels.singleConnection
       ? work(readModels.db)
       : readModels.db.transaction().setIsolationLevel('repeatable read').setAccessMode('read only').execute(work);
-  return inSnapshot(async (trx) => {
-    const head = await statement({ db: trx, schema: readModels.schema }, accountId, { ...period, limit: chunk, cursor: null });
+  return inSnapshot(async (db) => {
+    const head = await statement({ ...readModels, db }, accountId, { ...period, limit: chunk, cursor: null });
     if (!head) return false;
     await sink.head(head);
     await sink.lines(head.lines);
     const last = head.lastLine;
     let cursor = head.nextCursor ? decodeCursor(head.nextCursor) : null;
     while (cursor && last) {
-      const { rows } = await sql<LineRow>`
-        select ${LINE_JSON_COLUMNS} from ${s}.statement_lines l
-        where l.account_id = ${accountId} and l.transaction_date between ${period.from}::date and ${period.to}::date
-          and (l.instant, l.group_seq) > (${cursor.instant}, ${cursor.seq})
-          and (l.instant, l.group_seq) <= (${last.instant}::timestamptz, ${last.seq})
-        order by l.instant, l.group_seq limit ${chunk}`.execute(trx);
+      const after = cursor;
+      const rows = await db
+        .selectFrom('statement_lines as l')
+        .select(LINE_COLUMNS)
+        .where('l.account_id', '=', accountId)
+        .where('l.transaction_date', '>=', period.from)
+        .where('l.transaction_date', '<=', period.to)
+        .where((eb) => eb(eb.refTuple('l.instant', 'l.group_seq'), '>', eb.tuple(after.instant, after.seq)))
+        .where((eb) => eb(eb.refTuple('l.instant', 'l.group_seq'), '<=', eb.tuple(sql<Date>`${last.instant}::timestamptz`, last.seq)))
+        .orderBy('l.instant')
+        .orderBy('l.group_seq')
+        .limit(chunk)
+        .execute();
       await sink.lines(rows.map(lineOf));
       const end = rows[rows.length - 1];
       cursor = rows.length === chunk && end ? { instant: end.instant, seq: end.group_seq } : null;
@@ -427,16 +452,15 @@ export async function exportStatement(
 }
 
 /** One line of an account's statement by its transaction id; null when the account has no such line. */
-export async function statementLine(
-  { db, schema }: ReadModels,
-  accountId: string,
-  transactionId: string,
-): Promise<LineView | null> {
+export async function statementLine({ db }: ReadModel, accountId: string, transactionId: string): Promise<LineView | null> {
   if (!isAccountId(accountId)) return null;
-  const { rows } = await sql<LineRow>`
-    select ${LINE_COLUMNS} from ${sql.id(schema)}.statement_lines
-    where transaction_id = ${transactionId} and account_id = ${accountId}`.execute(db);
-  return rows[0] ? lineOf(rows[0]) : null;
+  const row = await db
+    .selectFrom('statement_lines as l')
+    .select(LINE_COLUMNS)
+    .where('l.transaction_id', '=', transactionId)
+    .where('l.account_id', '=', accountId)
+    .executeTakeFirst();
+  return row ? lineOf(row) : null;
 }
 
 /** Lines as JSON from the database: money as text (a JSON number would be a double), instants as ISO strings. */
@@ -477,14 +501,14 @@ interface PeriodSummary {
  * digest. The digest's bytes are statementDigest's, built here so that the lines never leave the database; the
  * API tests recompute it with statementDigest. Null digest when the period has no lines.
  */
-function periodSummary(s: RawBuilder<unknown>, inPeriod: RawBuilder<unknown>) {
+function periodSummary(lines: RawBuilder<unknown>, inPeriod: RawBuilder<unknown>) {
   return sql`
     with period as (
       select event_id, instant, group_seq, amount, balance_before, balance_after,
         lag(balance_after) over w = balance_before as links,
         row_number() over w as n,
         lead(instant) over w is null as is_last
-      from ${s}.statement_lines where ${inPeriod}
+      from ${lines} where ${inPeriod}
       window w as (order by instant, group_seq)
     ), summary as (
       select count(*)::int as line_count,
@@ -512,29 +536,15 @@ function balanceBytes(value: RawBuilder<unknown>) {
   return sql`coalesce('\\x01'::bytea || int8send((${value})::bigint), '\\x00'::bytea)`;
 }
 
-interface BreakRow {
-  break_id: string;
-  account_id: string;
-  after_transaction_id: string;
-  before_transaction_id: string;
-  missing_amount: string;
-  status: 'open' | 'resolved';
-  opened_at: Date;
-  resolved_at: Date | null;
-  resolved_by_source: string | null;
-  resolution: string | null;
-  heal_attempts: number;
-  last_heal_at: Date | null;
-  last_heal_outcome: string | null;
-  last_heal_detail: string | null;
-}
+/** The columns of a break the views show (the statement's open breaks come as JSON with these). */
+type BreakRow = Omit<Selectable<BreaksTable>, 'opened_by_event_id' | 'resolved_by_event_id' | 'last_heal_event_id'>;
 
 const breakOf = (r: BreakRow): BreakView => ({
   id: r.break_id,
   accountId: r.account_id,
   afterTransactionId: r.after_transaction_id,
   beforeTransactionId: r.before_transaction_id,
-  missingAmount: BigInt(r.missing_amount),
+  missingAmount: r.missing_amount,
   status: r.status,
   openedAt: r.opened_at.toISOString(),
   resolvedAt: r.resolved_at?.toISOString() ?? null,
@@ -550,47 +560,50 @@ const breakOf = (r: BreakRow): BreakView => ({
 
 /** Breaks, open ones first, then by when they opened and id; a page at a time. */
 export async function listBreaks(
-  { db, schema }: ReadModels,
+  { db }: ReadModel,
   filter: { status?: 'open' | 'resolved' | undefined; accountId?: string | undefined },
   page: PageQuery,
 ): Promise<Page<BreakView>> {
-  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return { items: [], next: null };
-  const after = page.after
-    ? sql`and (status, opened_at, break_id) > (${page.after[0]}, ${fromMicros(page.after[1]!)}, ${page.after[2]}::uuid)`
-    : sql``;
-  const { rows } = await sql<BreakRow & { opened_micros: string }>`
-    select *, ${micros(sql`opened_at`)} as opened_micros from ${sql.id(schema)}.breaks where true
-      ${filter.status ? sql`and status = ${filter.status}` : sql``}
-      ${filter.accountId !== undefined ? sql`and account_id = ${filter.accountId}` : sql``}
-      ${after}
-    order by status, opened_at, break_id limit ${page.limit + 1}`.execute(db);
+  const { status, accountId } = filter;
+  if (accountId !== undefined && !isAccountId(accountId)) return { items: [], next: null };
+  const after = page.after;
+  const rows = await db
+    .selectFrom('breaks')
+    .selectAll()
+    .select(micros(sql`opened_at`).as('opened_micros'))
+    .$if(status !== undefined, (q) => q.where('status', '=', status!))
+    .$if(accountId !== undefined, (q) => q.where('account_id', '=', accountId!))
+    .$if(after !== null, (q) =>
+      q.where((eb) => eb(eb.refTuple('status', 'opened_at', 'break_id'), '>', eb.tuple(after![0]! as 'open', fromMicros(after![1]!), after![2]!))),
+    )
+    .orderBy('status')
+    .orderBy('opened_at')
+    .orderBy('break_id')
+    .limit(page.limit + 1)
+    .execute();
   return pageOf(rows, page.limit, breakOf, (r) => [r.status, r.opened_micros, r.break_id]);
 }
 
 /** Anomalies in the order they were detected (when the late or conflicting delivery reached us), then id; paged. */
 export async function listAnomalies(
-  { db, schema }: ReadModels,
+  { db }: ReadModel,
   filter: { kind?: 'late' | 'conflict' | undefined; accountId?: string | undefined },
   page: PageQuery,
 ): Promise<Page<AnomalyView>> {
-  if (filter.accountId !== undefined && !isAccountId(filter.accountId)) return { items: [], next: null };
-  const after = page.after ? sql`and (received_at, anomaly_id) > (${fromMicros(page.after[0]!)}, ${page.after[1]}::uuid)` : sql``;
-  const { rows } = await sql<{
-    anomaly_id: string;
-    kind: 'late' | 'conflict';
-    account_id: string;
-    transaction_id: string;
-    received_at: Date;
-    received_micros: string;
-    event_id: string;
-    source: string;
-    details: Record<string, string | null>;
-  }>`
-    select *, ${micros(sql`received_at`)} as received_micros from ${sql.id(schema)}.anomalies where true
-      ${filter.kind ? sql`and kind = ${filter.kind}` : sql``}
-      ${filter.accountId !== undefined ? sql`and account_id = ${filter.accountId}` : sql``}
-      ${after}
-    order by received_at, anomaly_id limit ${page.limit + 1}`.execute(db);
+  const { kind, accountId } = filter;
+  if (accountId !== undefined && !isAccountId(accountId)) return { items: [], next: null };
+  const after = page.after;
+  const rows = await db
+    .selectFrom('anomalies')
+    .selectAll()
+    .select(micros(sql`received_at`).as('received_micros'))
+    .$if(kind !== undefined, (q) => q.where('kind', '=', kind!))
+    .$if(accountId !== undefined, (q) => q.where('account_id', '=', accountId!))
+    .$if(after !== null, (q) => q.where((eb) => eb(eb.refTuple('received_at', 'anomaly_id'), '>', eb.tuple(fromMicros(after![0]!), after![1]!))))
+    .orderBy('received_at')
+    .orderBy('anomaly_id')
+    .limit(page.limit + 1)
+    .execute();
   return pageOf(
     rows,
     page.limit,

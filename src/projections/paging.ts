@@ -51,4 +51,4 @@ export function pageOf<R, T>(rows: readonly R[], limit: number, item: (row: R) =
 
 /** An instant as whole microseconds since the epoch: exact in a cursor, and back to timestamptz without a parse. */
 export const micros = (column: RawBuilder<unknown>) => sql<string>`(extract(epoch from ${column}) * 1000000)::bigint::text`;
-export const fromMicros = (value: string) => sql`(timestamptz 'epoch' + ${value}::bigint * interval '1 microsecond')`;
+export const fromMicros = (value: string) => sql<Date>`(timestamptz 'epoch' + ${value}::bigint * interval '1 microsecond')`;

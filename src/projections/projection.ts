@@ -1,16 +1,5 @@
-import type { Kysely } from 'kysely';
-import type { JsonObject } from '../domain/bank-transaction';
-
-/** An event as a projection sees it (structurally the event store's RecordedEvent). */
-export interface ProjectionEvent {
-  readonly position: string;
-  readonly streamId: string;
-  readonly eventId: string;
-  readonly type: string;
-  readonly data: JsonObject;
-  readonly metadata: JsonObject;
-  readonly recordedAt: Date;
-}
+import type { RecordedEvent } from '../domain/recorded-event';
+import type { ReadModel } from './read-model';
 
 /** A read table and the columns that identify a row, for comparing a rebuilt schema with the live one. */
 export interface ReadTable {
@@ -42,14 +31,14 @@ export interface Projection {
   readonly version: number;
   readonly eventTypes: readonly string[];
   readonly tables: readonly ReadTable[];
-  createSchema(db: Kysely<any>, schema: string): Promise<void>;
-  apply(trx: Kysely<any>, schema: string, events: readonly ProjectionEvent[]): Promise<void>;
+  createSchema(readModel: ReadModel): Promise<void>;
+  apply(readModel: ReadModel, events: readonly RecordedEvent[]): Promise<void>;
   /** What a parked event concerns: shown to operators, counted on the account, and the unit a retry re-derives. */
-  subjectOf(event: ProjectionEvent): EventSubject;
+  subjectOf(event: RecordedEvent): EventSubject;
   /**
    * Deletes every row derived for these subjects (and for the events being retried), and says which events built
    * them: a retry applies those and the retried events again in log order, so that an event parked and applied
    * later leaves the rows a replay of the log would.
    */
-  forget(trx: Kysely<any>, schema: string, subjects: readonly string[], retried: readonly ProjectionEvent[]): Promise<SubjectHistory>;
+  forget(readModel: ReadModel, subjects: readonly string[], retried: readonly RecordedEvent[]): Promise<SubjectHistory>;
 }

@@ -85,9 +85,9 @@ describe('linking through Cas (simulator)', () => {
     expect(rows).toHaveLength(1);
     expect(Buffer.from(rows[0]!.ciphertext).toString('latin1')).not.toContain(grant!.accessToken);
     expect(await t.root.resolve('grantSecrets')!.accessTokenOf(grantId)).toBe(grant!.accessToken);
-    const stream = await t.stores.eventStore.readStream(`grant-${grantId}`);
+    const stream = await t.stores.eventStore.readStream(`grant-${grantId}`, { withAttachments: true });
     expect(stream.map((e) => e.type)).toEqual(['GrantLinked']);
-    expect(JSON.stringify(stream.map((e) => [e.data, e.metadata]))).not.toContain(grant!.accessToken);
+    expect(JSON.stringify(stream.map((e) => [e.data, e.metadata, e.attachment ?? null]))).not.toContain(grant!.accessToken);
 
     await eventually(async () => {
       const grants = (await call({ method: 'GET', url: '/grants' })).json().grants;

@@ -64,7 +64,7 @@ describe('the statement CSV, streamed', () => {
     for (let i = 0; i < txs.length; i += 200) {
       await Promise.all(
         txs.slice(i, i + 200).map((transaction) =>
-          recordTransaction(t.stores.eventStore, { transaction, source: 'webhook', grantId: null, metadata: { rawBody: '{}', receivedAt: new Date().toISOString(), source: 'webhook' } }),
+          recordTransaction(t.stores.eventStore, { transaction, source: 'webhook', grantId: null, metadata: { receivedAt: new Date().toISOString(), source: 'webhook' }, attachment: '{}' }),
         ),
       );
     }
@@ -116,7 +116,7 @@ describe('the statement CSV, streamed', () => {
     for (let i = 0; i < bigTxs.length; i += 200) {
       await Promise.all(
         bigTxs.slice(i, i + 200).map((transaction) =>
-          recordTransaction(t.stores.eventStore, { transaction, source: 'webhook', grantId: null, metadata: { rawBody: '{}', receivedAt: new Date().toISOString(), source: 'webhook' } }),
+          recordTransaction(t.stores.eventStore, { transaction, source: 'webhook', grantId: null, metadata: { receivedAt: new Date().toISOString(), source: 'webhook' }, attachment: '{}' }),
         ),
       );
     }

@@ -59,7 +59,7 @@ beforeAll(async () => {
   for (let i = 0; i < txs.length; i += inFlight) {
     await Promise.all(
       txs.slice(i, i + inFlight).map((transaction) =>
-        recordTransaction(ctx.store, { transaction, source: 'webhook', grantId: null, metadata: { rawBody: '{}', receivedAt: new Date().toISOString(), source: 'webhook' } }),
+        recordTransaction(ctx.store, { transaction, source: 'webhook', grantId: null, metadata: { receivedAt: new Date().toISOString(), source: 'webhook' }, attachment: '{}' }),
       ),
     );
   }

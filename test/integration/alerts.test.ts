@@ -11,6 +11,7 @@ import type { AlertOutboxRepository } from '../../src/infrastructure/postgres/al
 import { projectFromLog, rebuildProjection } from '../../src/infrastructure/read-model-maintenance';
 import { createGrantsProjection } from '../../src/projections/grants.projection';
 import { accountIdOf, createLedgerProjection } from '../../src/projections/ledger.projection';
+import { readModelIn } from '../../src/projections/read-model';
 import { appendStoredTransaction, bankTx, createLedgerContext, type LedgerContext } from '../support/ledger';
 import { type AlertReceiver, startAlertReceiver } from '../support/ops';
 
@@ -38,10 +39,10 @@ afterAll(async () => {
 const runners = () => ctx.root.resolve('runners');
 const detector = (overrides: { lagSeconds?: number } = {}) =>
   createAlertDetector({
-    db: ctx.database.db,
     outbox,
-    ledgerSchema: 'ledger',
-    grantsSchema: 'grants',
+    ledger: readModelIn(ctx.database.db, 'ledger'),
+    grants: readModelIn(ctx.database.db, 'grants'),
+    readModelOf: (projection) => readModelIn(ctx.database.db, projection),
     projections: () => Promise.all(runners().map((r) => r.status())),
     breakAfterSeconds: 900,
     lagSeconds: overrides.lagSeconds ?? 3_600,

@@ -75,7 +75,8 @@ async function gap(accountNumber: string, grantId: string | null) {
       transaction: tx,
       source: 'webhook',
       grantId,
-      metadata: { rawBody: '{}', receivedAt: '2026-05-01T00:00:00.000Z', source: 'webhook' },
+      metadata: { receivedAt: '2026-05-01T00:00:00.000Z', source: 'webhook' },
+      attachment: '{}',
     });
   }
   await ctx.project();
@@ -107,12 +108,12 @@ describe('healing gaps from Cas', () => {
       last_heal_outcome: 'closed',
       last_heal_detail: 'filled',
     });
-    const [booked] = await ctx.store.readStream(`bankTx-${t2.id}`);
+    const [booked] = await ctx.store.readStream(`bankTx-${t2.id}`, { withAttachments: true });
     expect(booked?.data).toMatchObject({ source: 'backfill', grantId: 'grant-a' });
     const text = JSON.stringify(transactionToJson(t2));
+    expect(booked?.attachment).toBe(text);
     expect(booked?.metadata).toMatchObject({
       source: 'backfill',
-      rawBody: text,
       rawSha256: sha256(text),
       casRequestId: 'cas-req-1',
       receivedAt: now.toISOString(),
@@ -248,8 +249,9 @@ describe('backfill of items that fail validation', () => {
     const id = await quarantineItem(text, 'cas-req-10');
     const result = await reingestQuarantined({ eventStore: ctx.store, quarantine: deps.backfill.quarantine }, id, now);
     expect(result).toMatchObject({ status: 'ingested', outcome: { status: 'accepted' } });
-    const [booked] = await ctx.store.readStream(`bankTx-${fixed.id}`);
+    const [booked] = await ctx.store.readStream(`bankTx-${fixed.id}`, { withAttachments: true });
     expect(booked?.data).toMatchObject({ source: 'backfill' });
-    expect(booked?.metadata).toMatchObject({ rawBody: text, receivedAt: '2026-05-02T00:00:00.000Z', casRequestId: 'cas-req-10' });
+    expect(booked?.attachment).toBe(text);
+    expect(booked?.metadata).toMatchObject({ receivedAt: '2026-05-02T00:00:00.000Z', casRequestId: 'cas-req-10' });
   });
 });

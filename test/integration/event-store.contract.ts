@@ -28,7 +28,8 @@ export function describeEventStoreContract(
       eventId: randomUUID(),
       type,
       data,
-      metadata: { rawBody: ' {"a": "Chuyển khoản"} ', note: 'x' },
+      metadata: { rawSha256: 'not checked by the store', note: 'x' },
+      attachment: ' {"a": "Chuyển khoản"} ',
     });
 
     beforeAll(async () => {
@@ -53,6 +54,42 @@ export function describeEventStoreContract(
         metadata: first.metadata,
       });
       expect(read[0]!.recordedAt).toBeInstanceOf(Date);
+      expect(read[0]).not.toHaveProperty('attachment');
+    });
+
+    it('keeps an attachment beside its event, exactly, and hands it only to a read that asks', async () => {
+      const body = '{"description":"Chuyển khoản \\u0041 ₫","amount":  10000 }\r\n';
+      const withBody = { ...event('Attached'), attachment: body };
+      const without = event('Attached');
+      const { attachment: _none, ...bare } = without;
+      await store.appendToStream(stream('attached'), [withBody], 'no_stream');
+      await store.appendToStream(stream('bare'), [bare], 'no_stream');
+      const received: RecordedEvent[] = [];
+      const subscription = store.subscribe({
+        after: null,
+        filter: { eventTypes: ['Attached'] },
+        onEvents: async (events) => {
+          received.push(...events);
+        },
+      });
+      try {
+        const asked = { withAttachments: true } as const;
+        expect((await store.readStream(stream('attached'), asked))[0]).toMatchObject({ attachment: body, metadata: withBody.metadata });
+        expect((await store.readStream(stream('attached')))[0]).not.toHaveProperty('attachment');
+        expect((await store.readStream(stream('attached')))[0]!.metadata).toEqual(withBody.metadata);
+        expect(await store.readEvent(withBody.eventId, asked)).toMatchObject({ attachment: body });
+        expect(await store.readEvent(withBody.eventId)).not.toHaveProperty('attachment');
+        const many = await store.readEvents([withBody.eventId, bare.eventId], asked);
+        expect(many.map((e) => e.attachment)).toEqual([body, undefined]);
+        expect((await store.readEvents([withBody.eventId]))[0]).not.toHaveProperty('attachment');
+        const all = await readEverything(store, { eventTypes: ['Attached'] }, asked);
+        expect(all.find((e) => e.eventId === withBody.eventId)?.attachment).toBe(body);
+        expect((await readEverything(store, { eventTypes: ['Attached'] })).some((e) => 'attachment' in e)).toBe(false);
+        await waitFor(() => received.length >= 2);
+        expect(received.some((e) => 'attachment' in e)).toBe(false);
+      } finally {
+        await subscription.stop();
+      }
     });
 
     it('reads one event by its id, wherever it is stored', async () => {
@@ -207,11 +244,11 @@ export function describeEventStoreContract(
   });
 }
 
-async function readEverything(store: EventStore, filter: { eventTypes?: string[]; streamPrefixes?: string[] }) {
+async function readEverything(store: EventStore, filter: { eventTypes?: string[]; streamPrefixes?: string[] }, options: { withAttachments?: boolean } = {}) {
   const all: RecordedEvent[] = [];
   let after: string | null = null;
   for (;;) {
-    const page = await store.readAll({ after, maxCount: 100, filter });
+    const page = await store.readAll({ after, maxCount: 100, filter, ...options });
     all.push(...page.events);
     after = page.lastPosition;
     if (page.isEnd) return all;

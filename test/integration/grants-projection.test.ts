@@ -8,6 +8,7 @@ import { projectFromLog, verifyProjection } from '../../src/infrastructure/read-
 import { createGrantsProjection, GRANTS_SCHEMA } from '../../src/projections/grants.projection';
 import { findGrantOfAccount, listGrants } from '../../src/projections/grants.queries';
 import { createLedgerContext, type LedgerContext } from '../support/ledger';
+import { readModelIn } from '../../src/projections/read-model';
 
 const projection = createGrantsProjection();
 let ctx: LedgerContext;
@@ -59,7 +60,7 @@ describe('grants projection', () => {
     await append(webhook('g3', 'DEFAULT_UPDATE'));
     await append(webhook(null, 'ERROR', 'GRANT_LOGIN_REQUIRED'));
     await project();
-    const grants = await listGrants(ctx.database.db, GRANTS_SCHEMA);
+    const grants = await listGrants(readModelIn(ctx.database.db, GRANTS_SCHEMA));
     expect(grants.map((g) => [g.grantId, g.status, g.lastError?.errorCode ?? null])).toEqual([
       ['g2', 'paused', null],
       ['g1', 'login_required', 'GRANT_LOGIN_REQUIRED'],
@@ -71,18 +72,18 @@ describe('grants projection', () => {
   });
 
   it('finds the grant of an account by bank and number, never a revoked one', async () => {
-    expect(await findGrantOfAccount(ctx.database.db, GRANTS_SCHEMA, 'fi-vcb', '0123456789')).toBe('g1');
-    expect(await findGrantOfAccount(ctx.database.db, GRANTS_SCHEMA, 'fi-other', '0123456789')).toBeNull();
+    expect(await findGrantOfAccount(readModelIn(ctx.database.db, GRANTS_SCHEMA), 'fi-vcb', '0123456789')).toBe('g1');
+    expect(await findGrantOfAccount(readModelIn(ctx.database.db, GRANTS_SCHEMA), 'fi-other', '0123456789')).toBeNull();
     await append(webhook('g1', 'GRANT_DELETED'));
     await project();
-    expect(await findGrantOfAccount(ctx.database.db, GRANTS_SCHEMA, 'fi-vcb', '0123456789')).toBeNull();
+    expect(await findGrantOfAccount(readModelIn(ctx.database.db, GRANTS_SCHEMA), 'fi-vcb', '0123456789')).toBeNull();
   });
 
   it('changes nothing when the same events are applied twice', async () => {
     const snapshot = async () => (await sql`select * from grants.grants order by grant_id`.execute(ctx.database.db)).rows;
     const before = await snapshot();
     const events = (await ctx.store.readAll({ after: null, maxCount: 1000, filter: { eventTypes: projection.eventTypes } })).events;
-    await ctx.database.db.transaction().execute((trx) => projection.apply(trx, GRANTS_SCHEMA, events));
+    await ctx.database.db.transaction().execute((trx) => projection.apply(readModelIn(trx, GRANTS_SCHEMA), events));
     expect(await snapshot()).toEqual(before);
   });
 

@@ -7,6 +7,7 @@ import { commitBatch } from '../../src/infrastructure/projection-store';
 import { rebuildProjection, verifyProjection } from '../../src/infrastructure/read-model-maintenance';
 import type { Projection } from '../../src/projections/projection';
 import { accountOf, bankTx, breaksOf, createLedgerContext, type LedgerContext, linesOf } from '../support/ledger';
+import { readModelIn } from '../../src/projections/read-model';
 
 let ctx: LedgerContext;
 beforeAll(async () => {
@@ -131,7 +132,7 @@ describe('ledger projection', () => {
     await ctx.project();
     const events = (await ctx.store.readAll({ after: null, maxCount: 100_000 })).events;
     const before = await snapshot(ctx);
-    await ctx.database.db.transaction().execute((trx) => ctx.projection.apply(trx, 'ledger', events));
+    await ctx.database.db.transaction().execute((trx) => ctx.projection.apply(readModelIn(trx, 'ledger'), events));
     expect(await snapshot(ctx)).toEqual(before);
   });
 });
@@ -234,8 +235,8 @@ describe('ledger projection against the reference statement', () => {
     const page = await ctx.store.readAll({ after: position, maxCount: 1000, filter: { eventTypes: ctx.projection.eventTypes } });
     const crashing: Projection = {
       ...ctx.projection,
-      async apply(trx, schema, events) {
-        await ctx.projection.apply(trx, schema, events.slice(0, 20));
+      async apply(rm, events) {
+        await ctx.projection.apply(rm, events.slice(0, 20));
         // What a killed process looks like from the database side: the connection is gone (a transient failure).
         throw new Error('Connection terminated unexpectedly: process killed mid-batch');
       },

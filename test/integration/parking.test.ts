@@ -13,6 +13,7 @@ import { accountIdOf } from '../../src/projections/ledger.projection';
 import { getAccount, statement } from '../../src/projections/ledger.queries';
 import type { Projection } from '../../src/projections/projection';
 import { appendStoredTransaction, bankTx, createLedgerContext, type LedgerContext, ledgerRunnerOf, linesOf } from '../support/ledger';
+import { readModelIn } from '../../src/projections/read-model';
 
 let ctx: LedgerContext;
 let parkedEvents: ParkedEvents;
@@ -32,7 +33,7 @@ async function appendStored(tx: BankTransaction): Promise<string> {
   return appendStoredTransaction(ctx.store, tx, new Date(clock));
 }
 
-const readModels = () => ({ db: ctx.database.db, schema: 'ledger' });
+const readModels = () => readModelIn(ctx.database.db, 'ledger');
 const verify = () => verifyProjection({ db: ctx.database.db, eventStore: ctx.store, projection: ctx.projection });
 const at = (day: string, hour: number) => `${day}T${String(hour).padStart(2, '0')}:00:00+07:00`;
 
@@ -76,7 +77,7 @@ describe('an event the ledger cannot apply', () => {
   });
 
   it('shows on its account, whose statements are not reconciled from its date on', async () => {
-    expect(await getAccount(readModels(), X)).toMatchObject({ balance: 150n, parkedEvents: 1, openBreaks: 0 });
+    expect(await getAccount(readModels(), X)).toMatchObject({ balance: '150', parkedEvents: 1, openBreaks: 0 });
     const march = await statement(readModels(), X, { from: '2026-03-01', to: '2026-03-31', limit: 10, cursor: null });
     expect(march).toMatchObject({ lineCount: 2, parkedEvents: 1, reconciled: false });
     // A period that ends before the parked transaction's date does not depend on it.
@@ -124,9 +125,10 @@ describe('an event the ledger cannot apply', () => {
     const events = (await ctx.store.readAll({ after: null, maxCount: 1000 })).events;
     const { applyIsolating, parkEvents } = await import('../../src/infrastructure/projection-store');
     await ctx.database.db.transaction().execute(async (trx) => {
-      const failed = await applyIsolating(trx, ctx.projection, 'ledger', events);
+      const rm = readModelIn(trx, 'ledger');
+      const failed = await applyIsolating(rm, ctx.projection, events);
       expect(failed.map((f) => f.event.eventId).sort()).toEqual([poison, yearZero].sort());
-      await parkEvents(trx, ctx.projection, 'ledger', failed.map((f) => ({ event: f.event, error: 'again', tries: 9, firstAt: new Date(), at: new Date() })));
+      await parkEvents(rm, ctx.projection, failed.map((f) => ({ event: f.event, error: 'again', tries: 9, firstAt: new Date(), at: new Date() })));
     });
     expect((await sql`select * from ledger.parked_events order by event_id`.execute(ctx.database.db)).rows).toEqual(before.rows);
     expect(await linesOf(ctx, x.fiId, x.accountNumber)).toEqual(lines);
@@ -153,7 +155,7 @@ describe('a retry once the cause is gone', () => {
     await ctx.project();
     expect((await parkedEvents.list({ limit: 10 })).items.find((p) => p.eventId === z2)?.error).toMatch(/duplicate key/);
     // Without z2, the bank's chain z1 → z3 does not link: a break is open.
-    expect(await getAccount(readModels(), Z)).toMatchObject({ balance: 150n, openBreaks: 1, parkedEvents: 1 });
+    expect(await getAccount(readModels(), Z)).toMatchObject({ balance: '150', openBreaks: 1, parkedEvents: 1 });
     // Verify sees what the log says and the live books do not: the stray row, z2's line, z2 parked.
     const tainted = await verify();
     expect(tainted.ok).toBe(false);
@@ -171,7 +173,7 @@ describe('a retry once the cause is gone', () => {
     ]);
     const { rows: breaks } = await sql`select * from ledger.breaks where account_id = ${Z}`.execute(ctx.database.db);
     expect(breaks).toEqual([]);
-    expect(await getAccount(readModels(), Z)).toMatchObject({ balance: 150n, openBreaks: 0, parkedEvents: 0, lateDeliveries: 0 });
+    expect(await getAccount(readModels(), Z)).toMatchObject({ balance: '150', openBreaks: 0, parkedEvents: 0, lateDeliveries: 0 });
     expect(await statement(readModels(), Z, { from: '2026-03-10', to: '2026-03-10', limit: 10, cursor: null })).toMatchObject({
       reconciled: true,
       parkedEvents: 0,
@@ -188,10 +190,10 @@ describe('the grants projection', () => {
   const refused = new Set<string>();
   const buggy: Projection = {
     ...grants,
-    async apply(trx, schema, events) {
+    async apply(rm, events) {
       const bad = events.find((e) => refused.has(e.eventId));
       if (bad) throw new TypeError(`cannot read the accounts of ${bad.eventId}`);
-      await grants.apply(trx, schema, events);
+      await grants.apply(rm, events);
     },
   };
 
@@ -210,7 +212,7 @@ describe('the grants projection', () => {
     await append({ type: 'GrantWebhookReceived', data: { grantId: 'g-park', webhookCode: 'ERROR', environment: 'dev', error: { errorType: 'GRANT_ERROR', errorCode: 'GRANT_LOGIN_REQUIRED', errorMessage: null } } });
     refused.add(linked);
     await projectFromLog({ db: ctx.database.db, eventStore: ctx.store, projection: buggy, schema: 'grants' });
-    const grantsOf = async () => (await listGrants(ctx.database.db, 'grants')).find((g) => g.grantId === 'g-park');
+    const grantsOf = async () => (await listGrants(readModelIn(ctx.database.db, 'grants'))).find((g) => g.grantId === 'g-park');
     // Without its link, the grant is known from its webhook alone.
     expect(await grantsOf()).toMatchObject({ status: 'login_required', accounts: [], linkedAt: null });
 

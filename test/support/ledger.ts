@@ -64,7 +64,8 @@ export async function createLedgerContext(label: string, options: GraphOptions =
         transaction: tx,
         source,
         grantId: 'grant-1',
-        metadata: { rawBody: '{}', receivedAt: (receivedAt ?? new Date(clock)).toISOString(), source },
+        metadata: { receivedAt: (receivedAt ?? new Date(clock)).toISOString(), source },
+        attachment: '{}',
       });
       return result.status;
     },

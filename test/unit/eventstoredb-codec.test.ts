@@ -7,9 +7,10 @@ import { decodeEvent, encodeEvent } from '../../src/domain/event-codec';
 import type { BalanceChanged } from '../../src/domain/events';
 import { decodePosition, type EventToAppend } from '../../src/application/ports/event-store';
 import { bankTx } from '../support/ledger';
+import { claimEvent } from '../../src/infrastructure/eventstore/eventstoredb-appends';
 import {
   APPEND_ID_KEY,
-  claimEvent,
+  ATTACHMENT_KEY,
   encodeVendorPosition,
   isVisible,
   serverFilter,
@@ -17,7 +18,7 @@ import {
   toRecordedEvent,
   toVendorPosition,
   type VendorEvent,
-} from '../../src/infrastructure/eventstore/eventstoredb-event-store';
+} from '../../src/infrastructure/eventstore/eventstoredb-codec';
 
 const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 const position = fc.record({ commit: u64, prepare: u64 });
@@ -140,10 +141,40 @@ describe('EventStoreDB event (de)serialisation', () => {
     expect(recorded.metadata).toEqual({ note: 'x' });
   });
 
-  it('refuses metadata that uses the reserved key', () => {
-    expect(() =>
-      toEventData({ eventId: randomUUID(), type: 'T', data: {}, metadata: { [APPEND_ID_KEY]: 'mine' } }, randomUUID()),
-    ).toThrow(/reserved/);
+  it('refuses metadata that uses a reserved key', () => {
+    for (const key of [APPEND_ID_KEY, ATTACHMENT_KEY]) {
+      expect(() => toEventData({ eventId: randomUUID(), type: 'T', data: {}, metadata: { [key]: 'mine' } }, randomUUID())).toThrow(/reserved/);
+    }
+  });
+
+  it('writes the attachment with its event and hands it back only when asked, exactly', () => {
+    const body = ' {"description": "Chuyển khoản \\u0041", "amount": 1e4}\r\n';
+    const wire = throughTheWire(toEventData({ eventId: randomUUID(), type: 'T', data: {}, metadata: { note: 'x' }, attachment: body }, randomUUID()), {
+      streamId: 's',
+      revision: 0n,
+      position: { commit: 7n, prepare: 7n },
+    });
+    expect(toRecordedEvent(wire, true)).toMatchObject({ attachment: body, metadata: { note: 'x' } });
+    const unasked = toRecordedEvent(wire);
+    expect(unasked).not.toHaveProperty('attachment');
+    expect(unasked.metadata).toEqual({ note: 'x' });
+  });
+
+  it('reads the raw body of an event written before attachments existed (metadata.rawBody) as its attachment', () => {
+    const legacy: VendorEvent = {
+      streamId: 's',
+      id: randomUUID(),
+      revision: 0n,
+      type: 'BalanceChanged',
+      created: new Date(0),
+      isJson: true,
+      data: {},
+      metadata: { rawBody: '{"a":1}', rawSha256: 'h' },
+      position: { commit: 1n, prepare: 1n },
+    };
+    expect(toRecordedEvent(legacy, true)).toMatchObject({ attachment: '{"a":1}', metadata: { rawSha256: 'h' } });
+    expect(toRecordedEvent(legacy, true).metadata).not.toHaveProperty('rawBody');
+    expect(toRecordedEvent(legacy)).not.toHaveProperty('attachment');
   });
 
   it('reads an event written without metadata as empty metadata', () => {

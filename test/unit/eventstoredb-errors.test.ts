@@ -9,11 +9,8 @@ import {
 } from '@eventstore/db-client';
 import { describe, expect, it } from 'vitest';
 import { EventRejected, EventStoreUnavailable, WrongExpectedVersion } from '../../src/application/ports/event-store';
-import {
-  type EventStoreDbClient,
-  createEventStoreDbEventStoreWithClient,
-  translateError,
-} from '../../src/infrastructure/eventstore/eventstoredb-event-store';
+import { translateError } from '../../src/infrastructure/eventstore/eventstoredb-codec';
+import { type EventStoreDbClient, createEventStoreDbEventStoreWithClient } from '../../src/infrastructure/eventstore/eventstoredb-event-store';
 
 /** A gRPC failure as grpc-js raises it, before the client gives it a class. */
 const grpcFailure = (code: number, details: string) => Object.assign(new Error(`${code} ${details}`), { code, details });

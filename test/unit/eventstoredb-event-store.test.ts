@@ -19,13 +19,9 @@ import {
   type RecordedEvent,
   WrongExpectedVersion,
 } from '../../src/application/ports/event-store';
-import {
-  CLAIM_STREAM_PREFIX,
-  type EventStoreDbClient,
-  type VendorEvent,
-  createEventStoreDbEventStoreWithClient,
-  encodeVendorPosition,
-} from '../../src/infrastructure/eventstore/eventstoredb-event-store';
+import { CLAIM_STREAM_PREFIX } from '../../src/infrastructure/eventstore/eventstoredb-appends';
+import { encodeVendorPosition, type VendorEvent } from '../../src/infrastructure/eventstore/eventstoredb-codec';
+import { type EventStoreDbClient, createEventStoreDbEventStoreWithClient } from '../../src/infrastructure/eventstore/eventstoredb-event-store';
 
 /**
  * An in-memory double of the client that answers appends the way the server does: an exact expected revision
@@ -145,6 +141,22 @@ describe('EventStoreDB adapter: appends', () => {
     const [stored] = await store.readStream('bankTx-1');
     expect(result).toEqual({ status: 'appended', nextRevision: 0n, position: stored!.position });
     expect(stored).toMatchObject({ eventId: first.eventId, data: first.data, metadata: first.metadata, revision: 0n });
+  });
+
+  it('writes the attachment in the same append as its event, and reads it back by every read that asks, only those', async () => {
+    const server = fakeServer();
+    const store = createEventStoreDbEventStoreWithClient(server.client);
+    const withBody = { ...event(), attachment: '{"amount": 10000, "description": "Chuyển khoản"}' };
+    await store.appendToStream('bankTx-1', [withBody], 'no_stream');
+    expect(server.appends.filter((a) => a.streamName === 'bankTx-1')).toHaveLength(1);
+    const asked = { withAttachments: true };
+    expect((await store.readStream('bankTx-1', asked))[0]).toMatchObject({ attachment: withBody.attachment, metadata: withBody.metadata });
+    expect((await store.readStream('bankTx-1'))[0]).not.toHaveProperty('attachment');
+    expect((await store.readStream('bankTx-1'))[0]!.metadata).toEqual(withBody.metadata);
+    expect(await store.readEvent(withBody.eventId, asked)).toMatchObject({ attachment: withBody.attachment });
+    expect(await store.readEvents([withBody.eventId])).toEqual([expect.not.objectContaining({ attachment: expect.anything() })]);
+    expect((await store.readAll({ after: null, maxCount: 10, withAttachments: true })).events[0]).toMatchObject({ attachment: withBody.attachment });
+    expect((await store.readAll({ after: null, maxCount: 10 })).events[0]).not.toHaveProperty('attachment');
   });
 
   it.each(['acknowledged', 'refused'] as const)(

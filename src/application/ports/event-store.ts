@@ -1,4 +1,7 @@
 import type { JsonObject } from '../../domain/bank-transaction';
+import type { RecordedEvent } from '../../domain/recorded-event';
+
+export type { RecordedEvent };
 
 /** What an append expects of its stream: none yet, whatever, some, or exactly this revision. */
 export type ExpectedRevision = 'no_stream' | 'any' | 'stream_exists' | bigint;
@@ -8,18 +11,17 @@ export interface EventToAppend {
   readonly type: string;
   readonly data: JsonObject;
   readonly metadata: JsonObject;
+  /**
+   * What the event was made from, kept beside it exactly, as text (the webhook body as Cas sent it, decoded as UTF-8
+   * strictly, so its bytes round-trip): part of the event, never of its metadata, and heavy, so only an auditor's
+   * read loads it. Facts about it (its SHA-256, content type) belong in the metadata.
+   */
+  readonly attachment?: string;
 }
 
-export interface RecordedEvent {
-  /** Opaque, and sorts (as a string) like the global order. */
-  readonly position: string;
-  readonly streamId: string;
-  readonly revision: bigint;
-  readonly eventId: string;
-  readonly type: string;
-  readonly data: JsonObject;
-  readonly metadata: JsonObject;
-  readonly recordedAt: Date;
+/** Reads leave attachments out unless asked: projections, subscriptions and duplicate checks never need them. */
+export interface ReadOptions {
+  readonly withAttachments?: boolean;
 }
 
 export type AppendResult =
@@ -27,13 +29,16 @@ export type AppendResult =
   /** Every event id was already in the stream: nothing was written. */
   | { readonly status: 'already_stored'; readonly nextRevision: bigint };
 
-export interface ReadAllOptions {
+export interface ReadAllOptions extends ReadOptions {
   /** Exclusive; null reads from the start of the log. */
   readonly after: string | null;
   readonly maxCount: number;
   readonly filter?: EventFilter;
-  /** Metadata keys the caller does not need (a projection never reads rawBody); an adapter may still return them. */
-  readonly omitMetadata?: readonly string[];
+}
+
+export interface ReadStreamOptions extends ReadOptions {
+  readonly fromRevision?: bigint;
+  readonly maxCount?: number;
 }
 
 export interface EventFilter {
@@ -51,7 +56,6 @@ export interface ReadAllPage {
 export interface SubscribeOptions {
   readonly after: string | null;
   readonly filter?: EventFilter;
-  readonly omitMetadata?: readonly string[];
   readonly maxBatch?: number;
   /** Called with events in global order; the next batch waits for the promise. */
   readonly onEvents: (events: readonly RecordedEvent[], lastPosition: string) => Promise<void>;
@@ -75,7 +79,9 @@ export interface Subscription {
  * - event ids are unique: appending an event whose id the stream already holds is idempotent (`already_stored`),
  *   decided by durable state, never by a cache;
  * - `readAll` and `subscribe` follow one global order and never skip an event that a later read would show
- *   before a position already returned.
+ *   before a position already returned;
+ * - an event's attachment is written with it, atomically, and read back only by a read that asks for it
+ *   (`withAttachments`); `subscribe` never delivers it.
  */
 export interface EventStore {
   appendToStream(
@@ -84,16 +90,16 @@ export interface EventStore {
     expectedRevision: ExpectedRevision,
   ): Promise<AppendResult>;
   /** The stream's events in revision order; an empty list when the stream does not exist. */
-  readStream(streamId: string, options?: { fromRevision?: bigint; maxCount?: number }): Promise<RecordedEvent[]>;
+  readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   readAll(options: ReadAllOptions): Promise<ReadAllPage>;
   /** One event by its id, wherever it is stored; null when no such event exists. */
-  readEvent(eventId: string): Promise<RecordedEvent | null>;
+  readEvent(eventId: string, options?: ReadOptions): Promise<RecordedEvent | null>;
   /**
    * Many events by id at once (a page of an account's history, a projection re-deriving an account): the events
    * found, each once, in the order their ids were asked; unknown ids are left out. One round trip where the store
    * can, and never more than a bounded number in flight.
    */
-  readEvents(eventIds: readonly string[], options?: { readonly omitMetadata?: readonly string[] }): Promise<RecordedEvent[]>;
+  readEvents(eventIds: readonly string[], options?: ReadOptions): Promise<RecordedEvent[]>;
   subscribe(options: SubscribeOptions): Subscription;
   /** How many events lie after a position (matching the filter), where the store can count them cheaply. */
   countAfter?(after: string | null, filter?: EventFilter): Promise<bigint>;

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import {
   type Alert,
   type AlertAccount,
@@ -10,6 +10,8 @@ import {
   grantNeedsLoginAlert,
   projectionStalledAlert,
 } from '../../application/alerts';
+import type { ReadModel } from '../../projections/read-model';
+import type { AnomaliesTable, BreaksTable, GrantsTable, ParkedEventsTable } from '../../projections/tables';
 import type { AlertOutboxRepository, Observation } from '../postgres/alert-outbox-repository';
 
 /**
@@ -22,10 +24,12 @@ import type { AlertOutboxRepository, Observation } from '../postgres/alert-outbo
  * projection behind, a grant that needs a login) are alerted when they begin, remembered in `alert_observations`.
  */
 export interface DetectorOptions {
-  readonly db: Kysely<any>;
   readonly outbox: AlertOutboxRepository;
-  readonly ledgerSchema: string;
-  readonly grantsSchema: string;
+  /** The read models looked at (their queries also read the write side's `alerts` and `alert_observations`). */
+  readonly ledger: ReadModel;
+  readonly grants: ReadModel;
+  /** A projection's read model by its name (its live schema), for its parked events. */
+  readonly readModelOf: (projection: string) => ReadModel;
   /** Each projection's lag and its parked-events schema. */
   readonly projections: () => Promise<readonly ProjectionLag[]>;
   readonly breakAfterSeconds: number;
@@ -79,14 +83,14 @@ async function enabledAt({ outbox }: DetectorOptions, now: Date): Promise<Date> 
 }
 
 async function breaks(options: DetectorOptions, now: Date): Promise<Alert[]> {
-  const { db, outbox } = options;
-  const l = sql.id(options.ledgerSchema);
+  const { ledger, outbox } = options;
+  const [b, a] = [ledger.table('breaks'), ledger.table('accounts')];
   const cutoff = new Date(now.getTime() - options.breakAfterSeconds * 1000);
   const opened = await sql<BreakRow>`
-    select b.*, a.fi_id, a.fi_name, a.account_number from ${l}.breaks b join ${l}.accounts a on a.account_id = b.account_id
+    select b.*, a.fi_id, a.fi_name, a.account_number from ${b} b join ${a} a on a.account_id = b.account_id
     where b.status = 'open' and b.opened_at <= ${cutoff}
       and not exists (select 1 from alerts x where x.alert_id = 'break_opened:' || b.break_id::text)
-    order by b.opened_at, b.break_id limit ${BATCH}`.execute(db);
+    order by b.opened_at, b.break_id limit ${BATCH}`.execute(ledger.db);
   const raised: Alert[] = [];
   for (const row of opened.rows) {
     // The break is watched from now on, so that its resolution is alerted too; both in one transaction.
@@ -95,8 +99,8 @@ async function breaks(options: DetectorOptions, now: Date): Promise<Alert[]> {
   const watched = [...(await outbox.observations('break:')).keys()].map((s) => s.slice('break:'.length));
   if (watched.length === 0) return raised;
   const resolved = await sql<BreakRow>`
-    select b.*, a.fi_id, a.fi_name, a.account_number from ${l}.breaks b join ${l}.accounts a on a.account_id = b.account_id
-    where b.break_id = any(${watched}::uuid[]) and b.status = 'resolved'`.execute(db);
+    select b.*, a.fi_id, a.fi_name, a.account_number from ${b} b join ${a} a on a.account_id = b.account_id
+    where b.break_id = any(${watched}::uuid[]) and b.status = 'resolved'`.execute(ledger.db);
   for (const row of resolved.rows) raised.push(...(await outbox.raise([breakResolvedAlert(factsOf(row))], now)));
   await outbox.forget(resolved.rows.map((r) => `break:${r.break_id}`));
   return raised;
@@ -121,18 +125,17 @@ async function stalls(options: DetectorOptions, now: Date): Promise<Alert[]> {
 }
 
 async function parked(options: DetectorOptions): Promise<Alert[]> {
-  const { db } = options;
-  const l = sql.id(options.ledgerSchema);
+  const { ledger } = options;
   const alerts: Alert[] = [];
   for (const { projection } of await options.projections()) {
-    const p = sql.id(projection);
-    const isLedger = projection === options.ledgerSchema;
+    const own = options.readModelOf(projection);
+    const isLedger = projection === ledger.schema;
     const { rows } = await sql<ParkedRow>`
       select e.*, ${isLedger ? sql`a.account_id::text as account_id, a.fi_id, a.fi_name, a.account_number` : sql`null as account_id`}
-      from ${p}.parked_events e
-      ${isLedger ? sql`left join ${l}.accounts a on a.account_id::text = e.subject` : sql``}
+      from ${own.table('parked_events')} e
+      ${isLedger ? sql`left join ${ledger.table('accounts')} a on a.account_id::text = e.subject` : sql``}
       where not exists (select 1 from alerts x where x.alert_id = ${`event_parked:${projection}:`} || e.event_id)
-      order by e.log_position limit ${BATCH}`.execute(db);
+      order by e.log_position limit ${BATCH}`.execute(own.db);
     for (const r of rows) {
       alerts.push(
         eventParkedAlert({
@@ -154,14 +157,13 @@ async function parked(options: DetectorOptions): Promise<Alert[]> {
 }
 
 async function conflicts(options: DetectorOptions, since: Date): Promise<Alert[]> {
-  const { db } = options;
-  const l = sql.id(options.ledgerSchema);
+  const { ledger } = options;
   const { rows } = await sql<ConflictRow>`
     select an.*, a.fi_id, a.fi_name, a.account_number
-    from ${l}.anomalies an left join ${l}.accounts a on a.account_id = an.account_id
+    from ${ledger.table('anomalies')} an left join ${ledger.table('accounts')} a on a.account_id = an.account_id
     where an.kind = 'conflict' and an.received_at >= ${since}
       and not exists (select 1 from alerts x where x.alert_id = 'conflict:' || an.anomaly_id::text)
-    order by an.received_at, an.anomaly_id limit ${BATCH}`.execute(db);
+    order by an.received_at, an.anomaly_id limit ${BATCH}`.execute(ledger.db);
   return rows.map((r) =>
     conflictAlert({
       anomalyId: r.anomaly_id,
@@ -176,14 +178,13 @@ async function conflicts(options: DetectorOptions, since: Date): Promise<Alert[]
 }
 
 async function grants(options: DetectorOptions, now: Date): Promise<Alert[]> {
-  const { db, outbox } = options;
-  const g = sql.id(options.grantsSchema);
+  const { grants: readModel, outbox } = options;
   // A grant is watched once it has been seen in trouble; a healthy grant never seen in trouble needs no row.
   const { rows } = await sql<GrantRow>`
     select gr.grant_id, gr.status, gr.fi_id, gr.accounts, gr.last_error, gr.updated_at, gr.last_position, o.state as seen
-    from ${g}.grants gr left join alert_observations o on o.subject = 'grant:' || gr.grant_id
+    from ${readModel.table('grants')} gr left join alert_observations o on o.subject = 'grant:' || gr.grant_id
     where (gr.status in ('login_required', 'error') and o.state is distinct from gr.status)
-       or (gr.status not in ('login_required', 'error') and o.state in ('login_required', 'error'))`.execute(db);
+       or (gr.status not in ('login_required', 'error') and o.state in ('login_required', 'error'))`.execute(readModel.db);
   const raised: Alert[] = [];
   for (const r of rows) {
     const observation: Observation = { subject: `grant:${r.grant_id}`, state: r.status };
@@ -216,20 +217,8 @@ interface AccountColumns {
 const accountOf = (r: AccountColumns): AlertAccount | undefined =>
   r.account_id && r.fi_id && r.account_number ? { id: r.account_id, fiId: r.fi_id, fiName: r.fi_name, accountNumber: r.account_number } : undefined;
 
-interface BreakRow extends AccountColumns {
-  break_id: string;
-  account_id: string;
-  after_transaction_id: string;
-  before_transaction_id: string;
-  missing_amount: string;
-  opened_at: Date;
-  resolved_at: Date | null;
-  resolution: string | null;
-  resolved_by_source: string | null;
-  heal_attempts: number;
-  last_heal_outcome: string | null;
-  last_heal_detail: string | null;
-}
+/** The break's columns and its account's (the join fills them). */
+type BreakRow = Selectable<BreaksTable> & AccountColumns & { account_id: string };
 
 const factsOf = (r: BreakRow): BreakFacts => ({
   breakId: r.break_id,
@@ -246,34 +235,10 @@ const factsOf = (r: BreakRow): BreakFacts => ({
   lastHealDetail: r.last_heal_detail,
 });
 
-interface ParkedRow extends AccountColumns {
-  event_id: string;
-  log_position: string;
-  event_type: string;
-  subject: string | null;
-  transaction_date: string | null;
-  error: string;
-  tries: number;
-  first_failed_at: Date;
-}
+type ParkedRow = Selectable<ParkedEventsTable> & AccountColumns;
 
-interface ConflictRow extends AccountColumns {
-  anomaly_id: string;
-  account_id: string;
-  transaction_id: string;
-  event_id: string;
-  received_at: Date;
-  source: string;
-  details: Record<string, string | null>;
-}
+type ConflictRow = Selectable<AnomaliesTable> & AccountColumns & { account_id: string };
 
-interface GrantRow {
-  grant_id: string;
-  status: string;
-  fi_id: string | null;
-  accounts: { accountNumber: string }[] | null;
-  last_error: { errorCode: string | null; errorMessage: string | null } | null;
-  updated_at: Date;
-  last_position: string;
+type GrantRow = Pick<Selectable<GrantsTable>, 'grant_id' | 'status' | 'fi_id' | 'accounts' | 'last_error' | 'updated_at' | 'last_position'> & {
   seen: string | null;
-}
+};

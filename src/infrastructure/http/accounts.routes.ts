@@ -5,12 +5,9 @@ import { ACCOUNTS_KEY, balanceAt, getAccount, listAccounts, type ReadModels, sta
 import { sendProblem } from './problem';
 import {
   accountIdParams,
-  accountJson,
   accountSchema,
   cursorOf,
-  lineJson,
   lineSchema,
-  money,
   moneySchema,
   nextCursorSchema,
   pagingFields,
@@ -43,7 +40,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
     },
     async (request) => {
       const page = await listAccounts(readModels, { limit: request.query.limit, after: request.query.cursor ?? null });
-      return { accounts: page.items.map(accountJson), nextCursor: cursorOf(ACCOUNTS_CURSOR, page.next) };
+      return { accounts: page.items, nextCursor: cursorOf(ACCOUNTS_CURSOR, page.next) };
     },
   );
 
@@ -62,7 +59,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
     async (request, reply) => {
       const account = await getAccount(readModels, request.params.id);
       if (!account) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(request.params.id));
-      return accountJson(account);
+      return account;
     },
   );
 
@@ -93,7 +90,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
       const { id } = request.params;
       const result = await balanceAt(readModels, id, new Date(request.query.at));
       if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
-      return { accountId: id, at: request.query.at, balance: money(result.balance), transactionId: result.transactionId };
+      return { accountId: id, at: request.query.at, balance: result.balance, transactionId: result.transactionId };
     },
   );
 
@@ -116,7 +113,7 @@ export const accountRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, {
       if (!line) {
         return sendProblem(reply, 404, 'unknown-line', 'No such line', { detail: `account ${id} has no line for transaction ${transactionId}` });
       }
-      return lineJson(line);
+      return line;
     },
   );
 };

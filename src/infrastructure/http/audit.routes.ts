@@ -1,18 +1,19 @@
 import { createHash } from 'node:crypto';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import type { FastifyPluginAsync } from 'fastify';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { EventStore, RecordedEvent } from '../../application/ports/event-store';
+import type { EventStore } from '../../application/ports/event-store';
 import { transactionStreamId } from '../../domain/events';
 import { accountEventRefs, accountExists } from '../../projections/audit.queries';
+import type { ReadModel } from '../../projections/read-model';
+import { auditEventOf } from '../export-events';
 import { sendProblem } from './problem';
 import { problemSchema } from './schemas';
 
 export interface AuditRouteOptions {
   readonly eventStore: EventStore;
   /** Where the ledger's read model says which events concern an account. */
-  readonly readModels: { readonly db: Kysely<any>; readonly schema: string };
+  readonly readModels: ReadModel;
 }
 
 const position = z.string().regex(/^[0-9a-f]{16}-[0-9a-f]{16}$/, 'expected a log position as returned in `next`');
@@ -35,16 +36,7 @@ const auditEvent = z
   .meta({ id: 'AuditEvent' });
 const eventPage = z.object({ events: z.array(auditEvent), next: z.string().nullable() }).meta({ id: 'AuditEventPage' });
 
-const toAuditEvent = (e: RecordedEvent) => ({
-  position: e.position,
-  streamId: e.streamId,
-  revision: e.revision.toString(),
-  eventId: e.eventId,
-  type: e.type,
-  recordedAt: e.recordedAt.toISOString(),
-  data: e.data,
-  metadata: e.metadata,
-});
+const toAuditEvent = auditEventOf;
 
 /** The auditors' view of the immutable log: as stored, per account, per transaction, and raw payloads byte for byte. */
 export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { eventStore, readModels }) => {
@@ -63,7 +55,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       },
     },
     async (request) => {
-      const page = await eventStore.readAll({ after: request.query.after ?? null, maxCount: request.query.limit });
+      const page = await eventStore.readAll({ after: request.query.after ?? null, maxCount: request.query.limit, withAttachments: true });
       return { events: page.events.map(toAuditEvent), next: page.isEnd ? null : page.lastPosition };
     },
   );
@@ -83,13 +75,13 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
     },
     async (request, reply) => {
       const { id } = request.params;
-      if (!(await accountExists(readModels.db, readModels.schema, id))) {
+      if (!(await accountExists(readModels, id))) {
         return sendProblem(reply, 404, 'unknown-account', 'No such account', { detail: id });
       }
       const { limit, after } = request.query;
-      const refs = await accountEventRefs(readModels.db, readModels.schema, id, { after: after ?? null, limit });
+      const refs = await accountEventRefs(readModels, id, { after: after ?? null, limit });
       // One read of the log per page, however long the page: never one per event.
-      const events = await eventStore.readEvents(refs.map((ref) => ref.eventId));
+      const events = await eventStore.readEvents(refs.map((ref) => ref.eventId), { withAttachments: true });
       return { events: events.map(toAuditEvent), next: refs.length === limit ? refs[refs.length - 1]!.position : null };
     },
   );
@@ -108,7 +100,7 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       },
     },
     async (request, reply) => {
-      const events = await eventStore.readStream(transactionStreamId(request.params.transactionId));
+      const events = await eventStore.readStream(transactionStreamId(request.params.transactionId), { withAttachments: true });
       if (events.length === 0) {
         return sendProblem(reply, 404, 'unknown-transaction', 'No such transaction', { detail: request.params.transactionId });
       }
@@ -129,8 +121,8 @@ export const auditRoutes: FastifyPluginAsync<AuditRouteOptions> = async (app, { 
       },
     },
     async (request, reply) => {
-      const event = await eventStore.readEvent(request.params.eventId);
-      const raw = event?.metadata.rawBody;
+      const event = await eventStore.readEvent(request.params.eventId, { withAttachments: true });
+      const raw = event?.attachment;
       if (!event || typeof raw !== 'string') {
         return sendProblem(reply, 404, 'no-raw-body', 'No raw body is stored for this event', { detail: request.params.eventId });
       }

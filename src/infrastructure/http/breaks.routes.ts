@@ -3,7 +3,7 @@ import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
 import { ANOMALIES_KEY, BREAKS_KEY, listAnomalies, listBreaks } from '../../projections/ledger.queries';
 import type { ReadRouteOptions } from './accounts.routes';
-import { breakJson, breakSchema, cursorOf, nextCursorSchema, pagingFields, problemSchema } from './schemas';
+import { breakSchema, cursorOf, nextCursorSchema, pagingFields, problemSchema } from './schemas';
 
 const BREAKS_CURSOR = 'breaks';
 const ANOMALIES_CURSOR = 'anomalies';
@@ -47,7 +47,7 @@ export const breakRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { r
     async (request) => {
       const { status, accountId, limit, cursor } = request.query;
       const page = await listBreaks(readModels, { status, accountId }, { limit, after: cursor ?? null });
-      return { breaks: page.items.map(breakJson), nextCursor: cursorOf(BREAKS_CURSOR, page.next) };
+      return { breaks: page.items, nextCursor: cursorOf(BREAKS_CURSOR, page.next) };
     },
   );
 

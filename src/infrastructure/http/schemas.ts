@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import type { AccountView, BreakView, LineView } from '../../projections/ledger.queries';
 import { decodeKeyset, encodeKeyset, type KeyPart } from '../../projections/paging';
 
 /**
@@ -24,12 +23,11 @@ export type ProblemBody = z.infer<typeof problemSchema>;
 /** Cas's failures: 422 refused, 429 rate limit, 502 failed, 504 no answer; 503 when BankHub is not configured. */
 export const casFailures = { 422: problemSchema, 429: problemSchema, 502: problemSchema, 503: problemSchema, 504: problemSchema };
 
-/** Money leaves as an exact decimal string of whole đồng: JSON numbers are doubles. */
+/** Money leaves as an exact decimal string of whole đồng (JSON numbers are doubles): as the read model's queries give it. */
 export const moneySchema = z
   .string()
   .regex(/^-?(0|[1-9]\d*)$/)
   .meta({ id: 'Money', description: 'An exact decimal string of whole đồng, e.g. "3330000"', example: '3330000' });
-export const money = (v: bigint | null): string | null => (v === null ? null : v.toString());
 
 export const accountSchema = z
   .object({
@@ -48,7 +46,6 @@ export const accountSchema = z
       .describe('Events of this account the projection could not apply and set aside (GET /parked); its statements are not reconciled meanwhile'),
   })
   .meta({ id: 'Account' });
-export const accountJson = (a: AccountView) => ({ ...a, balance: money(a.balance) });
 
 export const lineSchema = z
   .object({
@@ -70,13 +67,6 @@ export const lineSchema = z
     late: z.boolean().describe('Delivered after a line that follows it in statement order'),
   })
   .meta({ id: 'StatementLine' });
-export const lineJson = (l: LineView) => ({
-  ...l,
-  amount: l.amount.toString(),
-  runningBalance: money(l.runningBalance),
-  balanceBefore: money(l.balanceBefore),
-  balanceAfter: money(l.balanceAfter),
-});
 
 export const breakSchema = z
   .object({
@@ -98,7 +88,6 @@ export const breakSchema = z
     }),
   })
   .meta({ id: 'Break', description: "A gap in the bank's running-balance chain between two consecutive lines" });
-export const breakJson = (b: BreakView) => ({ ...b, missingAmount: b.missingAmount.toString() });
 
 /** An account of a linked grant, as Cas's /identity names it. */
 export const linkedAccountSchema = z.object({

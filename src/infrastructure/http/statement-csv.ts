@@ -1,7 +1,6 @@
 import { PassThrough } from 'node:stream';
 import { stringify as stringifyCsv } from 'csv-stringify/sync';
 import { exportStatement, type LineView, type ReadModels, type Statement } from '../../projections/ledger.queries';
-import { lineJson, money } from './schemas';
 
 /** text/csv wins when the client names it and does not rank application/json above it. */
 export function prefersCsv(accept: string | undefined): boolean {
@@ -70,7 +69,7 @@ const csvText = (rows: readonly CsvRow[], header: boolean): string =>
   stringifyCsv(rows as CsvRow[], { header, columns: [...CSV_COLUMNS], record_delimiter: 'windows' });
 
 const lineRow = (l: LineView): CsvRow => {
-  const row: CsvRow = { row: 'line', ...lineJson(l), late: String(l.late) };
+  const row: CsvRow = { row: 'line', ...l, late: String(l.late) };
   return Object.fromEntries(Object.entries(row).map(([c, v]) => [c, typeof v === 'string' && TEXT_COLUMNS.has(c) ? inert(v) : v]));
 };
 
@@ -96,7 +95,7 @@ export async function streamStatementCsv(
   const head = new Promise<Statement | null>((resolve) => (started = resolve));
   const done = exportStatement(readModels, accountId, period, {
     async head(s) {
-      await write(`\uFEFF${csvText([{ row: 'opening', transactionDate: s.from, balanceAfter: money(s.openingBalance), description: 'Opening balance' }], true)}`);
+      await write(`\uFEFF${csvText([{ row: 'opening', transactionDate: s.from, balanceAfter: s.openingBalance, description: 'Opening balance' }], true)}`);
       started(s);
     },
     async lines(lines) {
@@ -107,7 +106,7 @@ export async function streamStatementCsv(
     async (found) => {
       if (!found) return started(null);
       const s = await head;
-      body.end(csvText([{ row: 'closing', transactionDate: s!.to, balanceAfter: money(s!.closingBalance), description: 'Closing balance' }], false));
+      body.end(csvText([{ row: 'closing', transactionDate: s!.to, balanceAfter: s!.closingBalance, description: 'Closing balance' }], false));
     },
     (error: unknown) => {
       log.warn({ err: error, accountId }, 'statement CSV cut short');

@@ -1,7 +1,8 @@
-import { type Kysely, sql } from 'kysely';
-import type { Alert, AlertKind } from '../../application/alerts';
+import { type Selectable, sql } from 'kysely';
+import type { Alert } from '../../application/alerts';
 import type { AlertOutbox, AlertRecord, AlertStatus } from '../../application/ports/alert-outbox';
 import { fromMicros, micros, type Page, pageOf } from '../../projections/paging';
+import type { AlertsTable, WriteSideDb } from './tables';
 
 /** A subject the detector watches, and what it last saw of it (write-side table `alert_observations`). */
 export interface Observation {
@@ -23,18 +24,7 @@ export interface AlertOutboxRepository extends AlertOutbox {
   list(query: { status?: AlertStatus | undefined; after: readonly string[] | null; limit: number }): Promise<Page<AlertRecord>>;
 }
 
-interface AlertRow {
-  alert_id: string;
-  kind: AlertKind;
-  alert: Alert;
-  status: AlertStatus;
-  created_at: Date;
-  attempts: number;
-  next_attempt_at: Date | null;
-  last_attempt_at: Date | null;
-  last_error: string | null;
-  delivered_at: Date | null;
-}
+type AlertRow = Selectable<AlertsTable>;
 
 const recordOf = (r: AlertRow): AlertRecord => ({
   alertId: r.alert_id,
@@ -49,11 +39,13 @@ const recordOf = (r: AlertRow): AlertRecord => ({
   deliveredAt: r.delivered_at,
 });
 
-export function createAlertOutboxRepository(db: Kysely<any>): AlertOutboxRepository {
-  const insert = async (trx: Kysely<any>, alerts: readonly Alert[], now: Date): Promise<Alert[]> => {
+/** The write-side tables `alerts` and `alert_observations` (migration 0006). */
+export function createAlertOutboxRepository(db: WriteSideDb): AlertOutboxRepository {
+  // Many rows, one JSON parameter: one statement text whatever the count (prepared once per connection).
+  const insert = async (trx: WriteSideDb, alerts: readonly Alert[], now: Date): Promise<Alert[]> => {
     if (alerts.length === 0) return [];
     const rows = alerts.map((a) => ({ alert_id: a.alertId, kind: a.kind, alert: a }));
-    const { rows: inserted } = await sql<{ alert_id: string }>`
+    const { rows: inserted } = await sql<Pick<AlertRow, 'alert_id'>>`
       insert into alerts (alert_id, kind, alert, status, created_at, next_attempt_at)
       select r.alert_id, r.kind, r.alert, 'pending', ${now}, ${now}
       from json_to_recordset(${JSON.stringify(rows)}::json) as r(alert_id text, kind text, alert jsonb)
@@ -62,7 +54,7 @@ export function createAlertOutboxRepository(db: Kysely<any>): AlertOutboxReposit
     const recorded = new Set(inserted.map((r) => r.alert_id));
     return alerts.filter((a) => recorded.has(a.alertId));
   };
-  const upsertObservations = async (trx: Kysely<any>, observations: readonly Observation[], now: Date) => {
+  const upsertObservations = async (trx: WriteSideDb, observations: readonly Observation[], now: Date) => {
     if (observations.length === 0) return;
     await sql`
       insert into alert_observations (subject, state, observed_at)
@@ -81,38 +73,70 @@ export function createAlertOutboxRepository(db: Kysely<any>): AlertOutboxReposit
       }),
     observe: (observations, now) => upsertObservations(db, observations, now),
     async forget(subjects) {
-      if (subjects.length > 0) await sql`delete from alert_observations where subject = any(${[...subjects]}::text[])`.execute(db);
+      if (subjects.length > 0) await db.deleteFrom('alert_observations').where('subject', '=', (eb) => eb.fn.any(eb.val([...subjects]))).execute();
     },
     async observations(prefix) {
-      const { rows } = await sql<{ subject: string; state: string; observed_at: Date }>`
-        select subject, state, observed_at from alert_observations where starts_with(subject, ${prefix})`.execute(db);
+      const rows = await db
+        .selectFrom('alert_observations')
+        .select(['subject', 'state', 'observed_at'])
+        .where((eb) => eb.fn<boolean>('starts_with', ['subject', eb.val(prefix)]))
+        .execute();
       return new Map(rows.map((r) => [r.subject, { state: r.state, observedAt: r.observed_at }]));
     },
     async due(now, limit) {
-      const { rows } = await sql<AlertRow>`
-        select * from alerts where status = 'pending' and next_attempt_at <= ${now}
-        order by next_attempt_at, created_at, alert_id limit ${limit}`.execute(db);
+      const rows = await db
+        .selectFrom('alerts')
+        .selectAll()
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .orderBy('next_attempt_at')
+        .orderBy('created_at')
+        .orderBy('alert_id')
+        .limit(limit)
+        .execute();
       return rows.map(recordOf);
     },
     async delivered(alertId, now) {
-      await sql`
-        update alerts set status = 'delivered', attempts = attempts + 1, last_attempt_at = ${now}, delivered_at = ${now},
-          next_attempt_at = null, last_error = null
-        where alert_id = ${alertId} and status = 'pending'`.execute(db);
+      await db
+        .updateTable('alerts')
+        .set((eb) => ({
+          status: 'delivered',
+          attempts: eb('attempts', '+', 1),
+          last_attempt_at: now,
+          delivered_at: now,
+          next_attempt_at: null,
+          last_error: null,
+        }))
+        .where('alert_id', '=', alertId)
+        .where('status', '=', 'pending')
+        .execute();
     },
     async attemptFailed(alertId, now, error, nextAttemptAt) {
-      await sql`
-        update alerts set attempts = attempts + 1, last_attempt_at = ${now}, last_error = ${error.slice(0, 2000)},
-          next_attempt_at = ${nextAttemptAt}, status = ${nextAttemptAt === null ? 'failed' : 'pending'}
-        where alert_id = ${alertId} and status = 'pending'`.execute(db);
+      await db
+        .updateTable('alerts')
+        .set((eb) => ({
+          attempts: eb('attempts', '+', 1),
+          last_attempt_at: now,
+          last_error: error.slice(0, 2000),
+          next_attempt_at: nextAttemptAt,
+          status: nextAttemptAt === null ? 'failed' : 'pending',
+        }))
+        .where('alert_id', '=', alertId)
+        .where('status', '=', 'pending')
+        .execute();
     },
     async list({ status, after, limit }) {
       // Keyset on (created_at, alert_id), served by an index; the cursor's instant is whole microseconds, exact.
-      const keyset = after ? sql`and (created_at, alert_id) > (${fromMicros(after[0]!)}, ${after[1]})` : sql``;
-      const { rows } = await sql<AlertRow & { key_micros: string }>`
-        select *, ${micros(sql`created_at`)} as key_micros from alerts
-        where ${status ? sql`status = ${status}` : sql`true`} ${keyset}
-        order by created_at, alert_id limit ${limit + 1}`.execute(db);
+      const rows = await db
+        .selectFrom('alerts')
+        .selectAll()
+        .select(micros(sql`created_at`).as('key_micros'))
+        .$if(status !== undefined, (q) => q.where('status', '=', status!))
+        .$if(after !== null, (q) => q.where((eb) => eb(eb.refTuple('created_at', 'alert_id'), '>', eb.tuple(fromMicros(after![0]!), after![1]!))))
+        .orderBy('created_at')
+        .orderBy('alert_id')
+        .limit(limit + 1)
+        .execute();
       return pageOf(rows, limit, recordOf, (r) => [r.key_micros, r.alert_id]);
     },
   };

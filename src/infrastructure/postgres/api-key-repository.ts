@@ -1,28 +1,22 @@
-import { type Kysely, sql } from 'kysely';
+import { type ExpressionBuilder, type Selectable, sql } from 'kysely';
 import { isUuid } from '../../application/access';
 import type { ApiKeyRecord, ApiKeys } from '../../application/ports/api-keys';
+import type { ApiKeysTable, WriteSideDb, WriteSideTables } from './tables';
 
-interface ApiKeyRow {
-  id: string;
-  name: string;
-  role: string;
-  created_at: Date;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-}
-
-const COLUMNS = sql`id, name, role, created_at, last_used_at, revoked_at`;
+const COLUMNS = ['id', 'name', 'role', 'created_at', 'last_used_at', 'revoked_at'] as const;
 /** `id or name`: a text that is not a uuid can only be a name (names never look like one). */
-const byIdOrName = (idOrName: string) => (isUuid(idOrName) ? sql`id = ${idOrName}::uuid` : sql`name = ${idOrName}`);
+const byIdOrName = (idOrName: string) => (eb: ExpressionBuilder<WriteSideTables, 'api_keys'>) =>
+  isUuid(idOrName) ? eb('id', '=', idOrName) : eb('name', '=', idOrName);
 
-/** API keys in the write-side table `api_keys` (migration 0005): the SHA-256 of each key, never the key. */
-export function createApiKeyRepository(db: Kysely<any>): ApiKeys {
+/** API keys in the write-side table `api_keys` (migration 0004): the SHA-256 of each key, never the key. */
+export function createApiKeyRepository(db: WriteSideDb): ApiKeys {
   return {
     async insert(key) {
       try {
-        await sql`
-          insert into api_keys (id, name, role, key_sha256, created_at)
-          values (${key.id}, ${key.name}, ${key.role}, ${key.keySha256}, ${key.createdAt})`.execute(db);
+        await db
+          .insertInto('api_keys')
+          .values({ id: key.id, name: key.name, role: key.role, key_sha256: key.keySha256, created_at: key.createdAt })
+          .execute();
         return 'inserted';
       } catch (error) {
         if ((error as { code?: string }).code === '23505' && String((error as Error).message).includes('api_keys_live_name')) return 'name_taken';
@@ -30,38 +24,45 @@ export function createApiKeyRepository(db: Kysely<any>): ApiKeys {
       }
     },
     async findByHash(keySha256) {
-      const { rows } = await sql<ApiKeyRow>`select ${COLUMNS} from api_keys where key_sha256 = ${keySha256}`.execute(db);
-      return rows[0] ? toRecord(rows[0]) : null;
+      const row = await db.selectFrom('api_keys').select(COLUMNS).where('key_sha256', '=', keySha256).executeTakeFirst();
+      return row ? toRecord(row) : null;
     },
     async list() {
-      const { rows } = await sql<ApiKeyRow>`select ${COLUMNS} from api_keys order by created_at, name`.execute(db);
-      return rows.map(toRecord);
+      return (await db.selectFrom('api_keys').select(COLUMNS).orderBy('created_at').orderBy('name').execute()).map(toRecord);
     },
     async revoke(idOrName, at) {
-      const { rows } = await sql<ApiKeyRow>`
-        update api_keys set revoked_at = ${at} where ${byIdOrName(idOrName)} and revoked_at is null
-        returning ${COLUMNS}`.execute(db);
-      return rows[0] ? toRecord(rows[0]) : null;
+      const row = await db
+        .updateTable('api_keys')
+        .set({ revoked_at: at })
+        .where(byIdOrName(idOrName))
+        .where('revoked_at', 'is', null)
+        .returning(COLUMNS)
+        .executeTakeFirst();
+      return row ? toRecord(row) : null;
     },
     async find(idOrName) {
-      const { rows } = await sql<ApiKeyRow>`select ${COLUMNS} from api_keys where ${byIdOrName(idOrName)} order by created_at`.execute(db);
-      return rows.map(toRecord);
+      return (await db.selectFrom('api_keys').select(COLUMNS).where(byIdOrName(idOrName)).orderBy('created_at').execute()).map(toRecord);
     },
     async touch(id, at) {
       // Several processes may touch the same key: the newest time wins, and a minute-old one is not rewritten.
-      await sql`
-        update api_keys set last_used_at = ${at}
-        where id = ${id} and (last_used_at is null or last_used_at < ${at}::timestamptz - interval '1 minute')`.execute(db);
+      await db
+        .updateTable('api_keys')
+        .set({ last_used_at: at })
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('last_used_at', 'is', null), eb('last_used_at', '<', sql<Date>`${at}::timestamptz - interval '1 minute'`)]))
+        .execute();
     },
     async count() {
-      const { rows } = await sql<{ live: string; total: string }>`
-        select count(*) filter (where revoked_at is null) as live, count(*) as total from api_keys`.execute(db);
-      return { live: Number(rows[0]?.live ?? 0), total: Number(rows[0]?.total ?? 0) };
+      const row = await db
+        .selectFrom('api_keys')
+        .select((eb) => [eb.fn.countAll<string>().filterWhere('revoked_at', 'is', null).as('live'), eb.fn.countAll<string>().as('total')])
+        .executeTakeFirst();
+      return { live: Number(row?.live ?? 0), total: Number(row?.total ?? 0) };
     },
   };
 }
 
-function toRecord(row: ApiKeyRow): ApiKeyRecord {
+function toRecord(row: Pick<Selectable<ApiKeysTable>, (typeof COLUMNS)[number]>): ApiKeyRecord {
   return {
     id: row.id,
     name: row.name,

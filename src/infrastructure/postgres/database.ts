@@ -5,6 +5,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import type { WriteSideDb, WriteSideTables } from './tables';
 
 /**
  * One PostgreSQL for the whole service: the event store (unless EventStoreDB is configured), the read models
@@ -12,12 +13,12 @@ import type { Logger } from 'pino';
  */
 export interface Database {
   /** Writes and everything that must not wait behind readers: ingest, quarantine, projections, maintenance. */
-  readonly db: Kysely<any>;
+  readonly db: WriteSideDb;
   /**
    * The accountants' and auditors' queries: a pool of its own whose statements are cancelled after the read
    * statement timeout, so that reads can never take the connections ingest needs. PGlite: the same as `db`.
    */
-  readonly readDb: Kysely<any>;
+  readonly readDb: WriteSideDb;
   readonly kind: 'postgres' | 'pglite';
   /**
    * Runs `work` while holding a session-level advisory lock on a connection of its own (PostgreSQL), or at
@@ -121,8 +122,8 @@ function openPostgres(connectionString: string, options: DatabaseOptions): Datab
     pool.on('error', () => {});
   }
   const [writePool, readPool] = pools;
-  const db = new Kysely<any>({ dialect: new PostgresDialect({ pool: writePool }) });
-  const readDb = new Kysely<any>({ dialect: new PostgresDialect({ pool: readPool }) });
+  const db = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: writePool }) });
+  const readDb = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: readPool }) });
   return {
     db,
     readDb,
@@ -154,7 +155,7 @@ function openPostgres(connectionString: string, options: DatabaseOptions): Datab
 
 function openPglite(dataDir: string): Database {
   mkdirSync(dataDir, { recursive: true });
-  const db = new Kysely<any>({ dialect: new PGliteDialect(new PGlite(dataDir, { parsers: Object.fromEntries(Object.values(TEXT_TYPES).map((oid) => [oid, keepText])) })) });
+  const db = new Kysely<WriteSideTables>({ dialect: new PGliteDialect(new PGlite(dataDir, { parsers: Object.fromEntries(Object.values(TEXT_TYPES).map((oid) => [oid, keepText])) })) });
   return {
     db,
     readDb: db,

@@ -1,22 +1,28 @@
-import { type Kysely, sql } from 'kysely';
 import { type GrantSecrets, GrantSecretUnreadable } from '../../application/ports/grant-secrets';
 import { SecretOpenError, type TokenCipher } from '../secrets/token-cipher';
+import type { WriteSideDb } from './tables';
 
 /** Access tokens in the write-side table `grant_secrets`, sealed with AES-256-GCM; plaintext never reaches the database. */
-export function createGrantSecretsRepository(db: Kysely<any>, cipher: TokenCipher): GrantSecrets {
+export function createGrantSecretsRepository(db: WriteSideDb, cipher: TokenCipher): GrantSecrets {
   return {
     async save(grantId, accessToken, at) {
       const sealed = cipher.seal(accessToken, grantId);
-      await sql`
-        insert into grant_secrets (grant_id, iv, ciphertext, auth_tag, key_id, created_at, updated_at)
-        values (${grantId}, ${sealed.iv}, ${sealed.ciphertext}, ${sealed.authTag}, ${sealed.keyId}, ${at}, ${at})
-        on conflict (grant_id) do update set iv = excluded.iv, ciphertext = excluded.ciphertext,
-          auth_tag = excluded.auth_tag, key_id = excluded.key_id, updated_at = excluded.updated_at`.execute(db);
+      await db
+        .insertInto('grant_secrets')
+        .values({ grant_id: grantId, iv: sealed.iv, ciphertext: sealed.ciphertext, auth_tag: sealed.authTag, key_id: sealed.keyId, created_at: at, updated_at: at })
+        .onConflict((oc) =>
+          oc.column('grant_id').doUpdateSet((eb) => ({
+            iv: eb.ref('excluded.iv'),
+            ciphertext: eb.ref('excluded.ciphertext'),
+            auth_tag: eb.ref('excluded.auth_tag'),
+            key_id: eb.ref('excluded.key_id'),
+            updated_at: eb.ref('excluded.updated_at'),
+          })),
+        )
+        .execute();
     },
     async accessTokenOf(grantId) {
-      const { rows } = await sql<{ iv: Buffer; ciphertext: Buffer; auth_tag: Buffer; key_id: string }>`
-        select iv, ciphertext, auth_tag, key_id from grant_secrets where grant_id = ${grantId}`.execute(db);
-      const row = rows[0];
+      const row = await db.selectFrom('grant_secrets').select(['iv', 'ciphertext', 'auth_tag', 'key_id']).where('grant_id', '=', grantId).executeTakeFirst();
       if (!row) return null;
       try {
         return cipher.open(

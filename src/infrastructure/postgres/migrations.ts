@@ -1,9 +1,10 @@
-import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import type { WriteSideDb } from './tables';
 
 /**
  * Write-side tables: the event log, the quarantine of rejected bodies, linked grants, API keys, operators' history and
- * the alert outbox. Read models are not
- * migrated: they are rebuilt from the log (src/projections/read-model-schema.ts).
+ * the alert outbox. Read models are not migrated: they are rebuilt from the log (src/projections/*-schema.ts). Their
+ * types: tables.ts.
  */
 const migrations: Record<string, Migration> = {
   '0001_event_store': {
@@ -145,7 +146,7 @@ const migrations: Record<string, Migration> = {
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
-export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+export async function migrateToLatest(db: WriteSideDb): Promise<void> {
   const migrator = new Migrator({ db, provider });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');

@@ -1,48 +1,54 @@
-import { type Kysely, sql } from 'kysely';
-import type { FieldProblem } from '../../application/cas-webhook';
+import type { Selectable } from 'kysely';
 import type { Quarantine, QuarantinedBody } from '../../application/ports/quarantine';
+import type { QuarantineTable, WriteSideDb } from './tables';
 import { storableText, storableTextOrNull } from './text';
 
-interface QuarantineRow {
-  id: string;
-  body_sha256: string;
-  raw_body: Uint8Array;
-  content_type: string | null;
-  reason: { problems: FieldProblem[] };
-  source: string;
-  request_id: string | null;
-  remote_address: string | null;
-  first_received_at: Date;
-  last_received_at: Date;
-  times_received: number;
-  reingested_at: Date | null;
-  reingest_outcome: unknown;
-}
+type QuarantineRow = Selectable<QuarantineTable>;
 
-export function createQuarantineRepository(db: Kysely<any>): Quarantine {
+const SUMMARY = [
+  'id', 'body_sha256', 'content_type', 'reason', 'source', 'request_id', 'remote_address', 'first_received_at', 'last_received_at',
+  'times_received', 'reingested_at', 'reingest_outcome',
+] as const;
+
+export function createQuarantineRepository(db: WriteSideDb): Quarantine {
   return {
     async put(entry) {
       // Any bytes at all are kept exactly (bytea); what describes them may quote them (a parser's message), so it is
       // made storable: one body that cannot be described must still be quarantined, never answered 500.
       const problems = entry.problems.map((p) => ({ field: storableText(p.field), message: storableText(p.message) }));
-      const { rows } = await sql<{ id: string }>`
-        insert into quarantine (body_sha256, raw_body, content_type, reason, source, request_id, remote_address,
-                                first_received_at, last_received_at)
-        values (${entry.bodySha256}, ${Buffer.from(entry.rawBody)}, ${storableTextOrNull(entry.contentType)},
-                ${JSON.stringify({ problems })}::jsonb, ${storableText(entry.source)}, ${storableTextOrNull(entry.requestId)},
-                ${storableTextOrNull(entry.remoteAddress)}, ${entry.receivedAt}, ${entry.receivedAt})
-        on conflict (body_sha256) do update
-          set times_received = quarantine.times_received + 1, last_received_at = excluded.last_received_at
-        returning id`.execute(db);
-      return rows[0]!.id;
+      const row = await db
+        .insertInto('quarantine')
+        .values({
+          body_sha256: entry.bodySha256,
+          raw_body: Buffer.from(entry.rawBody),
+          content_type: storableTextOrNull(entry.contentType),
+          reason: JSON.stringify({ problems }),
+          source: storableText(entry.source),
+          request_id: storableTextOrNull(entry.requestId),
+          remote_address: storableTextOrNull(entry.remoteAddress),
+          first_received_at: entry.receivedAt,
+          last_received_at: entry.receivedAt,
+        })
+        .onConflict((oc) =>
+          oc.column('body_sha256').doUpdateSet((eb) => ({
+            times_received: eb('quarantine.times_received', '+', 1),
+            last_received_at: eb.ref('excluded.last_received_at'),
+          })),
+        )
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      return row.id;
     },
     async list({ pendingOnly, limit, after = null }) {
-      const { rows } = await sql<Omit<QuarantineRow, 'raw_body'> & { byte_length: number }>`
-        select id, body_sha256, octet_length(raw_body) as byte_length, content_type, reason, source, request_id, remote_address,
-          first_received_at, last_received_at, times_received, reingested_at, reingest_outcome
-        from quarantine
-        where ${pendingOnly ? sql`reingested_at is null` : sql`true`} and id > ${after === null ? '0' : after}::bigint
-        order by id limit ${limit}`.execute(db);
+      const rows = await db
+        .selectFrom('quarantine')
+        .select(SUMMARY)
+        .select((eb) => eb.fn<number>('octet_length', ['raw_body']).as('byte_length'))
+        .$if(pendingOnly, (q) => q.where('reingested_at', 'is', null))
+        .where('id', '>', after === null ? '0' : after)
+        .orderBy('id')
+        .limit(limit)
+        .execute();
       return rows.map(({ byte_length, ...row }) => {
         const { rawBody: _body, ...summary } = toBody({ ...row, raw_body: new Uint8Array() });
         return { ...summary, byteLength: byte_length };
@@ -50,12 +56,11 @@ export function createQuarantineRepository(db: Kysely<any>): Quarantine {
     },
     async get(id) {
       if (!/^\d{1,18}$/.test(id)) return null;
-      const { rows } = await sql<QuarantineRow>`select * from quarantine where id = ${id}`.execute(db);
-      return rows[0] ? toBody(rows[0]) : null;
+      const row = await db.selectFrom('quarantine').selectAll().where('id', '=', id).executeTakeFirst();
+      return row ? toBody(row) : null;
     },
     async markReingested(id, outcome, at) {
-      await sql`update quarantine set reingested_at = ${at}, reingest_outcome = ${JSON.stringify(outcome)}::jsonb
-                where id = ${id}`.execute(db);
+      await db.updateTable('quarantine').set({ reingested_at: at, reingest_outcome: JSON.stringify(outcome) }).where('id', '=', id).execute();
     },
   };
 }

@@ -1,0 +1,242 @@
+/**
+ * Appends to the PostgreSQL event log. Ordering: a bigserial is handed out at insert time but becomes visible at
+ * commit, so a reader trusting it alone could pass a slow transaction's events for ever. Every appending transaction
+ * therefore takes one transaction-scoped advisory lock before it inserts: appends commit one after another, in
+ * sequence order, and a reader that has seen sequence n has seen everything below it. (A fence on the oldest running
+ * transaction id also works, but it is cluster-wide: any long transaction in any database on the server would hold
+ * every reader back.) Group commit keeps the serialisation cheap: one lock per group, not per event.
+ */
+import { type Kysely, sql } from 'kysely';
+import {
+  type AppendResult,
+  DuplicateEventId,
+  type EventToAppend,
+  EventRejected,
+  EventStoreUnavailable,
+  type ExpectedRevision,
+  WrongExpectedVersion,
+  encodePosition,
+} from '../../application/ports/event-store';
+import { isDataError, isUnavailableError } from '../postgres/errors';
+import type { WriteSideDb, WriteSideTables } from '../postgres/tables';
+
+/** The key of the advisory lock that serialises appends (any stable 64-bit number; 'ledgerev' in ASCII). */
+export const APPEND_LOCK = 0x6c65646765726576n;
+const UNIQUE_VIOLATION = '23505';
+/** A second group waits at the append lock while the first commits, so no round trip is lost between groups. */
+const MAX_FLUSHES_IN_FLIGHT = 2;
+
+export const positionOf = (seq: string) => encodePosition(0n, BigInt(seq));
+
+/** Port errors for driver errors: unreachable → EventStoreUnavailable; content refused (of `eventId`) → EventRejected. */
+export async function translated<T>(work: () => Promise<T>, eventId?: string): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isUnavailableError(error)) throw new EventStoreUnavailable('event store unreachable', { cause: error });
+    if (eventId !== undefined && isDataError(error)) throw new EventRejected(eventId, (error as Error).message, { cause: error });
+    throw error;
+  }
+}
+
+interface PendingAppend {
+  readonly streamId: string;
+  readonly event: EventToAppend;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Concurrent single-event "no stream" appends (one webhook each) grouped into one INSERT and one commit; each
+ * caller's promise resolves only after that commit. `appended` is called after every commit that wrote something.
+ */
+export function groupCommit(db: WriteSideDb, maxGroupSize: number, appended: () => void) {
+  let queue: PendingAppend[] = [];
+  let flushing = 0;
+
+  async function flush(): Promise<void> {
+    if (flushing >= MAX_FLUSHES_IN_FLIGHT || queue.length === 0) return;
+    flushing += 1;
+    const group = queue.slice(0, maxGroupSize);
+    queue = queue.slice(group.length);
+    try {
+      const only = group.length === 1 ? group[0]!.event.eventId : undefined;
+      settle(group, await translated(() => insertGroup(db, group), only));
+      appended();
+    } catch (error) {
+      // One statement for the group: one bad member fails it for all. Unless the store is gone, each member is
+      // tried alone, so that only a member that fails on its own fails.
+      if (error instanceof EventStoreUnavailable || group.length === 1) {
+        for (const pending of group) pending.reject(error);
+      } else {
+        await appendOneByOne(group);
+      }
+    } finally {
+      flushing -= 1;
+      if (queue.length > 0) void flush();
+    }
+  }
+
+  async function appendOneByOne(group: readonly PendingAppend[]): Promise<void> {
+    for (const pending of group) {
+      try {
+        settle([pending], await translated(() => insertGroup(db, [pending]), pending.event.eventId));
+        appended();
+      } catch (error) {
+        pending.reject(error);
+      }
+    }
+  }
+
+  return (streamId: string, event: EventToAppend): Promise<AppendResult> =>
+    new Promise<AppendResult>((resolve, reject) => {
+      queue.push({ streamId, event, resolve, reject });
+      void flush();
+    });
+}
+
+function settle(group: readonly PendingAppend[], results: readonly (AppendResult | Error)[]): void {
+  group.forEach((pending, i) => {
+    const result = results[i];
+    if (result instanceof Error) pending.reject(result);
+    else if (result) pending.resolve(result);
+  });
+}
+
+/** One row of an insert, as the JSON parameter carries it: the attachment is a column of its own. */
+const rowOf = (e: EventToAppend) => ({ event_id: e.eventId, type: e.type, data: e.data, metadata: e.metadata, raw_body: e.attachment ?? null });
+
+/**
+ * A group of single-event "no stream" appends in ONE statement (its own transaction): take the append lock, insert
+ * what is new, commit. One round trip per group; the answers are decided from what came back.
+ */
+async function insertGroup(db: WriteSideDb, group: readonly PendingAppend[]): Promise<(AppendResult | Error)[]> {
+  // One JSON parameter for the whole group: the driver escapes arrays element by element in JavaScript, which cost
+  // more than the insert itself; JSON.stringify is native.
+  const rows = group.map((p) => ({ stream_id: p.streamId, ...rowOf(p.event) }));
+  // The lock CTE calls a volatile function, so it is evaluated once, before the first row reaches the insert.
+  const inserted = await sql<{ event_id: string; seq: string }>`
+    with append_lock as (select pg_advisory_xact_lock(${APPEND_LOCK.toString()}::bigint))
+    insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
+    select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
+    from append_lock, json_to_recordset(${JSON.stringify(rows)}::json)
+      as g(stream_id text, event_id uuid, type text, data json, metadata json, raw_body text)
+    on conflict do nothing
+    returning event_id, seq`.execute(db);
+  const fresh = new Map(inserted.rows.map((r) => [r.event_id, r]));
+  const missed = group.filter((p) => !fresh.has(p.event.eventId));
+  // Read after the commit, so rows this group just inserted are seen too.
+  const stored =
+    missed.length === 0
+      ? []
+      : await db
+          .selectFrom('events')
+          .select(['stream_id', 'event_id', 'revision'])
+          .where((eb) =>
+            eb.or([
+              eb('event_id', '=', eb.fn.any(eb.val(missed.map((p) => p.event.eventId)))),
+              eb('stream_id', '=', eb.fn.any(eb.val(missed.map((p) => p.streamId)))),
+            ]),
+          )
+          .execute();
+  return group.map((pending): AppendResult | Error => {
+    const row = fresh.get(pending.event.eventId);
+    if (row) {
+      fresh.delete(pending.event.eventId); // later callers in this group with the same id are repeats
+      return { status: 'appended', nextRevision: 0n, position: positionOf(row.seq) };
+    }
+    const sameId = stored.find((r) => r.event_id === pending.event.eventId);
+    if (sameId && sameId.stream_id !== pending.streamId) return new DuplicateEventId(pending.event.eventId);
+    const last = stored
+      .filter((r) => r.stream_id === pending.streamId)
+      .reduce((max, r) => (BigInt(r.revision) > max ? BigInt(r.revision) : max), 0n);
+    if (sameId) return { status: 'already_stored', nextRevision: last };
+    return new WrongExpectedVersion(pending.streamId, 'no_stream', last);
+  });
+}
+
+/** Any other append (several events, or an expected revision other than "no stream"): its own transaction. */
+export async function appendInTransaction(
+  db: WriteSideDb,
+  streamId: string,
+  events: readonly EventToAppend[],
+  expected: ExpectedRevision,
+): Promise<AppendResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await db.transaction().execute(async (trx) => {
+        await sql`select pg_advisory_xact_lock(${APPEND_LOCK.toString()}::bigint)`.execute(trx);
+        const current = await streamRevision(trx, streamId);
+        const stored = await storedIds(trx, events.map((e) => e.eventId));
+        if (stored.size > 0) return alreadyStored(streamId, events, stored, current);
+        checkExpected(streamId, expected, current);
+        const base = current === 'no_stream' ? 0n : current + 1n;
+        const rows = await insertRows(trx, streamId, events, base);
+        const last = rows[rows.length - 1]!;
+        return { status: 'appended', nextRevision: base + BigInt(events.length) - 1n, position: positionOf(last.seq) } satisfies AppendResult;
+      });
+    } catch (error) {
+      // A concurrent writer took the revision or the id between our read and our insert: decide again.
+      if (isUniqueViolation(error) && attempt < 5) continue;
+      throw error;
+    }
+  }
+}
+
+async function streamRevision(trx: Kysely<WriteSideTables>, streamId: string): Promise<bigint | 'no_stream'> {
+  const row = await trx
+    .selectFrom('events')
+    .select((eb) => eb.fn.max('revision').as('revision'))
+    .where('stream_id', '=', streamId)
+    .executeTakeFirst();
+  return row?.revision === null || row?.revision === undefined ? 'no_stream' : BigInt(row.revision);
+}
+
+async function storedIds(trx: Kysely<WriteSideTables>, eventIds: readonly string[]): Promise<Map<string, string>> {
+  const rows = await trx
+    .selectFrom('events')
+    .select(['event_id', 'stream_id'])
+    .where('event_id', '=', (eb) => eb.fn.any(eb.val([...eventIds])))
+    .execute();
+  return new Map(rows.map((r) => [r.event_id, r.stream_id]));
+}
+
+function alreadyStored(
+  streamId: string,
+  events: readonly EventToAppend[],
+  stored: Map<string, string>,
+  current: bigint | 'no_stream',
+): AppendResult {
+  for (const event of events) {
+    const storedIn = stored.get(event.eventId);
+    if (storedIn !== undefined && storedIn !== streamId) throw new DuplicateEventId(event.eventId);
+    // Part of a batch stored and part not: not a retry of one append, so not idempotent.
+    if (storedIn === undefined) throw new DuplicateEventId([...stored.keys()][0]!);
+  }
+  return { status: 'already_stored', nextRevision: current === 'no_stream' ? -1n : current };
+}
+
+function checkExpected(streamId: string, expected: ExpectedRevision, current: bigint | 'no_stream'): void {
+  const holds =
+    expected === 'any' ||
+    (expected === 'no_stream' && current === 'no_stream') ||
+    (expected === 'stream_exists' && current !== 'no_stream') ||
+    (typeof expected === 'bigint' && current === expected);
+  if (!holds) throw new WrongExpectedVersion(streamId, expected, current);
+}
+
+async function insertRows(trx: Kysely<WriteSideTables>, streamId: string, events: readonly EventToAppend[], base: bigint) {
+  const json = events.map((e, i) => ({ revision: (base + BigInt(i)).toString(), ...rowOf(e) }));
+  const { rows } = await sql<{ seq: string }>`
+    insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
+    select ${streamId}, g.revision, g.event_id, g.type, g.data, g.metadata, g.raw_body
+    from json_to_recordset(${JSON.stringify(json)}::json)
+      as g(revision bigint, event_id uuid, type text, data json, metadata json, raw_body text)
+    order by g.revision
+    returning seq`.execute(trx);
+  return rows;
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === UNIQUE_VIOLATION;
+}

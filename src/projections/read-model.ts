@@ -1,0 +1,26 @@
+import { type Kysely, type RawBuilder, sql } from 'kysely';
+import type { ReadModelTables } from './tables';
+
+/**
+ * A projection's tables in one schema: the live one (`ledger`), a rebuild's (`ledger_rebuild`) or a verify's scratch
+ * schema (`ledger_verify_<hex>`). The query builder is bound to the schema (kysely's withSchema); raw SQL names
+ * its tables through `table`, since withSchema does not reach into `sql` templates.
+ */
+export interface ReadModel {
+  readonly db: Kysely<ReadModelTables>;
+  readonly schema: string;
+  /** `"<schema>"."<table>"`, for raw SQL. */
+  readonly table: (name: keyof ReadModelTables) => RawBuilder<unknown>;
+}
+
+/**
+ * The read model in `schema` over a connection, pool or transaction of any kysely instance: the one place where the
+ * tables' schema is named at run time (the one place that takes an untyped kysely instance).
+ */
+export function readModelIn(db: Kysely<any>, schema: string): ReadModel {
+  return {
+    db: db.withSchema(schema),
+    schema,
+    table: (name) => sql.table(`${schema}.${name}`),
+  };
+}
