@@ -1,5 +1,6 @@
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import type { EventStore, EventToAppend } from '../src/application/ports/event-store';
+import type { Quarantine } from '../src/application/ports/quarantine';
 import { ingestWebhook } from '../src/application/ingest-webhook';
 import { openRoot } from '../src/composition-root';
 import { loadConfig } from '../src/config';
@@ -39,13 +40,13 @@ async function eventsOfIngest(count: number, accounts: number): Promise<Append[]
       return { status: 'appended', nextRevision: BigInt(events.length), position: String(appends.length) };
     },
   };
-  const quarantine = {
+  const quarantine: Pick<Quarantine, 'put'> = {
     put: () => Promise.reject(new Error('a generated webhook was refused: the bench generates only valid ones')),
   };
   const body = webhookBodies(accounts);
   for (let i = 0; i < count; i++) {
     const delivery = { body: Buffer.from(body()), contentType: 'application/json', receivedAt: new Date(), requestId: null, remoteAddress: null };
-    const result = await ingestWebhook({ eventStore: recorder as EventStore, quarantine: quarantine as never }, delivery);
+    const result = await ingestWebhook({ eventStore: recorder as EventStore, quarantine: quarantine as Quarantine }, delivery);
     if (!result.ok) throw new Error('a generated webhook was refused');
   }
   return appends;
