@@ -1,4 +1,5 @@
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
+import pg from 'pg';
 import type { EventStore, EventToAppend } from '../src/application/ports/event-store';
 import type { Quarantine } from '../src/application/ports/quarantine';
 import { ingestWebhook } from '../src/application/ingest-webhook';
@@ -80,7 +81,9 @@ async function ours(appends: readonly Append[], inFlight: number): Promise<numbe
   const root = await openRoot(loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'silent' }));
   try {
     const store = root.resolve('eventStore');
-    return await drive(appends, inFlight, (a) => store.appendToStream(a.streamId, [a.event], 'no_stream'));
+    const perSecond = await drive(appends, inFlight, (a) => store.appendToStream(a.streamId, [a.event], 'no_stream'));
+    await expectRows(db.url, 'events', appends.length);
+    return perSecond;
   } finally {
     await root.close();
     await db.drop();
@@ -92,16 +95,30 @@ async function emmett(appends: readonly Append[], inFlight: number): Promise<num
   const store = getPostgreSQLEventStore(db.url);
   try {
     await store.schema.migrate();
-    return await drive(appends, inFlight, (a) =>
+    const perSecond = await drive(appends, inFlight, (a) =>
       store.appendToStream(
         a.streamId,
         [{ type: a.event.type, data: a.event.data, metadata: { ...a.event.metadata, rawBody: a.event.attachment ?? null } }],
         { expectedStreamVersion: 'STREAM_DOES_NOT_EXIST' },
       ),
     );
+    await expectRows(db.url, 'emt_messages', appends.length);
+    return perSecond;
   } finally {
     await store.close();
     await db.drop();
+  }
+}
+
+/** Every append was written: a store that dropped some would look fast. */
+async function expectRows(url: string, table: string, count: number): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>(`select count(*) as n from ${table}`);
+    if (Number(rows[0]?.n) !== count) throw new Error(`${table} holds ${rows[0]?.n} events, not the ${count} appended`);
+  } finally {
+    await client.end();
   }
 }
 
