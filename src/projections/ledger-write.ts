@@ -90,12 +90,9 @@ const recordOf = <Table>(columns: readonly (keyof Table & string)[], values: rea
  * (so the event is parked either way): a NUL, or a half surrogate, which encoding would silently turn into U+FFFD.
  */
 function copyText(rows: readonly Value[][]): string {
-  let out = '';
-  for (const values of rows) {
-    for (let i = 0; i < values.length; i++) out += (i === 0 ? '' : '\t') + copyValue(values[i]!);
-    out += '\n';
-  }
-  if (UNSTORABLE.test(out)) throw new Error('a statement line holds text PostgreSQL cannot store (a NUL or a half surrogate)');
+  // Joined natively: concatenating value by value built a rope of every piece first (a fifth of the write step).
+  const out = `${rows.map((values) => values.map(copyValue).join('\t')).join('\n')}\n`;
+  if (out.includes('\u0000') || !out.isWellFormed()) throw new Error('a statement line holds text PostgreSQL cannot store (a NUL or a half surrogate)');
   return out;
 }
 
@@ -108,7 +105,6 @@ function copyValue(v: Value): string {
 const COPY_SPECIAL = /[\\\t\n\r]/;
 const COPY_SPECIALS = /[\\\t\n\r]/g;
 const COPY_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 async function writeBreaks(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   await upsert(
