@@ -5,6 +5,7 @@ import type { RecordedEvent } from '../domain/recorded-event';
 import type { Projection } from '../projections/projection';
 import { type ReadModel, readModelIn } from '../projections/read-model';
 import type { ParkedEventsTable } from '../projections/tables';
+import { copiesFromStdin } from './postgres/database';
 import type { WriteSideDb } from './postgres/tables';
 import { applyIsolating, holdCheckpoint, messageOf, parkEvents, schemaExists, storable } from './projection-store';
 
@@ -92,7 +93,7 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
   async function retryIn(projection: Projection, eventId: string | null): Promise<RetryOutcome[]> {
     if (!(await schemaExists(db, projection.name))) return [];
     return db.transaction().execute(async (trx) => {
-      const rm = readModelIn(trx, projection.name);
+      const rm = readModelIn(trx, projection.name, { copy: copiesFromStdin(db) });
       const checkpoint = await holdCheckpoint(rm, projection);
       const parked = await rm.db
         .selectFrom('parked_events')

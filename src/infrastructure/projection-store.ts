@@ -2,6 +2,7 @@ import { type QueryExecutorProvider, sql } from 'kysely';
 import { type EventStore, EventStoreUnavailable, type RecordedEvent } from '../application/ports/event-store';
 import type { Projection } from '../projections/projection';
 import { type ReadModel, readModelIn } from '../projections/read-model';
+import { copiesFromStdin } from './postgres/database';
 import { isUnavailableError } from './postgres/errors';
 import type { WriteSideDb } from './postgres/tables';
 
@@ -79,9 +80,10 @@ export async function commitBatch(
   last: string,
   parking: Parking = parkAtOnce(),
 ): Promise<BatchOutcome> {
+  const copy = copiesFromStdin(db);
   try {
     await db.transaction().execute(async (trx) => {
-      const rm = readModelIn(trx, schema);
+      const rm = readModelIn(trx, schema, { copy });
       await lockCheckpoint(rm, projection, expected);
       if (events.length > 0) await projection.apply(rm, events);
       await advanceCheckpoint(rm, projection, last, events.length);
@@ -92,7 +94,7 @@ export async function commitBatch(
     if (events.length === 0 || isTransientError(error)) throw error;
   }
   return db.transaction().execute(async (trx) => {
-    const rm = readModelIn(trx, schema);
+    const rm = readModelIn(trx, schema, { copy });
     await lockCheckpoint(rm, projection, expected);
     const failed = await applyIsolating(rm, projection, events);
     const now = parking.now();
@@ -209,12 +211,26 @@ export const storable = (text: string): string =>
 
 export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 
-export async function createProjectionSchema(db: WriteSideDb, projection: Projection, schema: string): Promise<void> {
-  await db.transaction().execute((trx) => createSchemaIn(readModelIn(trx, schema), projection));
+/**
+ * Creates a projection's schema. `queryIndexes: false` leaves out the indexes only readers need, for a schema that is
+ * bulk-loaded first (a rebuild then builds them with `createQueryIndexes`) or never read (verify's scratch schema).
+ */
+export async function createProjectionSchema(db: WriteSideDb, projection: Projection, schema: string, { queryIndexes = true } = {}): Promise<void> {
+  await db.transaction().execute((trx) => createSchemaIn(readModelIn(trx, schema), projection, { queryIndexes }));
 }
 
-async function createSchemaIn(rm: ReadModel, projection: Projection): Promise<void> {
+/** Builds the indexes a schema created without `queryIndexes` lacks, in one transaction, with room to sort. */
+export async function createQueryIndexes(db: WriteSideDb, projection: Projection, schema: string): Promise<void> {
+  if (!projection.createQueryIndexes) return;
+  await db.transaction().execute(async (trx) => {
+    await sql`set local maintenance_work_mem = '128MB'`.execute(trx);
+    await projection.createQueryIndexes?.(readModelIn(trx, schema));
+  });
+}
+
+async function createSchemaIn(rm: ReadModel, projection: Projection, { queryIndexes }: { queryIndexes: boolean }): Promise<void> {
   await projection.createSchema(rm);
+  if (queryIndexes) await projection.createQueryIndexes?.(rm);
   await sql`
     create table ${rm.table('checkpoint')} (
       projection text primary key, version integer not null, position text, events bigint not null default 0,
@@ -271,7 +287,7 @@ export async function ensureProjectionSchema(db: WriteSideDb, projection: Projec
     await sql`select pg_advisory_xact_lock(hashtext(${`balance-ledger:schema:${schema}`}))`.execute(trx);
     // A schema made before parking existed gets its table here, so that every process can read it at once.
     if (await schemaExists(trx, schema)) return createParkedTable(readModelIn(trx, schema));
-    await createSchemaIn(readModelIn(trx, schema), projection);
+    await createSchemaIn(readModelIn(trx, schema), projection, { queryIndexes: true });
   });
 }
 

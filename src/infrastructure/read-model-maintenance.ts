@@ -4,7 +4,7 @@ import type { EventStore, ReadAllPage } from '../application/ports/event-store';
 import type { Projection, ReadTable } from '../projections/projection';
 import { readModelIn } from '../projections/read-model';
 import type { WriteSideDb } from './postgres/tables';
-import { commitBatch, createProjectionSchema, holdCheckpoint, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
+import { commitBatch, createProjectionSchema, createQueryIndexes, holdCheckpoint, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
 
 export interface Progress {
   readonly eventsDone: number;
@@ -73,8 +73,10 @@ export async function rebuildProjection(options: MaintenanceOptions): Promise<{ 
   const live = options.schema ?? projection.name;
   const scratch = `${live}_rebuild`;
   await sql`drop schema if exists ${sql.id(scratch)} cascade`.execute(db);
-  await createProjectionSchema(db, projection, scratch);
+  // The indexes only readers use are built once the log is replayed: sorting once beats maintaining them per row.
+  await createProjectionSchema(db, projection, scratch, { queryIndexes: false });
   let eventsReplayed = await projectFromLog({ ...options, schema: scratch });
+  await createQueryIndexes(db, projection, scratch);
   // Fresh tables have no statistics yet: without them the planner guesses one row per account and sorts.
   for (const table of projection.tables) await sql`analyze ${sql.table(`${scratch}.${table.name}`)}`.execute(db);
   await db.transaction().execute(async (trx) => {
@@ -114,7 +116,8 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
   const { db, projection } = options;
   const live = options.schema ?? projection.name;
   const scratch = `${live}_verify_${randomBytes(4).toString('hex')}`;
-  await createProjectionSchema(db, projection, scratch);
+  // Compared whole, never queried by readers: the readers' indexes would only slow the replay.
+  await createProjectionSchema(db, projection, scratch, { queryIndexes: false });
   try {
     let eventsReplayed = 0;
     for (let attempt = 0; attempt < 50; attempt++) {

@@ -51,11 +51,8 @@ export async function createLedgerSchema({ db, schema }: ReadModel): Promise<voi
       source text not null,
       log_position text not null
     )`.execute(db);
-  // Statement order is (instant, group_seq); both indexes serve it without a sort.
+  // Statement order is (instant, group_seq): the fold's loads read lines around an instant by it (and statements).
   await sql`create index on ${s}.statement_lines (account_id, instant, group_seq)`.execute(db);
-  await sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)`.execute(db);
-  // The auditor's view of one account: its events in log order.
-  await sql`create index on ${s}.statement_lines (account_id, log_position)`.execute(db);
   await sql`
     create table ${s}.breaks (
       break_id uuid primary key,
@@ -77,8 +74,6 @@ export async function createLedgerSchema({ db, schema }: ReadModel): Promise<voi
       last_heal_event_id uuid
     )`.execute(db);
   await sql`create index on ${s}.breaks (account_id, status)`.execute(db);
-  // GET /breaks pages in (status, opened_at, break_id) order: open first, then oldest first.
-  await sql`create index on ${s}.breaks (status, opened_at, break_id)`.execute(db);
   await sql`
     create table ${s}.anomalies (
       anomaly_id uuid primary key,
@@ -92,6 +87,17 @@ export async function createLedgerSchema({ db, schema }: ReadModel): Promise<voi
       log_position text not null
     )`.execute(db);
   await sql`create index on ${s}.anomalies (account_id, kind)`.execute(db);
+}
+
+/** The indexes only readers use (projection.ts: a rebuild builds them after its bulk replay, verify never). */
+export async function createLedgerQueryIndexes({ db, schema }: ReadModel): Promise<void> {
+  const s = sql.id(schema);
+  // A statement reads a period of an account in statement order without a sort.
+  await sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)`.execute(db);
+  // The auditor's view of one account: its events in log order.
+  await sql`create index on ${s}.statement_lines (account_id, log_position)`.execute(db);
+  // GET /breaks pages in (status, opened_at, break_id) order: open first, then oldest first.
+  await sql`create index on ${s}.breaks (status, opened_at, break_id)`.execute(db);
   // GET /anomalies pages in the order they were detected: when the delivery reached us, then id.
   await sql`create index on ${s}.anomalies (received_at, anomaly_id)`.execute(db);
 }

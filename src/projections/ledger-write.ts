@@ -48,7 +48,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   // New lines are plain inserts (no speculative insertion); a line already stored only moves or changes balances.
-  await upsert(rm, 'statement_lines', accounts.flatMap((a) => a.added.map((l) => lineRow(a.account.accountId, l))), sql``);
+  const added = accounts.flatMap((a) => a.added.map((l) => lineValues(a.account.accountId, l)));
+  if (added.length > 0 && rm.copyRows) await rm.copyRows('statement_lines', LINE_COLUMNS, copyText(added));
+  else await upsert(rm, 'statement_lines', added.map((values) => recordOf(LINE_COLUMNS, values)), sql``);
   const moved = accounts.flatMap((a) => a.moved);
   if (moved.length === 0) return;
   await sql`
@@ -59,34 +61,50 @@ async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): P
     where l.transaction_id = m.transaction_id`.execute(rm.db);
 }
 
-function lineRow(accountId: string, l: BookLine): RecordsetRow<LedgerTables['statement_lines']> {
-  return {
-    transaction_id: l.id,
-    account_id: accountId,
-    event_id: l.eventId,
-    instant: iso(l.instant),
-    group_seq: l.seq,
-    transaction_date: l.transactionDate,
-    transaction_date_time: l.details.transactionDateTime,
-    booking_date: l.details.bookingDate,
-    amount: l.amount.toString(),
-    running_balance: text(l.runningBalance),
-    balance_before: text(l.before),
-    balance_after: text(l.after),
-    description: l.details.description,
-    reference: l.details.reference,
-    counter_account_number: l.details.counterAccountNumber,
-    counter_account_name: l.details.counterAccountName,
-    counter_account_bank_name: l.details.counterAccountBankName,
-    virtual_account_number: l.details.virtualAccountNumber,
-    virtual_account_name: l.details.virtualAccountName,
-    payment_channel: l.details.paymentChannel,
-    late: l.late,
-    received_at: l.receivedAt,
-    source: l.source,
-    log_position: l.details.logPosition,
-  };
+type Value = string | number | boolean | null;
+
+const LINE_COLUMNS = [
+  'transaction_id', 'account_id', 'event_id', 'instant', 'group_seq', 'transaction_date', 'transaction_date_time', 'booking_date',
+  'amount', 'running_balance', 'balance_before', 'balance_after', 'description', 'reference', 'counter_account_number',
+  'counter_account_name', 'counter_account_bank_name', 'virtual_account_number', 'virtual_account_name', 'payment_channel',
+  'late', 'received_at', 'source', 'log_position',
+] as const satisfies readonly (keyof LedgerTables['statement_lines'])[];
+
+/** A new line's columns in LINE_COLUMNS order (money and instants as text). */
+function lineValues(accountId: string, l: BookLine): Value[] {
+  const d = l.details;
+  return [
+    l.id, accountId, l.eventId, iso(l.instant), l.seq, l.transactionDate, d.transactionDateTime, d.bookingDate,
+    l.amount.toString(), text(l.runningBalance), text(l.before), text(l.after), d.description, d.reference, d.counterAccountNumber,
+    d.counterAccountName, d.counterAccountBankName, d.virtualAccountNumber, d.virtualAccountName, d.paymentChannel,
+    l.late, l.receivedAt, l.source, d.logPosition,
+  ];
 }
+
+/** Values in `columns` order as the row json_populate_recordset reads (where COPY is not available: PGlite). */
+const recordOf = <Table>(columns: readonly (keyof Table & string)[], values: readonly Value[]): RecordsetRow<Table> =>
+  Object.fromEntries(columns.map((c, i) => [c, values[i] ?? null])) as RecordsetRow<Table>;
+
+/**
+ * Rows in COPY's text format. Text PostgreSQL cannot store fails the batch here, as it does in a JSON parameter
+ * (so the event is parked either way): a NUL, or a half surrogate, which encoding would silently turn into U+FFFD.
+ */
+function copyText(rows: readonly Value[][]): string {
+  // Joined natively: concatenating value by value built a rope of every piece first (a fifth of the write step).
+  const out = `${rows.map((values) => values.map(copyValue).join('\t')).join('\n')}\n`;
+  if (out.includes('\u0000') || !out.isWellFormed()) throw new Error('a statement line holds text PostgreSQL cannot store (a NUL or a half surrogate)');
+  return out;
+}
+
+function copyValue(v: Value): string {
+  if (v === null) return '\\N';
+  if (typeof v === 'string') return COPY_SPECIAL.test(v) ? v.replace(COPY_SPECIALS, (c) => COPY_ESCAPES[c]!) : v;
+  return typeof v === 'boolean' ? (v ? 't' : 'f') : String(v);
+}
+
+const COPY_SPECIAL = /[\\\t\n\r]/;
+const COPY_SPECIALS = /[\\\t\n\r]/g;
+const COPY_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 
 async function writeBreaks(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   await upsert(

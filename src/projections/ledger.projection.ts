@@ -4,7 +4,7 @@ import { healStreamId } from '../domain/events';
 import type { RecordedEvent } from '../domain/recorded-event';
 import { decodeLedgerBatch, foldLoading } from './ledger-fold';
 import { loadLedgerContext, loadWantedLines } from './ledger-load';
-import { createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
+import { createLedgerQueryIndexes, createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
 import { LEDGER_NAMESPACE, writeLedgerChanges } from './ledger-write';
 import type { EventSubject, Projection, SubjectHistory } from './projection';
 import type { ReadModel } from './read-model';
@@ -29,6 +29,7 @@ export function createLedgerProjection(): Projection {
     eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,
+    createQueryIndexes: createLedgerQueryIndexes,
     async apply(rm, events) {
       const batch = decodeLedgerBatch(events, accountIds);
       const context = await loadLedgerContext(rm, batch);

@@ -31,7 +31,13 @@ export interface Projection {
   readonly version: number;
   readonly eventTypes: readonly string[];
   readonly tables: readonly ReadTable[];
+  /** The tables, with the indexes the projection itself reads by (its loads, its conflict targets). */
   createSchema(readModel: ReadModel): Promise<void>;
+  /**
+   * The indexes only the read model's readers need (statements, audit, paging): a rebuild builds them once after
+   * replaying the log, which costs far less than keeping them up to date row by row; verify never builds them.
+   */
+  createQueryIndexes?(readModel: ReadModel): Promise<void>;
   apply(readModel: ReadModel, events: readonly RecordedEvent[]): Promise<void>;
   /** What a parked event concerns: shown to operators, counted on the account, and the unit a retry re-derives. */
   subjectOf(event: RecordedEvent): EventSubject;

@@ -1,4 +1,4 @@
-import { type Kysely, type RawBuilder, sql } from 'kysely';
+import { CompiledQuery, type Kysely, type RawBuilder, sql } from 'kysely';
 import type { ReadModelTables } from './tables';
 
 /**
@@ -11,16 +11,22 @@ export interface ReadModel {
   readonly schema: string;
   /** `"<schema>"."<table>"`, for raw SQL. */
   readonly table: (name: keyof ReadModelTables) => RawBuilder<unknown>;
+  /**
+   * Appends rows to a table with COPY, when the connection can (a PostgreSQL server): `text` is the rows in COPY's
+   * text format, in `columns` order. Absent otherwise (PGlite): write with INSERT.
+   */
+  readonly copyRows?: (name: keyof ReadModelTables, columns: readonly string[], text: string) => Promise<void>;
 }
 
 /**
  * The read model in `schema` over a connection, pool or transaction of any kysely instance: the one place where the
  * tables' schema is named at run time (the one place that takes an untyped kysely instance).
  */
-export function readModelIn(db: Kysely<any>, schema: string): ReadModel {
-  return {
-    db: db.withSchema(schema),
-    schema,
-    table: (name) => sql.table(`${schema}.${name}`),
+export function readModelIn(db: Kysely<any>, schema: string, { copy = false }: { copy?: boolean } = {}): ReadModel {
+  const table = (name: keyof ReadModelTables) => sql.table(`${schema}.${name}`);
+  const copyRows = async (name: keyof ReadModelTables, columns: readonly string[], text: string) => {
+    const { sql: statement } = sql`copy ${table(name)} (${sql.join(columns.map((c) => sql.id(c)))}) from stdin`.compile(db);
+    await db.executeQuery(CompiledQuery.raw(statement, [text]));
   };
+  return { db: db.withSchema(schema), schema, table, ...(copy ? { copyRows } : {}) };
 }

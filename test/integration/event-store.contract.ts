@@ -218,6 +218,22 @@ export function describeEventStoreContract(
       expect(byPrefix.map((e) => e.streamId).sort()).toEqual([stream('filter-a'), stream('filter-b')]);
     });
 
+    it('reads several event types interleaved in log order, each once, page by page', async () => {
+      const [a, b, c] = [`MixedA${run}`, `MixedB${run}`, `MixedC${run}`];
+      const types = [a, b, a, c, a, b, b, a, c];
+      for (const [i, type] of types.entries()) await store.appendToStream(stream(`mixed-${i}`), [event(type)], 'no_stream');
+      const seen: RecordedEvent[] = [];
+      let after: string | null = null;
+      for (;;) {
+        const page = await store.readAll({ after, maxCount: 2, filter: { eventTypes: [b, a, a] } });
+        seen.push(...page.events);
+        after = page.lastPosition;
+        if (page.isEnd) break;
+      }
+      const expected = types.flatMap((type, i) => (type === c ? [] : [stream(`mixed-${i}`)]));
+      expect(seen.map((e) => e.streamId)).toEqual(expected);
+    });
+
     it('delivers to a subscriber what was there and what comes later, in order, once', async () => {
       const type = `Followed${run}`;
       await store.appendToStream(stream('follow-0'), [event(type)], 'no_stream');

@@ -3,7 +3,8 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BankTransaction } from '../../src/domain/bank-transaction';
 import { buildStatement } from '../../src/domain/chain';
-import { commitBatch } from '../../src/infrastructure/projection-store';
+import { copiesFromStdin } from '../../src/infrastructure/postgres/database';
+import { commitBatch, createProjectionSchema } from '../../src/infrastructure/projection-store';
 import { rebuildProjection, verifyProjection } from '../../src/infrastructure/read-model-maintenance';
 import type { Projection } from '../../src/projections/projection';
 import { accountOf, bankTx, breaksOf, createLedgerContext, type LedgerContext, linesOf } from '../support/ledger';
@@ -125,6 +126,34 @@ describe('ledger projection', () => {
     expect(await breaksOf(ctx, acct.fiId, acct.accountNumber)).toEqual([]);
   });
 
+  it('stores the bank\'s text exactly, whatever characters COPY treats specially', async () => {
+    const acct = { fiId: 'fi-example', accountNumber: '556' };
+    const texts = ['tab\there', 'line\nbreak\r\nend', 'back\\slash \\N \\t', '\\N', '', 'Chuyển tiền 💸'];
+    for (const [i, description] of texts.entries()) {
+      await ctx.deliver(bankTx({ ...acct, id: `copy-${i}`, description, reference: description, amount: 1n, runningBalance: BigInt(i + 1), transactionDateTime: at(i) }));
+    }
+    await ctx.project();
+    const { rows } = await sql<{ description: string | null; reference: string | null; virtual_account_name: string | null }>`
+      select description, reference, virtual_account_name from ledger.statement_lines
+      where transaction_id like 'copy-%' order by instant`.execute(ctx.database.db);
+    expect(rows).toEqual(texts.map((t) => ({ description: t, reference: t, virtual_account_name: null })));
+  });
+
+  it('refuses a line whose text PostgreSQL cannot store instead of changing it', async () => {
+    // This store refuses such an event; another store (EventStoreDB) could hand one over.
+    const acct = { fiId: 'fi-example', accountNumber: '557' };
+    await ctx.deliver(bankTx({ ...acct, id: 'half-surrogate', amount: 1n, runningBalance: 1n, transactionDateTime: at(1) }));
+    const [stored] = (await ctx.store.readAll({ after: null, maxCount: 100_000 })).events.filter((e) => e.streamId.endsWith('half-surrogate'));
+    const transaction = { ...(stored!.data.transaction as Record<string, unknown>), description: 'a\uD800b' };
+    const event = { ...stored!, data: { ...stored!.data, transaction } };
+    const db = ctx.database.db;
+    const applied = db.transaction().execute(async (trx) => {
+      await ctx.projection.apply(readModelIn(trx, 'ledger', { copy: copiesFromStdin(db) }), [event]);
+      throw new Error('rolled back');
+    });
+    await expect(applied).rejects.toThrow(/cannot store/);
+  });
+
   it('changes nothing when the same events are applied twice', async () => {
     const acct = { fiId: 'fi-example', accountNumber: '555' };
     await ctx.deliver(bankTx({ ...acct, amount: 10n, runningBalance: 10n, transactionDateTime: at(1) }));
@@ -219,6 +248,15 @@ describe('ledger projection against the reference statement', () => {
     expect(report.differences).toMatchObject([{ table: 'statement_lines', key: { transaction_id: 'a2' }, kind: 'changed' }]);
     await rebuildProjection({ db: ctx.database.db, eventStore: ctx.store, projection: ctx.projection });
     expect((await verifyProjection({ db: ctx.database.db, eventStore: ctx.store, projection: ctx.projection })).ok).toBe(true);
+    // The rebuild builds the readers' indexes after its bulk replay: it ends with every index a new schema has.
+    await createProjectionSchema(ctx.database.db, ctx.projection, 'ledger_fresh');
+    const indexesOf = async (schema: string) => {
+      const { rows } = await sql<{ def: string }>`select replace(indexdef, ${schema}, 'S') as def from pg_indexes where schemaname = ${schema} order by 1`.execute(ctx.database.db);
+      return rows.map((r) => r.def);
+    };
+    expect(await indexesOf('ledger')).toEqual(await indexesOf('ledger_fresh'));
+    expect((await indexesOf('ledger')).some((d) => d.includes('(account_id, transaction_date, instant, group_seq)'))).toBe(true);
+    await sql`drop schema ledger_fresh cascade`.execute(ctx.database.db);
   });
 
   it('leaves nothing of a batch that failed half way, and the retry equals a rebuild', async () => {

@@ -1,4 +1,4 @@
-import { type Selectable, sql } from 'kysely';
+import { type RawBuilder, type Selectable, sql } from 'kysely';
 import {
   type EventFilter,
   type EventStore,
@@ -128,14 +128,9 @@ const selectEvents = (db: WriteSideDb, withAttachments: boolean) =>
 
 async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachments = false }: ReadAllOptions): Promise<ReadAllPage> {
   const from = after === null ? 0n : decodePosition(after).minor;
-  const rawBody = withAttachments ? sql`e.raw_body` : sql`null::text`;
   // One statement, so the page and the tail (the last sequence of the whole log) come from one snapshot.
   const { rows } = await sql<EventRow & { kind: 'event' | 'tail' }>`
-    with page as (
-      select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, e.metadata, ${rawBody} as raw_body, e.recorded_at
-      from events e where e.seq > ${from.toString()}::bigint ${filterSql(filter)}
-      order by e.seq limit ${maxCount}
-    )
+    with page as (${pageSql(from, maxCount, filter, withAttachments)})
     select 'event' as kind, page.* from page
     union all
     select 'tail', t.seq, t.stream_id, t.revision, t.event_id, t.type, null, null, null, t.recorded_at
@@ -149,6 +144,24 @@ async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachmen
   return { events, lastPosition, isEnd };
 }
 
+/**
+ * The page's events in log order. Filtered by type, it reads each type's run of the (type, seq) index in order and
+ * merges them (Merge Append), so a page costs its own rows whatever the statistics say: `type = any(…)` let the
+ * planner, before the table was analysed, fetch and sort every event after the position for each page.
+ */
+function pageSql(from: bigint, maxCount: number, filter: EventFilter | undefined, withAttachments: boolean) {
+  const rawBody = withAttachments ? sql`e.raw_body` : sql`null::text`;
+  const select = (where: RawBuilder<unknown>) => sql`
+    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, e.metadata, ${rawBody} as raw_body, e.recorded_at
+    from events e where e.seq > ${from.toString()}::bigint ${where} ${prefixSql(filter)}
+    order by e.seq limit ${maxCount}`;
+  const types = filter?.eventTypes;
+  if (types === undefined) return select(sql``);
+  if (types.length === 0) return select(sql`and false`);
+  const runs = [...new Set(types)].map((type) => sql`(${select(sql`and e.type = ${type}`)})`);
+  return sql`select * from (${sql.join(runs, sql` union all `)}) p order by seq limit ${maxCount}`;
+}
+
 function maxPosition(a: string | null, b: string): string {
   return a !== null && a > b ? a : b;
 }
@@ -157,11 +170,14 @@ function filterSql(filter: EventFilter | undefined) {
   if (!filter) return sql``;
   const parts = [];
   if (filter.eventTypes) parts.push(sql`and e.type = any(${[...filter.eventTypes]}::text[])`);
-  if (filter.streamPrefixes) {
-    const prefixes = filter.streamPrefixes.map((p) => `${p.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-    parts.push(sql`and e.stream_id like any(${prefixes}::text[])`);
-  }
+  parts.push(prefixSql(filter));
   return sql.join(parts, sql` `);
+}
+
+function prefixSql(filter: EventFilter | undefined) {
+  if (!filter?.streamPrefixes) return sql``;
+  const prefixes = filter.streamPrefixes.map((p) => `${p.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  return sql`and e.stream_id like any(${prefixes}::text[])`;
 }
 
 function toRecorded(row: EventRow): RecordedEvent {

@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import type { Logger } from 'pino';
 import type { WriteSideDb, WriteSideTables } from './tables';
 
@@ -68,6 +69,7 @@ class PreparingClient extends pg.Client {
 
   override query(...args: unknown[]): never {
     const [text, values] = args;
+    if (typeof text === 'string' && Array.isArray(values) && COPY_FROM_STDIN.test(text)) return this.copyIn(text, values) as never;
     if (typeof text === 'string' && Array.isArray(values) && PREPARABLE.test(text)) {
       const name = `bl_${createHash('sha1').update(text).digest('base64url')}`;
       // A bound: verify's scratch schemas make new texts each run, and a prepared statement lives as long as the
@@ -79,7 +81,30 @@ class PreparingClient extends pg.Client {
     }
     return (super.query as (...a: unknown[]) => never)(...args);
   }
+
+  /**
+   * `COPY … FROM STDIN` with one parameter, the rows in COPY's text format, sent as the copy's data: kysely only
+   * hands a connection text and parameters, and bulk writes through COPY cost PostgreSQL a third of an INSERT from
+   * a JSON parameter. It runs on this connection, so inside the caller's transaction.
+   */
+  private async copyIn(text: string, values: readonly unknown[]): Promise<{ command: string; rowCount: number; rows: [] }> {
+    const [data] = values;
+    if (values.length !== 1 || typeof data !== 'string') throw new Error('COPY FROM STDIN takes exactly one parameter: its data as text');
+    const stream = (super.query as (q: unknown) => ReturnType<typeof copyFrom>)(copyFrom(text));
+    await new Promise<void>((resolve, reject) => {
+      stream.on('error', reject);
+      stream.on('finish', resolve);
+      stream.end(data);
+    });
+    return { command: 'COPY', rowCount: stream.rowCount, rows: [] };
+  }
 }
+const copying = new WeakSet<WriteSideDb>();
+
+/** Whether this pool's connections take `COPY … FROM STDIN` with its data as the one parameter (a server; PGlite does not). */
+export const copiesFromStdin = (db: WriteSideDb): boolean => copying.has(db);
+
+const COPY_FROM_STDIN = /^\s*copy\s[^;]*\sfrom\s+stdin\s*$/i;
 const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
 const MAX_PREPARED_PER_CONNECTION = 500;
 
@@ -123,6 +148,7 @@ function openPostgres(connectionString: string, options: DatabaseOptions): Datab
   }
   const [writePool, readPool] = pools;
   const db = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: writePool }) });
+  copying.add(db);
   const readDb = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: readPool }) });
   return {
     db,
