@@ -301,13 +301,40 @@ const lineOf = (r: LineRow): LineView => ({
  * one-row probes; never the account's whole history.
  */
 export async function statement(rm: ReadModel, accountId: string, query: StatementQuery): Promise<Statement | null> {
+  const page = await statementPage(rm, accountId, query);
+  if (!page) return null;
+  const { linesJson, ...figures } = page;
+  // The SQL wrote each line with LineView's keys and formats.
+  return { ...figures, lines: JSON.parse(linesJson) as LineView[] };
+}
+
+/** A statement whose page of lines is the JSON text of a LineView array, as PostgreSQL wrote it (compact, keys in LineView's order). */
+export interface StatementPage extends Omit<Statement, 'lines'> {
+  readonly linesJson: string;
+}
+
+/**
+ * statement(), with the page's lines left as the JSON text PostgreSQL built: the JSON answer splices it in, so that
+ * Node neither parses a page of lines into objects nor writes them out again.
+ */
+export async function statementPage(rm: ReadModel, accountId: string, query: StatementQuery): Promise<StatementPage | null> {
   if (!isAccountId(accountId)) return null;
   const lines = rm.table('statement_lines');
   const { from, to } = query;
   const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
   const page = query.limit === 'all' ? null : query.limit;
+  const inPage = page === null ? sql`` : sql`filter (where p.n <= ${page})`;
   const afterCursor = query.cursor ? sql`and (l.instant, l.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
-  const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null; parked: number }>`
+  const { rows } = await sql<{
+    account: AccountRow | null;
+    summary: PeriodSummary;
+    before: string | null;
+    has_before: boolean;
+    lines: string;
+    next: { instant: string; seq: number } | null;
+    breaks: BreakJson[] | null;
+    parked: number;
+  }>`
     with summary as (${periodSummary(lines, inPeriod)}),
     bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
@@ -330,8 +357,11 @@ export async function statement(rm: ReadModel, accountId: string, query: Stateme
     ),
     -- Bounded by the period's first and last lines, the page is read in statement order from the
     -- (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
+    -- One row more than a page: whether there is a next page. Each line is already the JSON the API answers.
     page as (
-      select ${LINE_JSON_COLUMNS} from ${lines} l
+      select l.instant, l.group_seq, row_number() over (order by l.instant, l.group_seq) as n,
+        (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
+      from ${lines} l
       where l.${inPeriod} ${afterCursor}
         and (l.instant, l.group_seq) >= ((select first_at from bounds), (select first_seq from bounds))
         and (l.instant, l.group_seq) <= ((select last_at from bounds), (select last_seq from bounds))
@@ -358,22 +388,21 @@ export async function statement(rm: ReadModel, accountId: string, query: Stateme
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
-      (select json_agg(p order by p.instant, p.group_seq) from page p) as lines,
+      (select '[' || coalesce(string_agg(p.line, ',' order by p.n) ${inPage}, '') || ']' from page p) as lines,
+      -- The page's last line, when a line follows it: where the next page starts.
+      ${page === null ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from page p
+        where p.n = ${page} and exists (select 1 from page q where q.n = ${page + 1}))`} as next,
       (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.execute(rm.db);
   const row = rows[0]!;
   if (!row.account) return null;
   const p = row.summary;
-  const lineRows = (row.lines ?? []).map(lineFromJson);
   const first = p.line_count > 0;
   const openingBalance = first ? p.first_before : row.has_before ? row.before : null;
   const closingBalance = first ? p.last_after : openingBalance;
   // A link needs both balances known and equal: an unknown balance cannot be reconciled.
   const reconciled =
     row.parked === 0 && p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
-  const pageRows = page === null ? lineRows : lineRows.slice(0, page);
-  const lastOfPage = pageRows[pageRows.length - 1];
-  const nextCursor =
-    page !== null && lineRows.length > page && lastOfPage ? encodeCursor({ instant: lastOfPage.instant, seq: lastOfPage.group_seq }) : null;
+  const nextCursor = row.next ? encodeCursor({ instant: new Date(row.next.instant), seq: row.next.seq }) : null;
   return {
     account: accountOf(row.account),
     from,
@@ -388,7 +417,7 @@ export async function statement(rm: ReadModel, accountId: string, query: Stateme
     // Only a period without lines has no digest from SQL: its bytes are the two balances.
     digest: p.digest ?? statementDigest({ lines: [], openingBalance: bigintOf(openingBalance), closingBalance: bigintOf(closingBalance) }),
     breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
-    lines: pageRows.map(lineOf),
+    linesJson: row.lines,
     nextCursor,
     lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
   };
@@ -463,22 +492,22 @@ export async function statementLine({ db }: ReadModel, accountId: string, transa
   return row ? lineOf(row) : null;
 }
 
-/** Lines as JSON from the database: money as text (a JSON number would be a double), instants as ISO strings. */
-const LINE_JSON_COLUMNS = sql.raw(
-  `l.transaction_id, l.event_id, l.instant, l.group_seq, l.transaction_date, l.transaction_date_time, l.booking_date,
-  l.amount::text as amount, l.running_balance::text as running_balance, l.balance_before::text as balance_before,
-  l.balance_after::text as balance_after, l.description, l.reference, l.counter_account_number, l.counter_account_name,
-  l.counter_account_bank_name, l.virtual_account_number, l.late`,
+/**
+ * A line as the API's JSON (LineView, in its key order): money as text (a JSON number would be a double), dates as
+ * YYYY-MM-DD. row_to_json writes it compact and escapes strings as JSON.stringify does.
+ */
+const LINE_JSON_FIELDS = sql.raw(
+  `l.transaction_id as "transactionId", l.event_id as "eventId", l.transaction_date as "transactionDate",
+  l.transaction_date_time as "transactionDateTime", l.booking_date as "bookingDate", l.amount::text as amount,
+  l.running_balance::text as "runningBalance", l.balance_before::text as "balanceBefore", l.balance_after::text as "balanceAfter",
+  l.description, l.reference, l.counter_account_number as "counterAccountNumber", l.counter_account_name as "counterAccountName",
+  l.counter_account_bank_name as "counterAccountBankName", l.virtual_account_number as "virtualAccountNumber", l.late`,
 );
-
-type LineJson = Omit<LineRow, 'instant'> & { instant: string };
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
   opened_at: string;
   resolved_at: string | null;
   last_heal_at: string | null;
 };
-
-const lineFromJson = (r: LineJson): LineRow => ({ ...r, instant: new Date(r.instant) });
 
 interface PeriodSummary {
   line_count: number;
