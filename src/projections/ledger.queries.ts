@@ -323,8 +323,10 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
   const { from, to } = query;
   const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
   const page = query.limit === 'all' ? null : query.limit;
-  const inPage = page === null ? sql`` : sql`filter (where p.n <= ${page})`;
-  const afterCursor = query.cursor ? sql`and (l.instant, l.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
+  const inPage = page === null ? sql`` : sql`filter (where p.k <= ${page})`;
+  // The period's lines are read once (date index) and kept in statement order: the figures and the page come from them.
+  // The text starts with `with`, so that the read pool prepares it (database.ts).
+  const afterCursor = query.cursor ? sql`where (p.instant, p.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
   const { rows } = await sql<{
     account: AccountRow | null;
     summary: PeriodSummary;
@@ -335,7 +337,15 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
     breaks: BreakJson[] | null;
     parked: number;
   }>`
-    with summary as (${periodSummary(lines, inPeriod)}),
+    with period as materialized (
+      select ${PERIOD_COLUMNS},
+        row_number() over w as n,
+        lag(l.balance_after) over w = l.balance_before as links,
+        lead(l.instant) over w is null as is_last
+      from ${lines} l where l.${inPeriod}
+      window w as (order by l.instant, l.group_seq)
+    ),
+    summary as (${periodSummary()}),
     bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
     -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
@@ -355,17 +365,13 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
         order by l.instant desc, l.group_seq desc limit 1
       ) without_lines
     ),
-    -- Bounded by the period's first and last lines, the page is read in statement order from the
-    -- (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
-    -- One row more than a page: whether there is a next page. Each line is already the JSON the API answers.
+    -- One line more than a page (whether there is a next page), k counting from the page's first line. Each line is
+    -- already the JSON the API answers.
     page as (
-      select l.instant, l.group_seq, row_number() over (order by l.instant, l.group_seq) as n,
+      select p.instant, p.group_seq, row_number() over (order by p.n) as k,
         (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
-      from ${lines} l
-      where l.${inPeriod} ${afterCursor}
-        and (l.instant, l.group_seq) >= ((select first_at from bounds), (select first_seq from bounds))
-        and (l.instant, l.group_seq) <= ((select last_at from bounds), (select last_seq from bounds))
-      order by l.instant, l.group_seq ${page === null ? sql`` : sql`limit ${page + 1}`}
+      from period p ${afterCursor}
+      order by p.n ${page === null ? sql`` : sql`limit ${page + 1}`}
     ),
     open_breaks as (
       select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
@@ -388,10 +394,10 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
-      (select '[' || coalesce(string_agg(p.line, ',' order by p.n) ${inPage}, '') || ']' from page p) as lines,
+      (select '[' || coalesce(string_agg(p.line, ',' order by p.k) ${inPage}, '') || ']' from page p) as lines,
       -- The page's last line, when a line follows it: where the next page starts.
       ${page === null ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from page p
-        where p.n = ${page} and exists (select 1 from page q where q.n = ${page + 1}))`} as next,
+        where p.k = ${page} and exists (select 1 from page q where q.k = ${page + 1}))`} as next,
       (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.execute(rm.db);
   const row = rows[0]!;
   if (!row.account) return null;
@@ -497,11 +503,18 @@ export async function statementLine({ db }: ReadModel, accountId: string, transa
  * YYYY-MM-DD. row_to_json writes it compact and escapes strings as JSON.stringify does.
  */
 const LINE_JSON_FIELDS = sql.raw(
-  `l.transaction_id as "transactionId", l.event_id as "eventId", l.transaction_date as "transactionDate",
-  l.transaction_date_time as "transactionDateTime", l.booking_date as "bookingDate", l.amount::text as amount,
-  l.running_balance::text as "runningBalance", l.balance_before::text as "balanceBefore", l.balance_after::text as "balanceAfter",
-  l.description, l.reference, l.counter_account_number as "counterAccountNumber", l.counter_account_name as "counterAccountName",
-  l.counter_account_bank_name as "counterAccountBankName", l.virtual_account_number as "virtualAccountNumber", l.late`,
+  `p.transaction_id as "transactionId", p.event_id as "eventId", p.transaction_date as "transactionDate",
+  p.transaction_date_time as "transactionDateTime", p.booking_date as "bookingDate", p.amount::text as amount,
+  p.running_balance::text as "runningBalance", p.balance_before::text as "balanceBefore", p.balance_after::text as "balanceAfter",
+  p.description, p.reference, p.counter_account_number as "counterAccountNumber", p.counter_account_name as "counterAccountName",
+  p.counter_account_bank_name as "counterAccountBankName", p.virtual_account_number as "virtualAccountNumber", p.late`,
+);
+
+/** What the period keeps of each line: the figures' columns and the page's. */
+const PERIOD_COLUMNS = sql.raw(
+  `l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after, l.transaction_id, l.transaction_date,
+  l.transaction_date_time, l.booking_date, l.running_balance, l.description, l.reference, l.counter_account_number,
+  l.counter_account_name, l.counter_account_bank_name, l.virtual_account_number, l.late`,
 );
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
   opened_at: string;
@@ -530,16 +543,9 @@ interface PeriodSummary {
  * digest. The digest's bytes are statementDigest's, built here so that the lines never leave the database; the
  * API tests recompute it with statementDigest. Null digest when the period has no lines.
  */
-function periodSummary(lines: RawBuilder<unknown>, inPeriod: RawBuilder<unknown>) {
+function periodSummary() {
   return sql`
-    with period as (
-      select event_id, instant, group_seq, amount, balance_before, balance_after,
-        lag(balance_after) over w = balance_before as links,
-        row_number() over w as n,
-        lead(instant) over w is null as is_last
-      from ${lines} where ${inPeriod}
-      window w as (order by instant, group_seq)
-    ), summary as (
+    with summary as (
       select count(*)::int as line_count,
         coalesce(sum(amount) filter (where amount > 0), 0)::numeric::text as total_credits,
         coalesce(sum(-amount) filter (where amount < 0), 0)::numeric::text as total_debits,

@@ -80,7 +80,8 @@ class PreparingClient extends pg.Client {
     return (super.query as (...a: unknown[]) => never)(...args);
   }
 }
-const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
+// Leading `--` comments do not make a statement unpreparable.
+const PREPARABLE = /^\s*(?:--[^\n]*\n\s*)*(select|insert|update|delete|with)\b/i;
 const MAX_PREPARED_PER_CONNECTION = 500;
 
 const CONNECT_TIMEOUT_MS = 5_000;
