@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type RawBuilder, type Selectable, sql } from 'kysely';
+import { CompiledQuery, type RawBuilder, type Selectable, sql } from 'kysely';
 import { fromMicros, micros, type Page, pageOf } from './paging';
 import type { ReadModel } from './read-model';
 import type { AccountsTable, BreaksTable, StatementLinesTable } from './tables';
@@ -319,86 +319,21 @@ export interface StatementPage extends Omit<Statement, 'lines'> {
  */
 export async function statementPage(rm: ReadModel, accountId: string, query: StatementQuery): Promise<StatementPage | null> {
   if (!isAccountId(accountId)) return null;
-  const lines = rm.table('statement_lines');
-  const { from, to } = query;
-  const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
+  const { from, to, cursor } = query;
   const page = query.limit === 'all' ? null : query.limit;
-  const inPage = page === null ? sql`` : sql`filter (where p.k <= ${page})`;
-  // The period's lines are read once (date index) and kept in statement order: the figures and the page come from them.
-  // The text starts with `with`, so that the read pool prepares it (database.ts).
-  const afterCursor = query.cursor ? sql`where (p.instant, p.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
-  const { rows } = await sql<{
-    account: AccountRow | null;
-    summary: PeriodSummary;
-    before: string | null;
-    has_before: boolean;
-    lines: string;
-    next: { instant: string; seq: number } | null;
-    breaks: BreakJson[] | null;
-    parked: number;
-  }>`
-    with period as materialized (
-      select ${PERIOD_COLUMNS},
-        row_number() over w as n,
-        lag(l.balance_after) over w = l.balance_before as links,
-        lead(l.instant) over w is null as is_last
-      from ${lines} l where l.${inPeriod}
-      window w as (order by l.instant, l.group_seq)
-    ),
-    summary as (${periodSummary()}),
-    bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
-    -- The line before the period: the one before its first line in statement order; for a period without lines,
-    -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
-    -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
-    before as (
-      select * from (
-        select l.balance_after::text as balance_after from ${lines} l
-        where l.account_id = ${accountId}
-          and (l.instant, l.group_seq) < ((select first_at from bounds), (select first_seq from bounds))
-        order by l.instant desc, l.group_seq desc limit 1
-      ) with_lines
-      union all
-      select * from (
-        select l.balance_after::text from ${lines} l, bounds b
-        where b.first_at is null and l.account_id = ${accountId} and l.transaction_date = (
-          select max(transaction_date) from ${lines} where account_id = ${accountId} and transaction_date < ${from}::date)
-        order by l.instant desc, l.group_seq desc limit 1
-      ) without_lines
-    ),
-    -- One line more than a page (whether there is a next page), k counting from the page's first line. Each line is
-    -- already the JSON the API answers.
-    page as (
-      select p.instant, p.group_seq, row_number() over (order by p.n) as k,
-        (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
-      from period p ${afterCursor}
-      order by p.n ${page === null ? sql`` : sql`limit ${page + 1}`}
-    ),
-    open_breaks as (
-      select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
-        b.status, b.opened_at, b.resolved_at, b.resolved_by_source, b.resolution, b.heal_attempts, b.last_heal_at,
-        b.last_heal_outcome, b.last_heal_detail
-      from ${rm.table('breaks')} b
-      where b.account_id = ${accountId} and b.status = 'open' and exists (
-        select 1 from ${lines} l
-        where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
-          and l.transaction_date between ${from}::date and ${to}::date)
-    )
-    select
-      (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
-        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(rm, sql`account_id`)} as parked_events
-        from ${rm.table('accounts')} where account_id = ${accountId}) a) as account,
-      -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
-      -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
-      (select count(*)::int from ${rm.table('parked_events')} p where p.subject = ${accountId} and p.event_type = 'BalanceChanged'
-        and (p.transaction_date is null or p.transaction_date <= ${to})) as parked,
-      (select row_to_json(x) from summary x) as summary,
-      (select balance_after from before limit 1) as before,
-      exists (select 1 from before) as has_before,
-      (select '[' || coalesce(string_agg(p.line, ',' order by p.k) ${inPage}, '') || ']' from page p) as lines,
-      -- The page's last line, when a line follows it: where the next page starts.
-      ${page === null ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from page p
-        where p.k = ${page} and exists (select 1 from page q where q.k = ${page + 1}))`} as next,
-      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.execute(rm.db);
+  const compiled = statementQueryOf(rm, page !== null, cursor !== null);
+  const values: StatementValues = {
+    accountId,
+    from,
+    to,
+    page,
+    pageAndOne: page === null ? null : page + 1,
+    cursorInstant: cursor?.instant ?? null,
+    cursorSeq: cursor?.seq ?? null,
+  };
+  const { rows } = await rm.db.executeQuery<StatementRow>(
+    CompiledQuery.raw(compiled.sql, compiled.parameters.map((p) => (p instanceof Slot ? values[p.name] : p))),
+  );
   const row = rows[0]!;
   if (!row.account) return null;
   const p = row.summary;
@@ -427,6 +362,120 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
     nextCursor,
     lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
   };
+}
+
+/** A value bound at each call of a statement query compiled once (statementQueryOf). */
+class Slot {
+  constructor(readonly name: keyof StatementValues) {}
+}
+
+interface StatementValues {
+  readonly accountId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly page: number | null;
+  readonly pageAndOne: number | null;
+  readonly cursorInstant: Date | null;
+  readonly cursorSeq: number | null;
+}
+
+const slot = Object.fromEntries(
+  (['accountId', 'from', 'to', 'page', 'pageAndOne', 'cursorInstant', 'cursorSeq'] as const).map((name) => [name, new Slot(name)]),
+) as Record<keyof StatementValues, Slot>;
+
+type StatementRow = {
+    account: AccountRow | null;
+    summary: PeriodSummary;
+    before: string | null;
+    has_before: boolean;
+    lines: string;
+    next: { instant: string; seq: number } | null;
+    breaks: BreakJson[] | null;
+    parked: number;
+  };
+
+/**
+ * The statement query of a read model's schema, with or without a page limit and a cursor, built and compiled by
+ * kysely once: building and compiling its text cost Node more than PostgreSQL took to run it. Each call binds its
+ * values in the slots. Bounded, since verify's scratch schemas come and go.
+ */
+const compiledStatements = new Map<string, CompiledQuery<StatementRow>>();
+
+function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): CompiledQuery<StatementRow> {
+  const key = `${rm.schema}|${paged}|${withCursor}`;
+  const known = compiledStatements.get(key);
+  if (known) return known;
+  const lines = rm.table('statement_lines');
+  const inPeriod = sql`account_id = ${slot.accountId} and transaction_date between ${slot.from}::date and ${slot.to}::date`;
+  const inPage = paged ? sql`filter (where p.k <= ${slot.page})` : sql``;
+  // The period's lines are read once (date index) and kept in statement order: the figures and the page come from them.
+  // The text starts with `with`, so that the read pool prepares it (database.ts).
+  const afterCursor = withCursor ? sql`where (p.instant, p.group_seq) > (${slot.cursorInstant}, ${slot.cursorSeq})` : sql``;
+  const compiled = sql<StatementRow>`    with period as materialized (
+      select ${PERIOD_COLUMNS},
+        row_number() over w as n,
+        lag(l.balance_after) over w = l.balance_before as links,
+        lead(l.instant) over w is null as is_last
+      from ${lines} l where l.${inPeriod}
+      window w as (order by l.instant, l.group_seq)
+    ),
+    summary as (${periodSummary()}),
+    bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
+    -- The line before the period: the one before its first line in statement order; for a period without lines,
+    -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
+    -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
+    before as (
+      select * from (
+        select l.balance_after::text as balance_after from ${lines} l
+        where l.account_id = ${slot.accountId}
+          and (l.instant, l.group_seq) < ((select first_at from bounds), (select first_seq from bounds))
+        order by l.instant desc, l.group_seq desc limit 1
+      ) with_lines
+      union all
+      select * from (
+        select l.balance_after::text from ${lines} l, bounds b
+        where b.first_at is null and l.account_id = ${slot.accountId} and l.transaction_date = (
+          select max(transaction_date) from ${lines} where account_id = ${slot.accountId} and transaction_date < ${slot.from}::date)
+        order by l.instant desc, l.group_seq desc limit 1
+      ) without_lines
+    ),
+    -- One line more than a page (whether there is a next page), k counting from the page's first line. Each line is
+    -- already the JSON the API answers.
+    page as (
+      select p.instant, p.group_seq, row_number() over (order by p.n) as k,
+        (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
+      from period p ${afterCursor}
+      order by p.n ${!paged ? sql`` : sql`limit ${slot.pageAndOne}`}
+    ),
+    open_breaks as (
+      select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
+        b.status, b.opened_at, b.resolved_at, b.resolved_by_source, b.resolution, b.heal_attempts, b.last_heal_at,
+        b.last_heal_outcome, b.last_heal_detail
+      from ${rm.table('breaks')} b
+      where b.account_id = ${slot.accountId} and b.status = 'open' and exists (
+        select 1 from ${lines} l
+        where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
+          and l.transaction_date between ${slot.from}::date and ${slot.to}::date)
+    )
+    select
+      (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
+        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(rm, sql`account_id`)} as parked_events
+        from ${rm.table('accounts')} where account_id = ${slot.accountId}) a) as account,
+      -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
+      -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
+      (select count(*)::int from ${rm.table('parked_events')} p where p.subject = ${slot.accountId} and p.event_type = 'BalanceChanged'
+        and (p.transaction_date is null or p.transaction_date <= ${slot.to})) as parked,
+      (select row_to_json(x) from summary x) as summary,
+      (select balance_after from before limit 1) as before,
+      exists (select 1 from before) as has_before,
+      (select '[' || coalesce(string_agg(p.line, ',' order by p.k) ${inPage}, '') || ']' from page p) as lines,
+      -- The page's last line, when a line follows it: where the next page starts.
+      ${!paged ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from page p
+        where p.k = ${slot.page} and exists (select 1 from page q where q.k = ${slot.pageAndOne}))`} as next,
+      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.compile(rm.db);
+  if (compiledStatements.size >= 64) compiledStatements.clear();
+  compiledStatements.set(key, compiled);
+  return compiled;
 }
 
 export interface StatementSink {

@@ -69,7 +69,7 @@ class PreparingClient extends pg.Client {
   override query(...args: unknown[]): never {
     const [text, values] = args;
     if (typeof text === 'string' && Array.isArray(values) && PREPARABLE.test(text)) {
-      const name = `bl_${createHash('sha1').update(text).digest('base64url')}`;
+      const name = statementName(text);
       // A bound: verify's scratch schemas make new texts each run, and a prepared statement lives as long as the
       // connection. Past the bound, new texts simply run unprepared.
       if (this.prepared.has(name) || this.prepared.size < MAX_PREPARED_PER_CONNECTION) {
@@ -79,6 +79,17 @@ class PreparingClient extends pg.Client {
     }
     return (super.query as (...a: unknown[]) => never)(...args);
   }
+}
+/** Names by text, so that a hot query's text (kilobytes) is not hashed again on every call. Bounded like the prepared set. */
+const names = new Map<string, string>();
+function statementName(text: string): string {
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `bl_${createHash('sha1').update(text).digest('base64url')}`;
+    if (names.size >= MAX_PREPARED_PER_CONNECTION) names.clear();
+    names.set(text, name);
+  }
+  return name;
 }
 // Leading `--` comments do not make a statement unpreparable.
 const PREPARABLE = /^\s*(?:--[^\n]*\n\s*)*(select|insert|update|delete|with)\b/i;
