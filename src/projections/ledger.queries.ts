@@ -410,7 +410,10 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
   const inPage = paged ? sql`filter (where p.k <= ${slot.page})` : sql``;
   // The period's lines are read once (date index) and kept in statement order: the figures and the page come from them.
   // The text starts with `with`, so that the read pool prepares it (database.ts).
-  const afterCursor = withCursor ? sql`where (p.instant, p.group_seq) > (${slot.cursorInstant}, ${slot.cursorSeq})` : sql``;
+  // The page starts after the cursor's line: its position in the period (the lines at or before it), or at the start.
+  const afterCursor = withCursor
+    ? sql`(select count(*) as n from period c where (c.instant, c.group_seq) <= (${slot.cursorInstant}, ${slot.cursorSeq}))`
+    : sql`(select 0 as n)`;
   const compiled = sql<StatementRow>`    with period as materialized (
       select ${PERIOD_COLUMNS},
         row_number() over w as n,
@@ -442,10 +445,9 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
     -- One line more than a page (whether there is a next page), k counting from the page's first line. Each line is
     -- already the JSON the API answers.
     page as (
-      select p.instant, p.group_seq, row_number() over (order by p.n) as k,
-        (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
-      from period p ${afterCursor}
-      order by p.n ${!paged ? sql`` : sql`limit ${slot.pageAndOne}`}
+      select p.n - base.n as k, p.instant, p.group_seq, (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
+      from ${afterCursor} base, period p join ${lines} l on l.ctid = p.line
+      where p.n > base.n ${!paged ? sql`` : sql`and p.n <= base.n + ${slot.pageAndOne}`}
     ),
     open_breaks as (
       select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
@@ -552,19 +554,18 @@ export async function statementLine({ db }: ReadModel, accountId: string, transa
  * YYYY-MM-DD. row_to_json writes it compact and escapes strings as JSON.stringify does.
  */
 const LINE_JSON_FIELDS = sql.raw(
-  `p.transaction_id as "transactionId", p.event_id as "eventId", p.transaction_date as "transactionDate",
-  p.transaction_date_time as "transactionDateTime", p.booking_date as "bookingDate", p.amount::text as amount,
-  p.running_balance::text as "runningBalance", p.balance_before::text as "balanceBefore", p.balance_after::text as "balanceAfter",
-  p.description, p.reference, p.counter_account_number as "counterAccountNumber", p.counter_account_name as "counterAccountName",
-  p.counter_account_bank_name as "counterAccountBankName", p.virtual_account_number as "virtualAccountNumber", p.late`,
+  `l.transaction_id as "transactionId", l.event_id as "eventId", l.transaction_date as "transactionDate",
+  l.transaction_date_time as "transactionDateTime", l.booking_date as "bookingDate", l.amount::text as amount,
+  l.running_balance::text as "runningBalance", l.balance_before::text as "balanceBefore", l.balance_after::text as "balanceAfter",
+  l.description, l.reference, l.counter_account_number as "counterAccountNumber", l.counter_account_name as "counterAccountName",
+  l.counter_account_bank_name as "counterAccountBankName", l.virtual_account_number as "virtualAccountNumber", l.late`,
 );
 
-/** What the period keeps of each line: the figures' columns and the page's. */
-const PERIOD_COLUMNS = sql.raw(
-  `l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after, l.transaction_id, l.transaction_date,
-  l.transaction_date_time, l.booking_date, l.running_balance, l.description, l.reference, l.counter_account_number,
-  l.counter_account_name, l.counter_account_bank_name, l.virtual_account_number, l.late`,
-);
+/**
+ * What the period keeps of each line: the figures' columns, and where the line lies (ctid, stable within the one
+ * statement's snapshot) so that the page fetches the rest of its own lines only.
+ */
+const PERIOD_COLUMNS = sql.raw(`l.ctid as line, l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after`);
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
   opened_at: string;
   resolved_at: string | null;
