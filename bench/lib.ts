@@ -1,8 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { createTestDatabase } from '../test/support/postgres';
 import { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
+import { monotonicMicros } from './profile-summary';
 
 export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 
@@ -11,62 +13,47 @@ export async function freshDatabase(label: string): Promise<{ url: string; drop:
   return createTestDatabase(`bench_${label}`);
 }
 
-export interface Service {
-  readonly url: string;
-  readonly process: ChildProcess;
-  /** Peak resident memory of the process so far (VmHWM), in MB. */
-  peakRssMb(): number;
-  stop(): Promise<void>;
+/** The bench runs what production runs: the bundle in dist/, built now from the current sources. */
+export function buildDist(): void {
+  const build = spawnSync(process.execPath, [join(ROOT, 'tools', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('npm run build failed');
 }
 
-/** Starts a Node process (one process, so its memory is its own) and waits until `readyPath` answers. */
-export async function startService(
-  script: string,
-  env: Record<string, string>,
-  readyPath = '/health',
-  nodeFlags: readonly string[] = [],
-): Promise<Service> {
-  const port = await freePort();
-  const child = spawn(process.execPath, [...NODE_FLAGS, ...nodeFlags, '--import', 'tsx', script], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode}`);
-    try {
-      const res = await fetch(`${url}${readyPath}`, { method: readyPath === '/health' ? 'GET' : 'POST', body: readyPath === '/health' ? undefined : '{}', headers: { 'content-type': 'application/json' } });
-      if (res.status < 500) break;
-    } catch {}
-    if (Date.now() > deadline) throw new Error(`${script} did not start`);
-    await new Promise((r) => setTimeout(r, 100));
+/** A process the bench started and profiled (with --profile): its label, its profile, the window under load. */
+export interface Profiled {
+  readonly label: string;
+  readonly file: string;
+  window: { from: number; to: number } | null;
+}
+
+let profileDir: string | null = null;
+const profiled: Profiled[] = [];
+/** From now on every process started is profiled (`node --cpu-prof`) into `dir`. */
+export function profileInto(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  profileDir = dir;
+}
+export const profiledProcesses = (): readonly Profiled[] => profiled;
+
+function spawnNode(label: string, script: string, args: readonly string[], env: Record<string, string>, stdio: 'ipc' | 'none'): { child: ChildProcess; profile: Profiled | null } {
+  let profile: Profiled | null = null;
+  const flags = [...NODE_FLAGS];
+  if (profileDir) {
+    const name = `${String(profiled.length + 1).padStart(2, '0')}-${label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`;
+    flags.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`);
+    profile = { label, file: join(profileDir, name), window: null };
+    profiled.push(profile);
   }
-  return {
-    url,
-    process: child,
-    peakRssMb() {
-      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      return Math.round(kb / 1024);
-    },
-    async stop() {
-      if (child.exitCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
-
-/** A Node process without HTTP (the projector): its memory, and a way to stop it. */
-export function startWorker(script: string, args: readonly string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', script, ...args], {
+  const child = spawn(process.execPath, [...flags, script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: stdio === 'ipc' ? ['ignore', 'ignore', 'inherit', 'ipc'] : ['ignore', 'ignore', 'inherit'],
   });
-  // Sampled while the process lives: /proc forgets a process once it has exited.
+  return { child, profile };
+}
+
+/** Peak resident memory (VmHWM) of a process, sampled while it lives: /proc forgets a process once it has exited. */
+function peakRss(child: ChildProcess) {
   let peak = 0;
   const sample = () => {
     try {
@@ -74,15 +61,69 @@ export function startWorker(script: string, args: readonly string[], env: Record
     } catch {}
   };
   const sampler = setInterval(sample, 200);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (clearInterval(sampler), resolve(code))));
+  child.once('exit', () => clearInterval(sampler));
+  return () => (sample(), peak);
+}
+
+export interface Worker {
+  readonly exited: Promise<number | null>;
+  /** Peak resident memory of the process so far, in MB. */
+  peakRssMb(): number;
+  /** Marks the start and the end of the window its profile summary counts (the load, not start-up). */
+  markLoad(edge: 'from' | 'to'): void;
+  stop(): Promise<void>;
+}
+
+export interface Service extends Worker {
+  readonly url: string;
+}
+
+/** A Node process without HTTP (the projector, `ledger rebuild`), started from the compiled bundle. */
+export function startWorker(label: string, script: string, args: readonly string[], env: Record<string, string>): Worker {
+  const { child, profile } = spawnNode(label, script, args, env, 'none');
+  const peakRssMb = peakRss(child);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     exited,
-    peakRssMb: () => (sample(), peak),
+    peakRssMb,
+    markLoad(edge) {
+      if (!profile) return;
+      profile.window ??= { from: 0, to: Number.MAX_SAFE_INTEGER };
+      profile.window[edge] = monotonicMicros();
+    },
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
     },
   };
+}
+
+/**
+ * Starts an HTTP process (one process, so its memory is its own) and waits until `/health` answers. `ledger project`
+ * answers on METRICS_PORT (`portVariable`), so that the load starts only once the projector is running.
+ */
+export async function startService(
+  label: string,
+  script: string,
+  env: Record<string, string>,
+  { args = [], portVariable = 'PORT' }: { args?: readonly string[]; portVariable?: 'PORT' | 'METRICS_PORT' } = {},
+): Promise<Service> {
+  const port = await freePort();
+  const worker = startWorker(label, script, args, { ...env, [portVariable]: String(port), HOST: '127.0.0.1', DRAIN_DELAY_MS: '0' });
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  let exited = false;
+  void worker.exited.then(() => (exited = true));
+  for (;;) {
+    if (exited) throw new Error(`${script} exited before answering`);
+    if ((await fetch(`${url}/health`).catch(() => null))?.ok) break;
+    if (Date.now() > deadline) {
+      await worker.stop();
+      throw new Error(`${script} did not start`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ...worker, url };
 }
 
 export interface LoadResult {
@@ -94,8 +135,11 @@ export interface LoadResult {
   readonly non2xx: number;
 }
 
-export async function load(options: autocannon.Options): Promise<LoadResult> {
+/** One autocannon run; the processes given have their profile window set to it. */
+export async function load(options: autocannon.Options, under: readonly Worker[] = []): Promise<LoadResult> {
+  for (const w of under) w.markLoad('from');
   const result = await autocannon(options);
+  for (const w of under) w.markLoad('to');
   return {
     requests: result.requests.total,
     perSecond: Math.round(result.requests.total / (result.duration || 1)),

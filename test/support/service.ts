@@ -27,12 +27,13 @@ export interface ServiceProcess {
 }
 
 /**
- * A real process with the tsx loader (so that a signal reaches the process doing the work): `src/main.ts` as
- * `npm start` runs it, or `src/cli.ts <command>`. Only PATH and the variables given are passed on.
+ * A real process with the tsx loader (so that a signal reaches the process doing the work): `src/main.ts`, or
+ * `src/cli.ts <command>`, the sources that `npm start` and `npm run ledger` build and run. `compiled`: plain Node on
+ * the build (`dist/main.js`, `dist/cli.js`), no loader. Only PATH and the variables given are passed on.
  */
-export function spawnProcess(args: readonly string[], env: Record<string, string>): Omit<ServiceProcess, 'url'> {
+export function spawnProcess(args: readonly string[], env: Record<string, string>, { compiled = false } = {}): Omit<ServiceProcess, 'url'> {
   let output = '';
-  const child = spawn(process.execPath, [...NODE_FLAGS, '--import', 'tsx', ...args], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, ...(compiled ? [] : ['--import', 'tsx']), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
   });
@@ -42,10 +43,10 @@ export function spawnProcess(args: readonly string[], env: Record<string, string
   return { child, output: () => output, exited, alive: () => child.exitCode === null && child.signalCode === null };
 }
 
-/** Starts the service and waits until `/ready` answers 200. */
-export async function startService(env: Record<string, string>, { readyTimeoutMs = 60_000 } = {}): Promise<ServiceProcess> {
+/** Starts the service (`compiled`: the build, dist/main.js) and waits until `/ready` answers 200. */
+export async function startService(env: Record<string, string>, { readyTimeoutMs = 60_000, compiled = false } = {}): Promise<ServiceProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const proc = spawnProcess(['src/main.ts'], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+  const proc = spawnProcess([compiled ? 'dist/main.js' : 'src/main.ts'], { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env }, { compiled });
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
