@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type RawBuilder, type Selectable, sql } from 'kysely';
+import { CompiledQuery, type RawBuilder, type Selectable, sql } from 'kysely';
 import { fromMicros, micros, type Page, pageOf } from './paging';
 import type { ReadModel } from './read-model';
 import type { AccountsTable, BreaksTable, StatementLinesTable } from './tables';
@@ -301,79 +301,49 @@ const lineOf = (r: LineRow): LineView => ({
  * one-row probes; never the account's whole history.
  */
 export async function statement(rm: ReadModel, accountId: string, query: StatementQuery): Promise<Statement | null> {
+  const page = await statementPage(rm, accountId, query);
+  if (!page) return null;
+  const { linesJson, ...figures } = page;
+  // The SQL wrote each line with LineView's keys and formats.
+  return { ...figures, lines: JSON.parse(linesJson) as LineView[] };
+}
+
+/** A statement whose page of lines is the JSON text of a LineView array, as PostgreSQL wrote it (compact, keys in LineView's order). */
+export interface StatementPage extends Omit<Statement, 'lines'> {
+  readonly linesJson: string;
+}
+
+/**
+ * statement(), with the page's lines left as the JSON text PostgreSQL built: the JSON answer splices it in, so that
+ * Node neither parses a page of lines into objects nor writes them out again.
+ */
+export async function statementPage(rm: ReadModel, accountId: string, query: StatementQuery): Promise<StatementPage | null> {
   if (!isAccountId(accountId)) return null;
-  const lines = rm.table('statement_lines');
-  const { from, to } = query;
-  const inPeriod = sql`account_id = ${accountId} and transaction_date between ${from}::date and ${to}::date`;
+  const { from, to, cursor } = query;
   const page = query.limit === 'all' ? null : query.limit;
-  const afterCursor = query.cursor ? sql`and (l.instant, l.group_seq) > (${query.cursor.instant}, ${query.cursor.seq})` : sql``;
-  const { rows } = await sql<{ account: AccountRow | null; summary: PeriodSummary; before: string | null; has_before: boolean; lines: LineJson[] | null; breaks: BreakJson[] | null; parked: number }>`
-    with summary as (${periodSummary(lines, inPeriod)}),
-    bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
-    -- The line before the period: the one before its first line in statement order; for a period without lines,
-    -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
-    -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
-    before as (
-      select * from (
-        select l.balance_after::text as balance_after from ${lines} l
-        where l.account_id = ${accountId}
-          and (l.instant, l.group_seq) < ((select first_at from bounds), (select first_seq from bounds))
-        order by l.instant desc, l.group_seq desc limit 1
-      ) with_lines
-      union all
-      select * from (
-        select l.balance_after::text from ${lines} l, bounds b
-        where b.first_at is null and l.account_id = ${accountId} and l.transaction_date = (
-          select max(transaction_date) from ${lines} where account_id = ${accountId} and transaction_date < ${from}::date)
-        order by l.instant desc, l.group_seq desc limit 1
-      ) without_lines
-    ),
-    -- Bounded by the period's first and last lines, the page is read in statement order from the
-    -- (account_id, instant, group_seq) index and stops after one page, wherever the period lies in the history.
-    page as (
-      select ${LINE_JSON_COLUMNS} from ${lines} l
-      where l.${inPeriod} ${afterCursor}
-        and (l.instant, l.group_seq) >= ((select first_at from bounds), (select first_seq from bounds))
-        and (l.instant, l.group_seq) <= ((select last_at from bounds), (select last_seq from bounds))
-      order by l.instant, l.group_seq ${page === null ? sql`` : sql`limit ${page + 1}`}
-    ),
-    open_breaks as (
-      select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
-        b.status, b.opened_at, b.resolved_at, b.resolved_by_source, b.resolution, b.heal_attempts, b.last_heal_at,
-        b.last_heal_outcome, b.last_heal_detail
-      from ${rm.table('breaks')} b
-      where b.account_id = ${accountId} and b.status = 'open' and exists (
-        select 1 from ${lines} l
-        where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
-          and l.transaction_date between ${from}::date and ${to}::date)
-    )
-    select
-      (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
-        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(rm, sql`account_id`)} as parked_events
-        from ${rm.table('accounts')} where account_id = ${accountId}) a) as account,
-      -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
-      -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
-      (select count(*)::int from ${rm.table('parked_events')} p where p.subject = ${accountId} and p.event_type = 'BalanceChanged'
-        and (p.transaction_date is null or p.transaction_date <= ${to})) as parked,
-      (select row_to_json(x) from summary x) as summary,
-      (select balance_after from before limit 1) as before,
-      exists (select 1 from before) as has_before,
-      (select json_agg(p order by p.instant, p.group_seq) from page p) as lines,
-      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.execute(rm.db);
+  const compiled = statementQueryOf(rm, page !== null, cursor !== null);
+  const values: StatementValues = {
+    accountId,
+    from,
+    to,
+    page,
+    pageAndOne: page === null ? null : page + 1,
+    cursorInstant: cursor?.instant ?? null,
+    cursorSeq: cursor?.seq ?? null,
+  };
+  const { rows } = await rm.db.executeQuery<StatementRow>(
+    CompiledQuery.raw(compiled.sql, compiled.parameters.map((p) => (p instanceof Slot ? values[p.name] : p))),
+  );
   const row = rows[0]!;
   if (!row.account) return null;
   const p = row.summary;
-  const lineRows = (row.lines ?? []).map(lineFromJson);
   const first = p.line_count > 0;
   const openingBalance = first ? p.first_before : row.has_before ? row.before : null;
   const closingBalance = first ? p.last_after : openingBalance;
   // A link needs both balances known and equal: an unknown balance cannot be reconciled.
   const reconciled =
     row.parked === 0 && p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
-  const pageRows = page === null ? lineRows : lineRows.slice(0, page);
-  const lastOfPage = pageRows[pageRows.length - 1];
-  const nextCursor =
-    page !== null && lineRows.length > page && lastOfPage ? encodeCursor({ instant: lastOfPage.instant, seq: lastOfPage.group_seq }) : null;
+  const nextCursor = row.next ? encodeCursor({ instant: new Date(row.next.instant), seq: row.next.seq }) : null;
   return {
     account: accountOf(row.account),
     from,
@@ -388,10 +358,126 @@ export async function statement(rm: ReadModel, accountId: string, query: Stateme
     // Only a period without lines has no digest from SQL: its bytes are the two balances.
     digest: p.digest ?? statementDigest({ lines: [], openingBalance: bigintOf(openingBalance), closingBalance: bigintOf(closingBalance) }),
     breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
-    lines: pageRows.map(lineOf),
+    linesJson: row.lines,
     nextCursor,
     lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
   };
+}
+
+/** A value bound at each call of a statement query compiled once (statementQueryOf). */
+class Slot {
+  constructor(readonly name: keyof StatementValues) {}
+}
+
+interface StatementValues {
+  readonly accountId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly page: number | null;
+  readonly pageAndOne: number | null;
+  readonly cursorInstant: Date | null;
+  readonly cursorSeq: number | null;
+}
+
+const slot = Object.fromEntries(
+  (['accountId', 'from', 'to', 'page', 'pageAndOne', 'cursorInstant', 'cursorSeq'] as const).map((name) => [name, new Slot(name)]),
+) as Record<keyof StatementValues, Slot>;
+
+type StatementRow = {
+    account: AccountRow | null;
+    summary: PeriodSummary;
+    before: string | null;
+    has_before: boolean;
+    lines: string;
+    next: { instant: string; seq: number } | null;
+    breaks: BreakJson[] | null;
+    parked: number;
+  };
+
+/**
+ * The statement query of a read model's schema, with or without a page limit and a cursor, built and compiled by
+ * kysely once: building and compiling its text cost Node more than PostgreSQL took to run it. Each call binds its
+ * values in the slots. Bounded, since verify's scratch schemas come and go.
+ */
+const compiledStatements = new Map<string, CompiledQuery<StatementRow>>();
+
+function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): CompiledQuery<StatementRow> {
+  const key = `${rm.schema}|${paged}|${withCursor}`;
+  const known = compiledStatements.get(key);
+  if (known) return known;
+  const lines = rm.table('statement_lines');
+  const inPeriod = sql`account_id = ${slot.accountId} and transaction_date between ${slot.from}::date and ${slot.to}::date`;
+  const inPage = paged ? sql`filter (where p.k <= ${slot.page})` : sql``;
+  // The period's lines are read once (date index) and kept in statement order: the figures and the page come from them.
+  // The text starts with `with`, so that the read pool prepares it (database.ts).
+  // The page starts after the cursor's line: its position in the period (the lines at or before it), or at the start.
+  const afterCursor = withCursor
+    ? sql`(select count(*) as n from period c where (c.instant, c.group_seq) <= (${slot.cursorInstant}, ${slot.cursorSeq}))`
+    : sql`(select 0 as n)`;
+  const compiled = sql<StatementRow>`    with period as materialized (
+      select ${PERIOD_COLUMNS},
+        row_number() over w as n,
+        lag(l.balance_after) over w = l.balance_before as links,
+        lead(l.instant) over w is null as is_last
+      from ${lines} l where l.${inPeriod}
+      window w as (order by l.instant, l.group_seq)
+    ),
+    summary as (${periodSummary()}),
+    bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
+    -- The line before the period: the one before its first line in statement order; for a period without lines,
+    -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
+    -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
+    before as (
+      select * from (
+        select l.balance_after::text as balance_after from ${lines} l
+        where l.account_id = ${slot.accountId}
+          and (l.instant, l.group_seq) < ((select first_at from bounds), (select first_seq from bounds))
+        order by l.instant desc, l.group_seq desc limit 1
+      ) with_lines
+      union all
+      select * from (
+        select l.balance_after::text from ${lines} l, bounds b
+        where b.first_at is null and l.account_id = ${slot.accountId} and l.transaction_date = (
+          select max(transaction_date) from ${lines} where account_id = ${slot.accountId} and transaction_date < ${slot.from}::date)
+        order by l.instant desc, l.group_seq desc limit 1
+      ) without_lines
+    ),
+    -- One line more than a page (whether there is a next page), k counting from the page's first line. Each line is
+    -- already the JSON the API answers.
+    page as (
+      select p.n - base.n as k, p.instant, p.group_seq, (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
+      from ${afterCursor} base, period p join ${lines} l on l.ctid = p.line
+      where p.n > base.n ${!paged ? sql`` : sql`and p.n <= base.n + ${slot.pageAndOne}`}
+    ),
+    open_breaks as (
+      select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
+        b.status, b.opened_at, b.resolved_at, b.resolved_by_source, b.resolution, b.heal_attempts, b.last_heal_at,
+        b.last_heal_outcome, b.last_heal_detail
+      from ${rm.table('breaks')} b
+      where b.account_id = ${slot.accountId} and b.status = 'open' and exists (
+        select 1 from ${lines} l
+        where l.transaction_id in (b.after_transaction_id, b.before_transaction_id)
+          and l.transaction_date between ${slot.from}::date and ${slot.to}::date)
+    )
+    select
+      (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
+        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(rm, sql`account_id`)} as parked_events
+        from ${rm.table('accounts')} where account_id = ${slot.accountId}) a) as account,
+      -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
+      -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
+      (select count(*)::int from ${rm.table('parked_events')} p where p.subject = ${slot.accountId} and p.event_type = 'BalanceChanged'
+        and (p.transaction_date is null or p.transaction_date <= ${slot.to})) as parked,
+      (select row_to_json(x) from summary x) as summary,
+      (select balance_after from before limit 1) as before,
+      exists (select 1 from before) as has_before,
+      (select '[' || coalesce(string_agg(p.line, ',' order by p.k) ${inPage}, '') || ']' from page p) as lines,
+      -- The page's last line, when a line follows it: where the next page starts.
+      ${!paged ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from page p
+        where p.k = ${slot.page} and exists (select 1 from page q where q.k = ${slot.pageAndOne}))`} as next,
+      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.compile(rm.db);
+  if (compiledStatements.size >= 64) compiledStatements.clear();
+  compiledStatements.set(key, compiled);
+  return compiled;
 }
 
 export interface StatementSink {
@@ -463,22 +549,28 @@ export async function statementLine({ db }: ReadModel, accountId: string, transa
   return row ? lineOf(row) : null;
 }
 
-/** Lines as JSON from the database: money as text (a JSON number would be a double), instants as ISO strings. */
-const LINE_JSON_COLUMNS = sql.raw(
-  `l.transaction_id, l.event_id, l.instant, l.group_seq, l.transaction_date, l.transaction_date_time, l.booking_date,
-  l.amount::text as amount, l.running_balance::text as running_balance, l.balance_before::text as balance_before,
-  l.balance_after::text as balance_after, l.description, l.reference, l.counter_account_number, l.counter_account_name,
-  l.counter_account_bank_name, l.virtual_account_number, l.late`,
+/**
+ * A line as the API's JSON (LineView, in its key order): money as text (a JSON number would be a double), dates as
+ * YYYY-MM-DD. row_to_json writes it compact and escapes strings as JSON.stringify does.
+ */
+const LINE_JSON_FIELDS = sql.raw(
+  `l.transaction_id as "transactionId", l.event_id as "eventId", l.transaction_date as "transactionDate",
+  l.transaction_date_time as "transactionDateTime", l.booking_date as "bookingDate", l.amount::text as amount,
+  l.running_balance::text as "runningBalance", l.balance_before::text as "balanceBefore", l.balance_after::text as "balanceAfter",
+  l.description, l.reference, l.counter_account_number as "counterAccountNumber", l.counter_account_name as "counterAccountName",
+  l.counter_account_bank_name as "counterAccountBankName", l.virtual_account_number as "virtualAccountNumber", l.late`,
 );
 
-type LineJson = Omit<LineRow, 'instant'> & { instant: string };
+/**
+ * What the period keeps of each line: the figures' columns, and where the line lies (ctid, stable within the one
+ * statement's snapshot) so that the page fetches the rest of its own lines only.
+ */
+const PERIOD_COLUMNS = sql.raw(`l.ctid as line, l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after`);
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
   opened_at: string;
   resolved_at: string | null;
   last_heal_at: string | null;
 };
-
-const lineFromJson = (r: LineJson): LineRow => ({ ...r, instant: new Date(r.instant) });
 
 interface PeriodSummary {
   line_count: number;
@@ -501,16 +593,9 @@ interface PeriodSummary {
  * digest. The digest's bytes are statementDigest's, built here so that the lines never leave the database; the
  * API tests recompute it with statementDigest. Null digest when the period has no lines.
  */
-function periodSummary(lines: RawBuilder<unknown>, inPeriod: RawBuilder<unknown>) {
+function periodSummary() {
   return sql`
-    with period as (
-      select event_id, instant, group_seq, amount, balance_before, balance_after,
-        lag(balance_after) over w = balance_before as links,
-        row_number() over w as n,
-        lead(instant) over w is null as is_last
-      from ${lines} where ${inPeriod}
-      window w as (order by instant, group_seq)
-    ), summary as (
+    with summary as (
       select count(*)::int as line_count,
         coalesce(sum(amount) filter (where amount > 0), 0)::numeric::text as total_credits,
         coalesce(sum(-amount) filter (where amount < 0), 0)::numeric::text as total_debits,

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountIdOf } from '../../src/projections/ledger.projection';
+import { statementSchema } from '../../src/infrastructure/http/statements.routes';
+import { serializerCompiler } from '../../src/infrastructure/http/serializer';
 import { statementDigest } from '../../src/projections/ledger.queries';
 import { createTestApp, sample, TEST_TOKEN, type TestApp } from '../support/app';
 
@@ -32,7 +34,9 @@ const b1 = webhook('b1', '2026-03-05T12:00:00+07:00', 70_000, 70_000, { accountN
 // Some banks send no running balance: b2's is carried from b1; c1, the first line of C, has none to carry.
 const b2 = webhook('b2', '2026-03-06T12:00:00+07:00', 5_000, null, { accountNumber: '555000111' });
 const c1 = webhook('c1', '2026-03-07T08:00:00+07:00', 40_000, null, { accountNumber: '777000222' });
-const c2 = webhook('c2', '2026-03-07T09:00:00+07:00', 10_000, 60_000, { accountNumber: '777000222' });
+// Text that JSON must escape, and text it need not: the statement's JSON is written by PostgreSQL (statementJson).
+const ESCAPES = 'tab\t, line\nfeed, bell\u0007, del\u007f, "quoted" \\ back/slash, 😀 đồng';
+const c2 = webhook('c2', '2026-03-07T09:00:00+07:00', 10_000, 60_000, { accountNumber: '777000222', description: ESCAPES });
 
 describe('accountants’ API', () => {
   let t: TestApp;
@@ -269,6 +273,28 @@ describe('accountants’ API', () => {
         const { lines: _wl, nextCursor: _wc, ...wholeFigures } = whole;
         expect(figures).toEqual(wholeFigures);
       }
+    });
+
+    it('answers the bytes the response schema’s serializer writes, on every page, with or without lines and breaks', async () => {
+      const serialize = serializerCompiler({ schema: statementSchema, method: 'GET', url: '/accounts/:id/statement', httpStatus: '200' });
+      const queries = [
+        march,
+        `${march}&limit=2`,
+        `/accounts/${A}/statement?from=2026-05-01&to=2026-05-31`,
+        `/accounts/${A}/statement?from=2026-02-01&to=2026-02-28`,
+        `/accounts/${B}/statement?from=2026-03-01&to=2026-03-31`,
+        `/accounts/${C}/statement?from=2026-03-01&to=2026-03-31`,
+      ];
+      const second = (await get(`${march}&limit=2`)).json().nextCursor;
+      queries.push(`${march}&limit=2&cursor=${second}`);
+      for (const query of queries) {
+        const res = await get(query);
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+        expect(res.body).toBe(serialize(res.json()));
+      }
+      const c = (await get(`/accounts/${C}/statement?from=2026-03-01&to=2026-03-31`)).json();
+      expect(c.lines[1].description).toBe(ESCAPES);
     });
 
     it('signs the whole period with a digest anyone can recompute from the lines and balances', async () => {

@@ -33,12 +33,15 @@ describe('PostgreSQL connections', () => {
   it('prepare a statement once per text, and stop preparing new texts past a bound', async () => {
     const counts = await database.db.transaction().execute(async (trx) => {
       for (let i = 0; i < 3; i++) await sql`select ${i}::int as n`.execute(trx);
+      // A comment before the statement does not keep it from being prepared.
+      for (let i = 0; i < 2; i++) await sql`-- the period's lines
+      with one as (select ${i}::int as n) select n from one`.execute(trx);
       const once = await sql<{ n: string }>`select count(*) as n from pg_prepared_statements`.execute(trx);
       for (let i = 0; i < 600; i++) await sql`select ${sql.raw(String(i))}::int as distinct_text, ${i}::int as n`.execute(trx);
       const after = await sql<{ n: string }>`select count(*) as n from pg_prepared_statements`.execute(trx);
       return { once: Number(once.rows[0]!.n), after: Number(after.rows[0]!.n) };
     });
-    expect(counts.once).toBe(2); // the repeated select, and the count itself
+    expect(counts.once).toBe(3); // the repeated select, the commented one, and the count itself
     expect(counts.after).toBe(500);
   });
 

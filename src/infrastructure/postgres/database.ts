@@ -71,7 +71,7 @@ class PreparingClient extends pg.Client {
     const [text, values] = args;
     if (typeof text === 'string' && Array.isArray(values) && COPY_FROM_STDIN.test(text)) return this.copyIn(text, values) as never;
     if (typeof text === 'string' && Array.isArray(values) && PREPARABLE.test(text)) {
-      const name = `bl_${createHash('sha1').update(text).digest('base64url')}`;
+      const name = statementName(text);
       // A bound: verify's scratch schemas make new texts each run, and a prepared statement lives as long as the
       // connection. Past the bound, new texts simply run unprepared.
       if (this.prepared.has(name) || this.prepared.size < MAX_PREPARED_PER_CONNECTION) {
@@ -105,7 +105,19 @@ const copying = new WeakSet<WriteSideDb>();
 export const copiesFromStdin = (db: WriteSideDb): boolean => copying.has(db);
 
 const COPY_FROM_STDIN = /^\s*copy\s[^;]*\sfrom\s+stdin\s*$/i;
-const PREPARABLE = /^\s*(select|insert|update|delete|with)\b/i;
+/** Names by text, so that a hot query's text (kilobytes) is not hashed again on every call. Bounded like the prepared set. */
+const names = new Map<string, string>();
+function statementName(text: string): string {
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `bl_${createHash('sha1').update(text).digest('base64url')}`;
+    if (names.size >= MAX_PREPARED_PER_CONNECTION) names.clear();
+    names.set(text, name);
+  }
+  return name;
+}
+// Leading `--` comments do not make a statement unpreparable.
+const PREPARABLE = /^\s*(?:--[^\n]*\n\s*)*(select|insert|update|delete|with)\b/i;
 const MAX_PREPARED_PER_CONNECTION = 500;
 
 const CONNECT_TIMEOUT_MS = 5_000;
