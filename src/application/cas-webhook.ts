@@ -28,7 +28,8 @@ interface CasErrorBody {
 }
 
 const BOOKED_CODES = new Set(['DEFAULT_UPDATE', 'TRANSACTION_UPDATE']);
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// The mark is kept in the decoded text (the attachment is the body as sent) and skipped by the parser.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /**
  * Reads a webhook body exactly: UTF-8 strictly, numbers as their source text, so that money never passes through a
@@ -36,12 +37,26 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * reported, not just the first.
  */
 export function parseCasWebhook(body: Uint8Array): Result<CasWebhook, FieldProblem[]> {
+  const read = readCasWebhook(body);
+  return read.ok ? ok(read.value.webhook) : read;
+}
+
+/**
+ * `parseCasWebhook`, also handing back the body as text: decoded once, for the parser and for the event's
+ * attachment (the body as sent, a byte-order mark included; the parser skips one, as JSON readers do).
+ */
+export function readCasWebhook(body: Uint8Array): Result<{ webhook: CasWebhook; text: string }, FieldProblem[]> {
   let text: string;
   try {
     text = utf8.decode(body);
   } catch {
     return err([{ field: '(body)', message: 'the body is not valid UTF-8' }]);
   }
+  const webhook = parseText(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  return webhook.ok ? ok({ webhook: webhook.value, text }) : webhook;
+}
+
+function parseText(text: string): Result<CasWebhook, FieldProblem[]> {
   const read = readExactJson(text);
   if (!read.ok) return read;
   const json = read.value;

@@ -7,7 +7,7 @@ import {
   webhookStreamId,
 } from '../domain/events';
 import { assertNever, err, ok, type Result } from '../domain/result';
-import { type CasWebhook, type FieldProblem, parseCasWebhook } from './cas-webhook';
+import { type CasWebhook, type FieldProblem, readCasWebhook } from './cas-webhook';
 import { eventIdFor } from './event-ids';
 import { encodeEvent } from '../domain/event-codec';
 import { EventRejected, type EventStore, WrongExpectedVersion } from './ports/event-store';
@@ -46,12 +46,12 @@ export interface Delivery {
  * cannot be booked is quarantined before the rejection is returned, so nothing Cas sent is lost either way.
  */
 export async function ingestWebhook(deps: IngestDeps, delivery: Delivery): Promise<Result<IngestOutcome, IngestRejection>> {
-  const parsed = parseCasWebhook(delivery.body);
+  const parsed = readCasWebhook(delivery.body);
   const rawSha256 = sha256(delivery.body);
   if (!parsed.ok) return err(await quarantineDelivery(deps, delivery, parsed.error, rawSha256));
-  const raw = { text: Buffer.from(delivery.body).toString('utf8'), sha256: rawSha256 };
+  const raw = { text: parsed.value.text, sha256: rawSha256 };
   try {
-    return ok(await recordWebhook(deps.eventStore, parsed.value, raw, delivery));
+    return ok(await recordWebhook(deps.eventStore, parsed.value.webhook, raw, delivery));
   } catch (error) {
     // The parser lets nothing through that the store is known to refuse; should the store still refuse the event,
     // the body is the cause: it is kept in the quarantine and Cas is told, rather than retrying it for 24 h.

@@ -56,6 +56,16 @@ describe('POST /webhooks/bankhub', () => {
     expect(Date.parse(event!.metadata.receivedAt as string)).not.toBeNaN();
   });
 
+  it('reads a body that starts with a byte-order mark and keeps the mark in the attachment', async () => {
+    const raw = Buffer.from(`\uFEFF${withTransaction({ id: 'bom0001' })}`, 'utf8');
+    const res = await post(raw);
+    expect(res.statusCode).toBe(200);
+    const [event] = await streamOf('bom0001');
+    expect(event!.attachment).toBe(raw.toString('utf8'));
+    expect(event!.attachment!.charCodeAt(0)).toBe(0xfeff);
+    expect(event!.metadata.rawSha256).toBe(sha256(raw));
+  });
+
   it('answers duplicate for the same transaction again, also when the account number comes as a string', async () => {
     const again = await post(sample('transaction-webhook.json'));
     expect(again.json()).toEqual({ status: 'duplicate', eventId: expect.any(String) });

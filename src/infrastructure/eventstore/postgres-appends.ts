@@ -42,6 +42,8 @@ export async function translated<T>(work: () => Promise<T>, eventId?: string): P
 interface PendingAppend {
   readonly streamId: string;
   readonly event: EventToAppend;
+  /** The row as JSON, written when the append is queued: small strings, joined for the group's parameter. */
+  readonly row: string;
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -90,7 +92,7 @@ export function groupCommit(db: WriteSideDb, maxGroupSize: number, appended: () 
 
   return (streamId: string, event: EventToAppend): Promise<AppendResult> =>
     new Promise<AppendResult>((resolve, reject) => {
-      queue.push({ streamId, event, resolve, reject });
+      queue.push({ streamId, event, row: JSON.stringify({ stream_id: streamId, ...rowOf(event) }), resolve, reject });
       void flush();
     });
 }
@@ -112,14 +114,16 @@ const rowOf = (e: EventToAppend) => ({ event_id: e.eventId, type: e.type, data: 
  */
 async function insertGroup(db: WriteSideDb, group: readonly PendingAppend[]): Promise<(AppendResult | Error)[]> {
   // One JSON parameter for the whole group: the driver escapes arrays element by element in JavaScript, which cost
-  // more than the insert itself; JSON.stringify is native.
-  const rows = group.map((p) => ({ stream_id: p.streamId, ...rowOf(p.event) }));
+  // more than the insert itself. The rows' JSON, made one by one as appends were queued, is joined into one flat
+  // string (the brackets are added by PostgreSQL): one big JSON.stringify left a string that the driver spent
+  // longer measuring (Buffer.byteLength flattens it) than the database spent inserting it.
+  const rows = group.map((p) => p.row).join(',');
   // The lock CTE calls a volatile function, so it is evaluated once, before the first row reaches the insert.
   const inserted = await sql<{ event_id: string; seq: string }>`
     with append_lock as (select pg_advisory_xact_lock(${APPEND_LOCK.toString()}::bigint))
     insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
     select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
-    from append_lock, json_to_recordset(${JSON.stringify(rows)}::json)
+    from append_lock, json_to_recordset(('[' || ${rows}::text || ']')::json)
       as g(stream_id text, event_id uuid, type text, data json, metadata json, raw_body text)
     on conflict do nothing
     returning event_id, seq`.execute(db);
