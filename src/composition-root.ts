@@ -219,7 +219,6 @@ function readSideFactories(config: Config): Factories {
           logger: get('logger'),
           now: get('clock'),
           batchSize: config.projectionBatchSize,
-          catchUpBatchSize: config.projectionCatchUpBatchSize,
         }),
       ),
     verifier: (get) => createVerifier({ database: get('database'), eventStore: get('eventStore'), projections: get('projections'), now: get('clock') }),

@@ -67,8 +67,6 @@ const envSchema = z.object({
   WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(256 * 1024),
   RUN_PROJECTIONS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   PROJECTION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(5000),
-  // Behind (after a full batch) a runner reads bigger batches: each batch reads its accounts' rows and tails once.
-  PROJECTION_CATCHUP_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(20_000),
   BANKHUB_BASE_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://sandbox.bankhub.dev')),
   // The sandbox's Cas Link; production's is given by Cas.
   BANKHUB_LINK_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://dev.link.bankhub.dev')),
@@ -147,7 +145,6 @@ export type Config = Readonly<{
   webhookBodyLimit: number;
   runProjections: boolean;
   projectionBatchSize: number;
-  projectionCatchUpBatchSize: number;
   bankHub: Readonly<{
     baseUrl: string;
     /** Cas Link, opened by the customer's browser with `?grantToken=…&redirectUri=…`. */
@@ -227,7 +224,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     runProjections: e.RUN_PROJECTIONS,
     projectionBatchSize: e.PROJECTION_BATCH_SIZE,
-    projectionCatchUpBatchSize: e.PROJECTION_CATCHUP_BATCH_SIZE,
     bankHub: Object.freeze({
       baseUrl: e.BANKHUB_BASE_URL,
       linkUrl: e.BANKHUB_LINK_URL,

@@ -52,8 +52,6 @@ export interface RunnerOptions {
   readonly logger: Logger;
   readonly schema?: string;
   readonly batchSize?: number;
-  /** The most events of a batch while the runner is behind (after a full batch); `batchSize` when absent. */
-  readonly catchUpBatchSize?: number;
   readonly now?: () => Date;
 }
 
@@ -90,7 +88,6 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             after: position,
             filter: { eventTypes: projection.eventTypes },
             maxBatch: batchSize,
-            ...(options.catchUpBatchSize ? { catchUpBatch: options.catchUpBatchSize } : {}),
             onEvents: async (events, last) => {
               const outcome = await commitBatch(database.db, projection, schema, position, events, last, parking);
               position = last;

@@ -31,7 +31,7 @@ afterAll(async () => {
 
 describe('ledger CLI', () => {
   it('survives being killed mid-projection: after a restart the read models equal a rebuild', async () => {
-    let child: ChildProcess = projectProcess({ ...env(), LOG_LEVEL: 'silent', PROJECTION_BATCH_SIZE: '100', PROJECTION_CATCHUP_BATCH_SIZE: '100' });
+    let child: ChildProcess = projectProcess({ ...env(), LOG_LEVEL: 'silent', PROJECTION_BATCH_SIZE: '100' });
     // Kill it hard as soon as it has committed something but not everything.
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -45,7 +45,7 @@ describe('ledger CLI', () => {
     const { events } = await readCheckpoint(ctx.database.db, 'ledger', 'ledger');
     expect(events).toBeLessThan(1500n);
 
-    child = projectProcess({ ...env(), LOG_LEVEL: 'silent', PROJECTION_BATCH_SIZE: '100', PROJECTION_CATCHUP_BATCH_SIZE: '100' });
+    child = projectProcess({ ...env(), LOG_LEVEL: 'silent', PROJECTION_BATCH_SIZE: '100' });
     try {
       for (;;) {
         if ((await readCheckpoint(ctx.database.db, 'ledger', 'ledger')).events === 1500n) break;

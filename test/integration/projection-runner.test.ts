@@ -15,7 +15,7 @@ afterAll(async () => {
 
 /** A runner as another process would run it: a graph of its own over the same database. */
 const runnerFor = async (c: LedgerContext, batchSize = 50) =>
-  ledgerRunnerOf(await c.another({ env: { PROJECTION_BATCH_SIZE: String(batchSize), PROJECTION_CATCHUP_BATCH_SIZE: String(batchSize) } }));
+  ledgerRunnerOf(await c.another({ env: { PROJECTION_BATCH_SIZE: String(batchSize) } }));
 
 describe('projection runner', () => {
   it('follows the log live, reports its lag, and resumes from its checkpoint after a restart', async () => {

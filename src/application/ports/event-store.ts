@@ -57,8 +57,6 @@ export interface SubscribeOptions {
   readonly after: string | null;
   readonly filter?: EventFilter;
   readonly maxBatch?: number;
-  /** The most events of a batch that follows a full one (the subscriber is behind); `maxBatch` when absent. */
-  readonly catchUpBatch?: number;
   /** Called with events in global order; the next batch waits for the promise. */
   readonly onEvents: (events: readonly RecordedEvent[], lastPosition: string) => Promise<void>;
   /** Called when the subscription has read everything but found nothing for the filter. */

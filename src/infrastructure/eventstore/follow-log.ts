@@ -15,9 +15,6 @@ export interface FollowLogParts {
 export function followLog({ options, read, waitForNews }: FollowLogParts): Subscription {
   const stop = new AbortController();
   const maxBatch = options.maxBatch ?? 500;
-  // A full page means the subscriber is behind: the pages read ahead after it are bigger, so catching up amortises
-  // each batch's fixed costs; the first page after the log's end (live traffic) is `maxBatch` again.
-  const catchUpBatch = Math.max(maxBatch, options.catchUpBatch ?? maxBatch);
   const done = (async () => {
     let position = options.after;
     let failures = 0;
@@ -30,7 +27,7 @@ export function followLog({ options, read, waitForNews }: FollowLogParts): Subsc
         if (stop.signal.aborted) break;
         const events: readonly RecordedEvent[] = page.events;
         if (!page.isEnd && page.lastPosition) {
-          const next = read(page.lastPosition, catchUpBatch);
+          const next = read(page.lastPosition, maxBatch);
           next.catch(() => {}); // a failed read-ahead is retried by the loop
           ahead = { after: page.lastPosition, page: next };
         }
