@@ -10,7 +10,7 @@ import { commitBatch, createProjectionSchema, createQueryIndexes, holdCheckpoint
  * Events per transaction when replaying the log (rebuild, verify): each batch reads its accounts' rows and tails
  * once, so bigger batches amortise that; the live runner keeps PROJECTION_BATCH_SIZE.
  */
-export const REPLAY_BATCH_SIZE = 10_000;
+const REPLAY_BATCH_SIZE = 10_000;
 
 export interface Progress {
   readonly eventsDone: number;
