@@ -6,6 +6,12 @@ import { readModelIn } from '../projections/read-model';
 import type { WriteSideDb } from './postgres/tables';
 import { commitBatch, createProjectionSchema, createQueryIndexes, holdCheckpoint, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
 
+/**
+ * Events per transaction when replaying the log (rebuild, verify): each batch reads its accounts' rows and tails
+ * once, so bigger batches amortise that; the live runner keeps PROJECTION_BATCH_SIZE.
+ */
+const REPLAY_BATCH_SIZE = 10_000;
+
 export interface Progress {
   readonly eventsDone: number;
   /** Events still to read when the store can count them. */
@@ -33,7 +39,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
   const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
   let done = 0;
   const read = (after: string | null): Promise<ReadAllPage> =>
-    eventStore.readAll({ after, maxCount: options.batchSize ?? 5000, filter });
+    eventStore.readAll({ after, maxCount: options.batchSize ?? REPLAY_BATCH_SIZE, filter });
   // The next page is read while this one is applied, so reading and projecting overlap.
   let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
   for (;;) {
