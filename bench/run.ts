@@ -30,10 +30,12 @@ const program = new Command('bench')
   .option('--store-appends <n>', 'appends per store and concurrency in the store scenario', Number)
   .option('--accounts <n>', 'accounts', Number, 1000)
   .option('--only <list>', 'comma-separated: ingest,projection,rebuild,statements,store (statements includes the rebuild)')
+  .option('--keep-database', 'keep the rebuild/statements database afterwards (prints its URL), to look at it')
   .option('--profile', 'CPU profiles (node --cpu-prof) of every process into bench/profiles/<time>/, and a summary')
   .parse();
 
 const o = program.opts<{
+  keepDatabase?: boolean;
   quick?: boolean;
   duration?: number;
   ingestConnections: number;
@@ -254,7 +256,8 @@ if (only.has('rebuild') || only.has('statements')) {
     const { busy } = await rebuild(db);
     if (only.has('statements')) await statements(db, busy);
   } finally {
-    await db.drop();
+    if (o.keepDatabase) console.log(`kept the rebuilt database: ${db.url}`);
+    else await db.drop();
   }
 }
 if (only.has('store')) await store();
