@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CompiledQuery, type RawBuilder, type Selectable, sql } from 'kysely';
 import { fromMicros, micros, type Page, pageOf } from './paging';
 import type { ReadModel } from './read-model';
-import type { AccountsTable, BreaksTable, StatementLinesTable } from './tables';
+import type { AccountsTable, BreaksTable } from './tables';
 
 /**
  * Money as PostgreSQL writes a bigint: an exact decimal string of whole đồng. The queries hand it on as it comes,
@@ -260,39 +260,6 @@ export async function balanceAt(
   return { balance: row.balance_after, transactionId: row.transaction_id };
 }
 
-/** The statement columns of a line (LINE_COLUMNS). */
-type LineRow = Pick<
-  Selectable<StatementLinesTable>,
-  | 'transaction_id' | 'event_id' | 'instant' | 'group_seq' | 'transaction_date' | 'transaction_date_time' | 'booking_date'
-  | 'amount' | 'running_balance' | 'balance_before' | 'balance_after' | 'description' | 'reference'
-  | 'counter_account_number' | 'counter_account_name' | 'counter_account_bank_name' | 'virtual_account_number' | 'late'
->;
-
-const LINE_COLUMNS = [
-  'l.transaction_id', 'l.event_id', 'l.instant', 'l.group_seq', 'l.transaction_date', 'l.transaction_date_time', 'l.booking_date',
-  'l.amount', 'l.running_balance', 'l.balance_before', 'l.balance_after', 'l.description', 'l.reference', 'l.counter_account_number',
-  'l.counter_account_name', 'l.counter_account_bank_name', 'l.virtual_account_number', 'l.late',
-] as const;
-
-const lineOf = (r: LineRow): LineView => ({
-  transactionId: r.transaction_id,
-  eventId: r.event_id,
-  transactionDate: r.transaction_date,
-  transactionDateTime: r.transaction_date_time,
-  bookingDate: r.booking_date,
-  amount: r.amount,
-  runningBalance: r.running_balance,
-  balanceBefore: r.balance_before,
-  balanceAfter: r.balance_after,
-  description: r.description,
-  reference: r.reference,
-  counterAccountNumber: r.counter_account_number,
-  counterAccountName: r.counter_account_name,
-  counterAccountBankName: r.counter_account_bank_name,
-  virtualAccountNumber: r.virtual_account_number,
-  late: r.late,
-});
-
 /**
  * One account's statement for the bank-local dates [from, to]. Every figure (opening, closing, totals, reconciled,
  * digest, breaks) covers the whole period; only `lines` is a page. It is ONE statement: one round trip, and one
@@ -383,16 +350,16 @@ const slot = Object.fromEntries(
   (['accountId', 'from', 'to', 'page', 'pageAndOne', 'cursorInstant', 'cursorSeq'] as const).map((name) => [name, new Slot(name)]),
 ) as Record<keyof StatementValues, Slot>;
 
-type StatementRow = {
-    account: AccountRow | null;
-    summary: PeriodSummary;
-    before: string | null;
-    has_before: boolean;
-    lines: string;
-    next: { instant: string; seq: number } | null;
-    breaks: BreakJson[] | null;
-    parked: number;
-  };
+interface StatementRow {
+  account: AccountRow | null;
+  summary: PeriodSummary;
+  before: string | null;
+  has_before: boolean;
+  lines: string;
+  next: { instant: string; seq: number } | null;
+  breaks: BreakJson[] | null;
+  parked: number;
+}
 
 /**
  * The statement query of a read model's schema, with or without a page limit and a cursor, built and compiled by
@@ -445,7 +412,7 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
     -- One line more than a page (whether there is a next page), k counting from the page's first line. Each line is
     -- already the JSON the API answers.
     page as (
-      select p.n - base.n as k, p.instant, p.group_seq, (select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text as line
+      select p.n - base.n as k, p.instant, p.group_seq, ${LINE_JSON} as line
       from ${afterCursor} base, period p join ${lines} l on l.ctid = p.line
       where p.n > base.n ${!paged ? sql`` : sql`and p.n <= base.n + ${slot.pageAndOne}`}
     ),
@@ -519,7 +486,7 @@ export async function exportStatement(
       const after = cursor;
       const rows = await db
         .selectFrom('statement_lines as l')
-        .select(LINE_COLUMNS)
+        .select(['l.instant', 'l.group_seq', LINE_JSON.as('line')])
         .where('l.account_id', '=', accountId)
         .where('l.transaction_date', '>=', period.from)
         .where('l.transaction_date', '<=', period.to)
@@ -529,7 +496,7 @@ export async function exportStatement(
         .orderBy('l.group_seq')
         .limit(chunk)
         .execute();
-      await sink.lines(rows.map(lineOf));
+      await sink.lines(rows.map((r) => JSON.parse(r.line) as LineView));
       const end = rows[rows.length - 1];
       cursor = rows.length === chunk && end ? { instant: end.instant, seq: end.group_seq } : null;
     }
@@ -542,11 +509,11 @@ export async function statementLine({ db }: ReadModel, accountId: string, transa
   if (!isAccountId(accountId)) return null;
   const row = await db
     .selectFrom('statement_lines as l')
-    .select(LINE_COLUMNS)
+    .select(LINE_JSON.as('line'))
     .where('l.transaction_id', '=', transactionId)
     .where('l.account_id', '=', accountId)
     .executeTakeFirst();
-  return row ? lineOf(row) : null;
+  return row ? (JSON.parse(row.line) as LineView) : null;
 }
 
 /**
@@ -560,6 +527,11 @@ const LINE_JSON_FIELDS = sql.raw(
   l.description, l.reference, l.counter_account_number as "counterAccountNumber", l.counter_account_name as "counterAccountName",
   l.counter_account_bank_name as "counterAccountBankName", l.virtual_account_number as "virtualAccountNumber", l.late`,
 );
+/**
+ * A line of the statement table `l` as the API's JSON text: the one definition of a LineView, for the statement's
+ * page (spliced into the answer as it is), the export's chunks and one line (parsed).
+ */
+const LINE_JSON = sql<string>`(select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text`;
 
 /**
  * What the period keeps of each line: the figures' columns, and where the line lies (ctid, stable within the one
