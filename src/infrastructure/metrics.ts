@@ -21,8 +21,8 @@ export interface Metrics {
   readonly contentType: string;
   /** The Prometheus text of every metric (the read-model counts are queried now). */
   scrape(): Promise<string>;
-  /** A webhook was answered: its status code, the body sent (the ack carries the outcome) and the time taken. */
-  webhookAnswered(statusCode: number, payload: unknown, seconds: number): void;
+  /** A webhook was answered: its status code, the ack's status (on 200) and the time taken. */
+  webhookAnswered(statusCode: number, ackStatus: string | undefined, seconds: number): void;
   bankHubCall(endpoint: string, outcome: string): void;
   healed(report: HealReport): void;
   swept(report: SweepReport): void;
@@ -135,8 +135,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registry,
     contentType: registry.contentType,
     scrape: () => registry.metrics(),
-    webhookAnswered(statusCode, payload, seconds) {
-      webhooks.inc({ outcome: webhookOutcome(statusCode, payload) });
+    webhookAnswered(statusCode, ackStatus, seconds) {
+      webhooks.inc({ outcome: webhookOutcome(statusCode, ackStatus) });
       webhookSeconds.observe(seconds);
     },
     bankHubCall: (endpoint, outcome) => bankHub.inc({ endpoint, outcome }),
@@ -157,11 +157,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
 }
 
 /** The outcome of a webhook answer: the ack's status on 200, otherwise what the status code says. */
-export function webhookOutcome(statusCode: number, payload: unknown): WebhookOutcome {
-  if (statusCode === 200) {
-    const status = typeof payload === 'string' ? /"status":"(\w+)"/.exec(payload)?.[1] : undefined;
-    return WEBHOOK_OUTCOMES.find((o) => o === status) ?? 'accepted';
-  }
+export function webhookOutcome(statusCode: number, ackStatus?: string): WebhookOutcome {
+  if (statusCode === 200) return WEBHOOK_OUTCOMES.find((o) => o === ackStatus) ?? 'accepted';
   if (statusCode === 401 || statusCode === 403) return 'unauthorized';
   if (statusCode >= 500) return 'unavailable';
   return 'invalid';

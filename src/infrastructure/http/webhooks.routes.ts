@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { validatorCompiler, type ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
 import { type Delivery, ingestWebhook, type IngestDeps, quarantineDelivery } from '../../application/ingest-webhook';
@@ -12,8 +12,8 @@ export interface WebhookRouteOptions {
   readonly allowedIps: readonly string[] | undefined;
   readonly bodyLimit: number;
   readonly now: () => Date;
-  /** Told of every answer of this route (metrics: the outcome and the time it took). */
-  readonly onAnswered?: (statusCode: number, payload: unknown, seconds: number) => void;
+  /** Told of every answer of this route (metrics: the status code, the ack's status on 200, the time it took). */
+  readonly onAnswered?: (statusCode: number, ackStatus: string | undefined, seconds: number) => void;
 }
 
 const ackSchema = z
@@ -39,8 +39,10 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
 
   // Every answer counts, refusals included (issue 15: ledger_webhooks_total, ledger_webhook_duration_seconds).
+  // The handler notes the ack's status; refusals before it (token, size, store down) have only their status code.
   const { onAnswered } = options;
-  if (onAnswered) app.addHook('onSend', async (_request, reply, payload) => (onAnswered(reply.statusCode, payload, reply.elapsedTime / 1000), payload));
+  const acked = new WeakMap<FastifyRequest, string>();
+  if (onAnswered) app.addHook('onSend', async (request, reply, payload) => (onAnswered(reply.statusCode, acked.get(request), reply.elapsedTime / 1000), payload));
 
   // Checked before the body is read: an unauthenticated sender gets nothing stored and no parsing.
   app.addHook('onRequest', async (request, reply) => {
@@ -112,6 +114,7 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app
           quarantineId: result.error.quarantineId,
         });
       }
+      acked.set(request, result.value.status);
       return result.value;
     },
   );
