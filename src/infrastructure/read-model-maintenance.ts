@@ -4,7 +4,18 @@ import type { EventStore, ReadAllPage } from '../application/ports/event-store';
 import type { Projection, ReadTable } from '../projections/projection';
 import { readModelIn } from '../projections/read-model';
 import type { WriteSideDb } from './postgres/tables';
-import { commitBatch, createProjectionSchema, createQueryIndexes, holdCheckpoint, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
+import {
+  commitBatch,
+  createProjectionSchema,
+  createQueryIndexes,
+  holdCheckpoint,
+  PARKED_TABLE,
+  parkAtOnce,
+  readCheckpoint,
+  Resync,
+  schemaExists,
+  warmOf,
+} from './projection-store';
 
 /**
  * Events per transaction when replaying the log (rebuild, verify): each batch reads its accounts' rows and tails
@@ -38,6 +49,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
   let { position } = await readCheckpoint(db, schema, projection.name);
   const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
   let done = 0;
+  const warm = warmOf(projection);
   const read = (after: string | null): Promise<ReadAllPage> =>
     eventStore.readAll({ after, maxCount: options.batchSize ?? REPLAY_BATCH_SIZE, filter });
   // The next page is read while this one is applied, so reading and projecting overlap.
@@ -55,7 +67,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
     if (until !== null && last !== null && last > until) last = until;
     if (last === null || (events.length === 0 && last === position)) return done;
     try {
-      await commitBatch(db, projection, schema, position, events, last);
+      await commitBatch(db, projection, schema, position, events, last, parkAtOnce(), warm);
     } catch (error) {
       if (!(error instanceof Resync)) throw error;
       // A live runner applied this stretch first: carry on from where it got to.
