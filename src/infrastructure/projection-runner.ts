@@ -92,7 +92,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             filter: { eventTypes: projection.eventTypes },
             maxBatch: batchSize,
             onEvents: async (events, last) => {
-              const outcome = await commitBatch(database.db, projection, schema, position, events, last, parking, warm);
+              const outcome = await commitBatch(database.db, projection, schema, position, events, last, { parking, warm });
               position = last;
               eventsProjected += BigInt(outcome.applied);
               lastError = null;
@@ -104,7 +104,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
               }
             },
             onCheckpoint: async (last) => {
-              await commitBatch(database.db, projection, schema, position, [], last, parking, warm);
+              await commitBatch(database.db, projection, schema, position, [], last, { parking, warm });
               position = last;
               lastError = null;
             },

@@ -65,6 +65,17 @@ export interface BatchOutcome {
   readonly parked: readonly ParkedFailure[];
 }
 
+export interface BatchOptions {
+  readonly parking?: Parking;
+  readonly warm?: Warm;
+  /**
+   * False for a schema nobody reads until it is swapped in (a rebuild's, verify's scratch): the commit does not wait
+   * for its WAL to reach disk. A crash loses the last batches with their checkpoint (never one without the other),
+   * and the swap's own commit, which waits, makes everything before it durable.
+   */
+  readonly durable?: boolean;
+}
+
 /**
  * One batch: lock the checkpoint row, check nobody moved it, apply, advance it; all in one transaction.
  * When applying fails for any reason but a transient one, the batch is applied again in pieces under savepoints
@@ -78,12 +89,12 @@ export async function commitBatch(
   expected: string | null,
   events: readonly RecordedEvent[],
   last: string,
-  parking: Parking = parkAtOnce(),
-  warm?: Warm,
+  { parking = parkAtOnce(), warm, durable = true }: BatchOptions = {},
 ): Promise<BatchOutcome> {
   const copy = copiesFromStdin(db);
   try {
     const written = await db.transaction().execute(async (trx) => {
+      if (!durable) await sql`set local synchronous_commit = off`.execute(trx);
       const rm = readModelIn(trx, schema, { copy });
       const { version } = await lockCheckpoint(rm, projection, expected);
       // Someone else wrote the schema since this writer's last batch (a retry, a rebuild's swap, another runner).
@@ -101,6 +112,7 @@ export async function commitBatch(
   }
   // Events are isolated cold: the memory stays empty until the next batch.
   return db.transaction().execute(async (trx) => {
+    if (!durable) await sql`set local synchronous_commit = off`.execute(trx);
     const rm = readModelIn(trx, schema, { copy });
     await lockCheckpoint(rm, projection, expected);
     const failed = await applyIsolating(rm, projection, events);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RecordedEvent } from '../../src/domain/recorded-event';
-import { commitBatch, parkAtOnce, readCheckpoint, type Warm, warmOf } from '../../src/infrastructure/projection-store';
+import { commitBatch, readCheckpoint, type Warm, warmOf } from '../../src/infrastructure/projection-store';
 import { rebuildProjection, verifyProjection } from '../../src/infrastructure/read-model-maintenance';
 import { accountIdOf } from '../../src/projections/ledger.projection';
 import { accountOf, bankTx, createLedgerContext, type LedgerContext, ledgerRunnerOf, linesOf } from '../support/ledger';
@@ -97,7 +97,7 @@ describe('a warm writer whose batch does not commit', () => {
       const { position } = await readCheckpoint(ctx.database.db, 'ledger', 'ledger');
       const page = await ctx.store.readAll({ after: position, maxCount: 1000, filter: { eventTypes: ctx.projection.eventTypes } });
       const events: readonly RecordedEvent[] = page.events;
-      await commitBatch(ctx.database.db, ctx.projection, 'ledger', position, events, page.lastPosition!, parkAtOnce(), warm);
+      await commitBatch(ctx.database.db, ctx.projection, 'ledger', position, events, page.lastPosition!, { warm });
     };
     await deliver(1, 5);
     await batch();
