@@ -35,9 +35,21 @@ export function profileInto(dir: string): void {
 }
 export const profiledProcesses = (): readonly Profiled[] => profiled;
 
+/**
+ * The node flags of `npm run ledger` (package.json), with which the bench starts the CLI (projector, rebuild): it runs
+ * them as production does. Other processes get NODE_FLAGS.
+ */
+function ledgerScriptFlags(): string[] {
+  const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  const words = (scripts.ledger ?? '').trim().split(/\s+/);
+  const at = words.indexOf('dist/cli.js');
+  if (words[0] !== 'node' || at < 0) throw new Error('package.json: the ledger script is not `node <flags> dist/cli.js`');
+  return words.slice(1, at);
+}
+
 function spawnNode(label: string, script: string, args: readonly string[], env: Record<string, string>, stdio: 'ipc' | 'none'): { child: ChildProcess; profile: Profiled | null } {
   let profile: Profiled | null = null;
-  const flags = [...NODE_FLAGS];
+  const flags = script === 'dist/cli.js' ? ledgerScriptFlags() : [...NODE_FLAGS];
   if (profileDir) {
     const name = `${String(profiled.length + 1).padStart(2, '0')}-${label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`;
     flags.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`);

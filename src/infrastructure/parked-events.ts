@@ -7,7 +7,7 @@ import { type ReadModel, readModelIn } from '../projections/read-model';
 import type { ParkedEventsTable } from '../projections/tables';
 import { copiesFromStdin } from './postgres/database';
 import type { WriteSideDb } from './postgres/tables';
-import { applyIsolating, holdCheckpoint, messageOf, parkEvents, schemaExists, storable } from './projection-store';
+import { applyIsolating, holdCheckpoint, messageOf, parkEvents, schemaExists, storable, touchCheckpoint } from './projection-store';
 
 /** An event a projection could not apply, set aside so that the projection goes on (projection-store.ts). */
 export interface ParkedEvent {
@@ -95,6 +95,8 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
     return db.transaction().execute(async (trx) => {
       const rm = readModelIn(trx, projection.name, { copy: copiesFromStdin(db) });
       const checkpoint = await holdCheckpoint(rm, projection);
+      // This rewrites subjects behind the runner's back: the touch makes a warm runner forget what it remembers.
+      await touchCheckpoint(rm, projection);
       const parked = await rm.db
         .selectFrom('parked_events')
         .selectAll()

@@ -14,6 +14,7 @@ import {
   Resync,
   schemaExists,
   waitForProjection,
+  warmOf,
 } from './projection-store';
 
 /** An event that fails on its own is tried this many times (with the subscription's backoff between) before it is parked. */
@@ -75,6 +76,8 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
   async function project(until: Promise<void>): Promise<void> {
     let over = false;
     void until.then(() => (over = true));
+    // Remembered between this session's batches only: a lost lock (another runner may write meanwhile) starts afresh.
+    const warm = warmOf(projection);
     await ensureSchema(database.db, projection, schema, eventStore, log);
     active = true;
     lastError = null;
@@ -89,7 +92,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             filter: { eventTypes: projection.eventTypes },
             maxBatch: batchSize,
             onEvents: async (events, last) => {
-              const outcome = await commitBatch(database.db, projection, schema, position, events, last, parking);
+              const outcome = await commitBatch(database.db, projection, schema, position, events, last, { parking, warm });
               position = last;
               eventsProjected += BigInt(outcome.applied);
               lastError = null;
@@ -101,7 +104,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
               }
             },
             onCheckpoint: async (last) => {
-              await commitBatch(database.db, projection, schema, position, [], last);
+              await commitBatch(database.db, projection, schema, position, [], last, { parking, warm });
               position = last;
               lastError = null;
             },

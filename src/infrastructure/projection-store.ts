@@ -1,6 +1,6 @@
 import { type QueryExecutorProvider, sql } from 'kysely';
 import { type EventStore, EventStoreUnavailable, type RecordedEvent } from '../application/ports/event-store';
-import type { Projection } from '../projections/projection';
+import type { Projection, WarmApply } from '../projections/projection';
 import { type ReadModel, readModelIn } from '../projections/read-model';
 import { copiesFromStdin } from './postgres/database';
 import { isUnavailableError } from './postgres/errors';
@@ -65,6 +65,17 @@ export interface BatchOutcome {
   readonly parked: readonly ParkedFailure[];
 }
 
+export interface BatchOptions {
+  readonly parking?: Parking;
+  readonly warm?: Warm;
+  /**
+   * False for a schema nobody reads until it is swapped in (a rebuild's, verify's scratch): the commit does not wait
+   * for its WAL to reach disk. A crash loses the last batches with their checkpoint (never one without the other),
+   * and the swap's own commit, which waits, makes everything before it durable.
+   */
+  readonly durable?: boolean;
+}
+
 /**
  * One batch: lock the checkpoint row, check nobody moved it, apply, advance it; all in one transaction.
  * When applying fails for any reason but a transient one, the batch is applied again in pieces under savepoints
@@ -78,22 +89,30 @@ export async function commitBatch(
   expected: string | null,
   events: readonly RecordedEvent[],
   last: string,
-  parking: Parking = parkAtOnce(),
+  { parking = parkAtOnce(), warm, durable = true }: BatchOptions = {},
 ): Promise<BatchOutcome> {
   const copy = copiesFromStdin(db);
   try {
-    await db.transaction().execute(async (trx) => {
+    const written = await db.transaction().execute(async (trx) => {
+      if (!durable) await sql`set local synchronous_commit = off`.execute(trx);
       const rm = readModelIn(trx, schema, { copy });
-      await lockCheckpoint(rm, projection, expected);
-      if (events.length > 0) await projection.apply(rm, events);
-      await advanceCheckpoint(rm, projection, last, events.length);
+      const { version } = await lockCheckpoint(rm, projection, expected);
+      // Someone else wrote the schema since this writer's last batch (a retry, a rebuild's swap, another runner).
+      if (warm && warm.version !== version) warm.memory.forget();
+      if (events.length > 0) await (warm ? warm.memory.apply(rm, events) : projection.apply(rm, events));
+      return advanceCheckpoint(rm, projection, last, events.length);
     });
+    if (warm) warm.version = written;
     for (const event of events) parking.failures.delete(event.eventId);
     return { applied: events.length, parked: [] };
   } catch (error) {
+    // Rolled back (or perhaps not committed): what the memory learnt in it may not be in the tables.
+    if (warm) forgetWarm(warm);
     if (events.length === 0 || isTransientError(error)) throw error;
   }
+  // Events are isolated cold: the memory stays empty until the next batch.
   return db.transaction().execute(async (trx) => {
+    if (!durable) await sql`set local synchronous_commit = off`.execute(trx);
     const rm = readModelIn(trx, schema, { copy });
     await lockCheckpoint(rm, projection, expected);
     const failed = await applyIsolating(rm, projection, events);
@@ -114,23 +133,63 @@ export async function commitBatch(
   });
 }
 
+/**
+ * The checkpoint row's version: the id of the transaction that last wrote it (`xmin`). Whatever writes a schema
+ * writes its checkpoint row in the same transaction (a batch moves it, a retry touches it, a rebuild's swap brings a
+ * row of its own), so a writer that finds the version its own last batch left knows nobody else wrote in between.
+ */
+const ROW_VERSION = sql<string>`xmin::text`;
+
 async function lockCheckpoint({ db }: ReadModel, projection: Projection, expected: string | null | undefined) {
-  const row = await db.selectFrom('checkpoint').select('position').where('projection', '=', projection.name).forUpdate().executeTakeFirst();
+  const row = await db
+    .selectFrom('checkpoint')
+    .select(['position', ROW_VERSION.as('version')])
+    .where('projection', '=', projection.name)
+    .forUpdate()
+    .executeTakeFirst();
   const position = row?.position ?? null;
   if (expected !== undefined && position !== expected) throw new Resync(`checkpoint of ${projection.name} moved`);
-  return position;
+  return { position, version: row?.version ?? null };
 }
 
-async function advanceCheckpoint({ db }: ReadModel, projection: Projection, last: string, applied: number) {
-  await db
+async function advanceCheckpoint({ db }: ReadModel, projection: Projection, last: string, applied: number): Promise<string | null> {
+  const row = await db
     .updateTable('checkpoint')
     .set((eb) => ({ position: last, events: eb('events', '+', applied.toString()), updated_at: sql<Date>`now()` }))
     .where('projection', '=', projection.name)
-    .execute();
+    .returning(ROW_VERSION.as('version'))
+    .executeTakeFirst();
+  return row?.version ?? null;
 }
 
 /** Takes the checkpoint row lock without moving it: whoever else writes the schema (the runner) waits meanwhile. */
-export const holdCheckpoint = (rm: ReadModel, projection: Projection): Promise<string | null> => lockCheckpoint(rm, projection, undefined);
+export const holdCheckpoint = async (rm: ReadModel, projection: Projection): Promise<string | null> =>
+  (await lockCheckpoint(rm, projection, undefined)).position;
+
+/**
+ * Marks the schema as written by someone other than its runner (a parked-event retry), in the caller's transaction,
+ * without moving the checkpoint: a warm writer then forgets what it remembers (see ROW_VERSION).
+ */
+export async function touchCheckpoint({ db }: ReadModel, projection: Projection): Promise<void> {
+  await db.updateTable('checkpoint').set({ updated_at: sql<Date>`now()` }).where('projection', '=', projection.name).execute();
+}
+
+/**
+ * A writer's memory between its batches (Projection.warm) and the checkpoint row's version its last committed batch
+ * left; commitBatch forgets the memory when the version differs or a batch fails.
+ */
+export interface Warm {
+  readonly memory: WarmApply;
+  version: string | null;
+}
+
+/** A fresh memory for one writer (one runner session, one replay), when the projection keeps one. */
+export const warmOf = (projection: Projection): Warm | undefined => (projection.warm ? { memory: projection.warm(), version: null } : undefined);
+
+function forgetWarm(warm: Warm): void {
+  warm.memory.forget();
+  warm.version = null;
+}
 
 /**
  * Applies events in log order, a group at a time under a savepoint; a group that fails is rolled back and split in

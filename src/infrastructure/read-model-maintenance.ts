@@ -4,7 +4,17 @@ import type { EventStore, ReadAllPage } from '../application/ports/event-store';
 import type { Projection, ReadTable } from '../projections/projection';
 import { readModelIn } from '../projections/read-model';
 import type { WriteSideDb } from './postgres/tables';
-import { commitBatch, createProjectionSchema, createQueryIndexes, holdCheckpoint, PARKED_TABLE, readCheckpoint, Resync, schemaExists } from './projection-store';
+import {
+  commitBatch,
+  createProjectionSchema,
+  createQueryIndexes,
+  holdCheckpoint,
+  PARKED_TABLE,
+  readCheckpoint,
+  Resync,
+  schemaExists,
+  warmOf,
+} from './projection-store';
 
 /**
  * Events per transaction when replaying the log (rebuild, verify): each batch reads its accounts' rows and tails
@@ -30,14 +40,16 @@ export interface MaintenanceOptions {
 
 /**
  * Projects the log into `schema` from its checkpoint: to the end, or up to and including `until`. Batches commit
- * with the checkpoint exactly as the live runner's do, so this can be stopped and resumed.
+ * with the checkpoint exactly as the live runner's do, so this can be stopped and resumed. A `scratch` schema (no
+ * reader until it is swapped in) commits without waiting for the WAL flush (BatchOptions.durable).
  */
-export async function projectFromLog(options: MaintenanceOptions & { schema: string; until?: string | null }): Promise<number> {
-  const { db, eventStore, projection, schema, until = null } = options;
+export async function projectFromLog(options: MaintenanceOptions & { schema: string; until?: string | null; scratch?: boolean }): Promise<number> {
+  const { db, eventStore, projection, schema, until = null, scratch = false } = options;
   const filter = { eventTypes: projection.eventTypes };
   let { position } = await readCheckpoint(db, schema, projection.name);
   const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
   let done = 0;
+  const warm = warmOf(projection);
   const read = (after: string | null): Promise<ReadAllPage> =>
     eventStore.readAll({ after, maxCount: options.batchSize ?? REPLAY_BATCH_SIZE, filter });
   // The next page is read while this one is applied, so reading and projecting overlap.
@@ -55,7 +67,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
     if (until !== null && last !== null && last > until) last = until;
     if (last === null || (events.length === 0 && last === position)) return done;
     try {
-      await commitBatch(db, projection, schema, position, events, last);
+      await commitBatch(db, projection, schema, position, events, last, { warm, durable: !scratch });
     } catch (error) {
       if (!(error instanceof Resync)) throw error;
       // A live runner applied this stretch first: carry on from where it got to.
@@ -81,7 +93,7 @@ export async function rebuildProjection(options: MaintenanceOptions): Promise<{ 
   await sql`drop schema if exists ${sql.id(scratch)} cascade`.execute(db);
   // The indexes only readers use are built once the log is replayed: sorting once beats maintaining them per row.
   await createProjectionSchema(db, projection, scratch, { queryIndexes: false });
-  let eventsReplayed = await projectFromLog({ ...options, schema: scratch });
+  let eventsReplayed = await projectFromLog({ ...options, schema: scratch, scratch: true });
   await createQueryIndexes(db, projection, scratch);
   // Fresh tables have no statistics yet: without them the planner guesses one row per account and sorts.
   for (const table of projection.tables) await sql`analyze ${sql.table(`${scratch}.${table.name}`)}`.execute(db);
@@ -128,7 +140,7 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
     let eventsReplayed = 0;
     for (let attempt = 0; attempt < 50; attempt++) {
       const target = (await readCheckpoint(db, live, projection.name)).position;
-      eventsReplayed += await projectFromLog({ ...options, schema: scratch, until: target });
+      eventsReplayed += await projectFromLog({ ...options, schema: scratch, until: target, scratch: true });
       const report = await db.transaction().execute(async (trx) => {
         if ((await holdCheckpoint(readModelIn(trx, live), projection)) !== target) return null; // the live runner moved on: chase it
         const differences: Difference[] = [];

@@ -322,6 +322,25 @@ const NEW_LINE = { seq: 0, before: null, after: null, late: false } as const;
  * A line of the book, built field by field: every book line has one shape, which keeps the fold's hot path
  * monomorphic (spreading the facts into a literal cost a third of the fold's time).
  */
+/** A book line's stored fields, without the book's own flags (what the tables hold of it once written). */
+export function asStoredLine(l: BookLine): StoredLine {
+  return {
+    id: l.id,
+    eventId: l.eventId,
+    instant: l.instant,
+    amount: l.amount,
+    runningBalance: l.runningBalance,
+    transactionDate: l.transactionDate,
+    receivedAt: l.receivedAt,
+    source: l.source,
+    details: l.details,
+    seq: l.seq,
+    before: l.before,
+    after: l.after,
+    late: l.late,
+  };
+}
+
 function bookLine(facts: LineFacts, state: Pick<StoredLine, 'seq' | 'before' | 'after' | 'late'>, stored: boolean): BookLine {
   return {
     id: facts.id,

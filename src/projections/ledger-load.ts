@@ -13,6 +13,7 @@ import {
   type StoredBreak,
   WINDOW,
 } from './ledger-fold';
+import type { KnownAccount } from './ledger-warm';
 import type { ReadModel } from './read-model';
 import type { AccountsTable, BreaksTable, StatementLinesTable } from './tables';
 
@@ -20,15 +21,22 @@ import type { AccountsTable, BreaksTable, StatementLinesTable } from './tables';
  * The ledger fold's load step: what a batch needs, read explicitly before the fold runs — the accounts' rows, then
  * in one round of set-based queries their tails or the lines around late arrivals, their open breaks and the lines
  * that conflicting repeats contradict — and, between rounds of the fold, the lines it asks for. The runner is the
- * only writer of its schema (advisory lock), so nothing here takes row locks.
+ * only writer of its schema (advisory lock), so nothing here takes row locks. Accounts in `known` (remembered by a
+ * warm writer from its earlier batches, ledger-warm.ts) are not read again: their rows, and their last lines when
+ * the batch only appends to them.
  */
-export async function loadLedgerContext(rm: ReadModel, batch: LedgerBatch): Promise<LedgerContext> {
+export async function loadLedgerContext(rm: ReadModel, batch: LedgerBatch, known: ReadonlyMap<string, KnownAccount> = new Map()): Promise<LedgerContext> {
   const ids = bookedAccounts(batch);
-  const rows = ids.length > 0 ? await rm.db.selectFrom('accounts').selectAll().where('account_id', '=', (eb) => eb.fn.any(eb.val(ids))).execute() : [];
+  const unknown = ids.filter((id) => !known.has(id));
+  const rows = unknown.length > 0 ? await rm.db.selectFrom('accounts').selectAll().where('account_id', '=', (eb) => eb.fn.any(eb.val(unknown))).execute() : [];
   const states = new Map(rows.map((row) => [row.account_id, accountStateOf(row)]));
+  for (const id of ids) {
+    const state = known.get(id)?.state;
+    if (state) states.set(id, state);
+  }
   const plan = planLoads(batch, states);
   const [tails, islands, breaks, conflicts] = await Promise.all([
-    loadTails(rm, plan),
+    loadTails(rm, plan, known),
     loadIslands(rm, plan),
     loadOpenBreaks(rm, plan),
     plan.conflicts.length > 0
@@ -72,14 +80,23 @@ export async function loadWantedLines(rm: ReadModel, wanted: readonly LinesWante
 
 type LineRow = Selectable<StatementLinesTable>;
 
-async function loadTails(rm: ReadModel, plan: LoadPlan): Promise<{ accountId: string; run: StoredRun }[]> {
-  if (plan.tails.length === 0) return [];
+/** The last line of each account the batch appends to: remembered from an earlier batch, else read. */
+async function loadTails(rm: ReadModel, plan: LoadPlan, known: ReadonlyMap<string, KnownAccount>): Promise<{ accountId: string; run: StoredRun }[]> {
+  const tails: { accountId: string; run: StoredRun }[] = [];
+  const unknown: string[] = [];
+  for (const { accountId, transactionId } of plan.tails) {
+    const tail = known.get(accountId)?.tail;
+    if (tail?.id === transactionId) tails.push({ accountId, run: { lines: [tail], complete: true } });
+    else unknown.push(transactionId);
+  }
+  if (unknown.length === 0) return tails;
   const rows = await rm.db
     .selectFrom('statement_lines')
     .selectAll()
-    .where('transaction_id', '=', (eb) => eb.fn.any(eb.val(plan.tails.map((t) => t.transactionId))))
+    .where('transaction_id', '=', (eb) => eb.fn.any(eb.val(unknown)))
     .execute();
-  return rows.map((row) => ({ accountId: row.account_id, run: { lines: [storedLineOf(row)], complete: true } }));
+  for (const row of rows) tails.push({ accountId: row.account_id, run: { lines: [storedLineOf(row)], complete: true } });
+  return tails;
 }
 
 /** For each new transaction that is not an append: the line before its instant and up to WINDOW lines from it on. */

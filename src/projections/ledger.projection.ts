@@ -5,6 +5,7 @@ import type { RecordedEvent } from '../domain/recorded-event';
 import { decodeLedgerBatch, foldLoading } from './ledger-fold';
 import { loadLedgerContext, loadWantedLines } from './ledger-load';
 import { createLedgerQueryIndexes, createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
+import { WarmBooks } from './ledger-warm';
 import { LEDGER_NAMESPACE, writeLedgerChanges } from './ledger-write';
 import type { EventSubject, Projection, SubjectHistory } from './projection';
 import type { ReadModel } from './read-model';
@@ -30,15 +31,23 @@ export function createLedgerProjection(): Projection {
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,
     createQueryIndexes: createLedgerQueryIndexes,
-    async apply(rm, events) {
-      const batch = decodeLedgerBatch(events, accountIds);
-      const context = await loadLedgerContext(rm, batch);
-      const changes = await foldLoading(batch, context, (wanted) => loadWantedLines(rm, wanted));
-      await writeLedgerChanges(rm, changes);
+    apply: (rm, events) => applyLedger(rm, events, accountIds, null),
+    warm() {
+      const books = new WarmBooks();
+      return { apply: (rm, events) => applyLedger(rm, events, accountIds, books), forget: () => books.forget() };
     },
     subjectOf: (event) => ledgerSubjectOf(event, accountIds),
     forget: forgetAccounts,
   };
+}
+
+/** Load, fold, write; a warm writer's books learn what the batch wrote (its transaction still has to commit). */
+async function applyLedger(rm: ReadModel, events: readonly RecordedEvent[], accountIds: (fiId: string, accountNumber: string) => string, books: WarmBooks | null) {
+  const batch = decodeLedgerBatch(events, accountIds);
+  const context = await loadLedgerContext(rm, batch, books?.known);
+  const changes = await foldLoading(batch, context, (wanted) => loadWantedLines(rm, wanted));
+  await writeLedgerChanges(rm, changes);
+  books?.learn(changes, context);
 }
 
 /**

@@ -1,6 +1,13 @@
 import type { RecordedEvent } from '../domain/recorded-event';
 import type { ReadModel } from './read-model';
 
+/** See Projection.warm. */
+export interface WarmApply {
+  apply(readModel: ReadModel, events: readonly RecordedEvent[]): Promise<void>;
+  /** Drops everything remembered: the next batch reads its context from the tables again. */
+  forget(): void;
+}
+
 /** A read table and the columns that identify a row, for comparing a rebuilt schema with the live one. */
 export interface ReadTable {
   readonly name: string;
@@ -39,6 +46,12 @@ export interface Projection {
    */
   createQueryIndexes?(readModel: ReadModel): Promise<void>;
   apply(readModel: ReadModel, events: readonly RecordedEvent[]): Promise<void>;
+  /**
+   * An `apply` that remembers what it read and wrote between one writer's batches (the ledger's account books), so
+   * a batch reads only what it has not seen. The caller owns it and must `forget` whenever the schema may have
+   * changed behind it or a transaction it applied in did not commit (projection-store.ts, commitBatch).
+   */
+  warm?(): WarmApply;
   /** What a parked event concerns: shown to operators, counted on the account, and the unit a retry re-derives. */
   subjectOf(event: RecordedEvent): EventSubject;
   /**

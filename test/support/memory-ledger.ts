@@ -1,4 +1,4 @@
-import type { BookLine, BreakState, LinesWanted, StoredLine, StoredRun } from '../../src/projections/account-book';
+import { type BookLine, type BreakState, type LinesWanted, type StoredLine, type StoredRun, asStoredLine } from '../../src/projections/account-book';
 import {
   type AccountState,
   type Anomaly,
@@ -103,20 +103,5 @@ export class MemoryLedger {
 }
 
 function stored(accountId: string, l: BookLine): MemoryLine {
-  return {
-    accountId,
-    id: l.id,
-    eventId: l.eventId,
-    instant: l.instant,
-    amount: l.amount,
-    runningBalance: l.runningBalance,
-    transactionDate: l.transactionDate,
-    receivedAt: l.receivedAt,
-    source: l.source,
-    details: l.details,
-    seq: l.seq,
-    before: l.before,
-    after: l.after,
-    late: l.late,
-  };
+  return { accountId, ...asStoredLine(l) };
 }
