@@ -353,22 +353,25 @@ export interface StatementVersion {
 const VERSION_COLUMNS = sql.raw(`x.tableoid::bigint::text as read_model, to_jsonb(x) ->> 'version' as version`);
 
 /**
- * An account's current StatementVersion, by its primary key (prepared: a fixed text); null for an unknown account or
- * a read model without versions.
+ * The current StatementVersion of some accounts, in one statement by their primary key (prepared: a fixed text), by
+ * lower-case account id; an unknown account, and every account of a read model without versions, is absent.
  */
-export async function statementVersion(rm: ReadModel, accountId: string): Promise<StatementVersion | null> {
-  if (!isAccountId(accountId)) return null;
+export async function statementVersions(rm: ReadModel, accountIds: readonly string[]): Promise<Map<string, StatementVersion>> {
+  const ids = accountIds.filter(isAccountId);
+  const versions = new Map<string, StatementVersion>();
+  if (ids.length === 0) return versions;
   let compiled = versionQueries.get(rm.schema);
   if (!compiled) {
-    compiled = sql<VersionRow>`select ${VERSION_COLUMNS} from ${rm.table('accounts')} x where x.account_id = ${slot.accountId}`.compile(rm.db);
+    compiled = sql<VersionRow>`select x.account_id, ${VERSION_COLUMNS} from ${rm.table('accounts')} x where x.account_id = any(${slot.accountId}::uuid[])`.compile(rm.db);
     if (versionQueries.size >= 64) versionQueries.clear();
     versionQueries.set(rm.schema, compiled);
   }
-  const { rows } = await rm.db.executeQuery<VersionRow>(CompiledQuery.raw(compiled.sql, [accountId]));
-  const row = rows[0];
-  return row?.version ? { readModel: row.read_model, version: row.version } : null;
+  const { rows } = await rm.db.executeQuery<VersionRow>(CompiledQuery.raw(compiled.sql, [ids]));
+  for (const row of rows) if (row.version !== null) versions.set(row.account_id, { readModel: row.read_model, version: row.version });
+  return versions;
 }
 interface VersionRow {
+  account_id: string;
   read_model: string;
   version: string | null;
 }

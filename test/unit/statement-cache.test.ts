@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createStatementCache, statementCacheKey } from '../../src/infrastructure/http/statement-cache';
+import { coalescedVersionReads, createStatementCache, statementCacheKey } from '../../src/infrastructure/http/statement-cache';
 
 const v = (version: string, readModel = '16384') => ({ readModel, version });
 const bytes = (n: number, fill = 'x') => Buffer.alloc(n, fill);
@@ -49,5 +49,42 @@ describe('the statement cache', () => {
       statementCacheKey('ledger', 'a', { ...base, cursor: 'abc' }),
     ]);
     expect(keys.size).toBe(7);
+  });
+});
+
+describe('coalesced version reads', () => {
+  it('answers requests that arrive while reads run with one read, started after they arrived', async () => {
+    const reads: { ids: readonly string[]; release: () => void }[] = [];
+    const arrived: string[] = [];
+    const read = (ids: readonly string[]) => {
+      // Every id a read answers had arrived when it started.
+      for (const id of ids) expect(arrived).toContain(id);
+      return new Promise<Map<string, { readModel: string; version: string }>>((resolve) => {
+        reads.push({ ids, release: () => resolve(new Map(ids.filter((id) => id !== 'e').map((id) => [id, v(`v-${id}`)]))) });
+      });
+    };
+    const versionOf = coalescedVersionReads(read, 2);
+    const ask = (id: string) => (arrived.push(id.toLowerCase()), versionOf(id));
+    const answers = ['a', 'b', 'C', 'd', 'c', 'e'].map(ask);
+    expect(reads.map((r) => r.ids)).toEqual([['a'], ['b']]);
+    reads[0]!.release();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(reads.map((r) => r.ids)).toEqual([['a'], ['b'], ['c', 'd', 'e']]);
+    reads[1]!.release();
+    reads[2]!.release();
+    expect(await Promise.all(answers)).toEqual([v('v-a'), v('v-b'), v('v-c'), v('v-d'), v('v-c'), null]);
+  });
+
+  it('fails the requests of a failed read only', async () => {
+    let calls = 0;
+    const versionOf = coalescedVersionReads(async (ids) => {
+      calls += 1;
+      if (calls === 1) throw new Error('connection lost');
+      return new Map(ids.map((id) => [id, v('1')]));
+    }, 1);
+    const first = versionOf('a');
+    const second = versionOf('b');
+    await expect(first).rejects.toThrow('connection lost');
+    expect(await second).toEqual(v('1'));
   });
 });

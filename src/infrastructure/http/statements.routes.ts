@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
-import { decodeCursor, encodeCursor, type StatementPage, statementPage, statementVersion } from '../../projections/ledger.queries';
+import { decodeCursor, encodeCursor, type StatementPage, statementPage, statementVersions } from '../../projections/ledger.queries';
 import type { ReadRouteOptions } from './accounts.routes';
 import { sendProblem } from './problem';
 import {
@@ -14,7 +14,7 @@ import {
   problemSchema,
   unknownAccount,
 } from './schemas';
-import { type StatementCache, statementCacheKey } from './statement-cache';
+import { coalescedVersionReads, type StatementCache, statementCacheKey } from './statement-cache';
 import { prefersCsv, streamStatementCsv } from './statement-csv';
 
 export const statementSchema = z
@@ -66,6 +66,7 @@ const statementQuery = z
 /** A statement of one account over a period: JSON a page of lines at a time, or the whole period as CSV. */
 export const statementRoutes: FastifyPluginAsync<ReadRouteOptions & { readonly cache: StatementCache | null }> = async (app, { readModels, cache }) => {
   const typed = app.withTypeProvider<ZodTypeProvider>();
+  const versionOf = coalescedVersionReads((ids) => statementVersions(readModels, ids));
 
   typed.get(
     '/accounts/:id/statement',
@@ -102,7 +103,7 @@ export const statementRoutes: FastifyPluginAsync<ReadRouteOptions & { readonly c
       const key = cache && statementCacheKey(readModels.schema, id, { from, to, limit, cursor: cursor ? encodeCursor(cursor) : null });
       if (cache && key) {
         // Read before the cache is looked at: an answer computed at this version shows every change committed by now.
-        const current = await statementVersion(readModels, id);
+        const current = await versionOf(id);
         const cached = current && cache.get(key, current);
         if (cached) return reply.type(JSON_TYPE).send(cached as never);
       }
