@@ -22,6 +22,7 @@ import { createPostgresEventStore } from './infrastructure/eventstore/postgres-e
 import { createHealLoop, type HealLoop, waitForCheckpoint } from './infrastructure/heal-loop';
 import { buildMetricsServer } from './infrastructure/http/metrics-server';
 import { buildServer, type ServerDeps } from './infrastructure/http/server';
+import { createStatementCache } from './infrastructure/http/statement-cache';
 import { reconnectDelayMs } from './infrastructure/locked-loop';
 import { createLogger, logFormatFor } from './infrastructure/logger';
 import { countedBankHub, createMetrics, type Metrics } from './infrastructure/metrics';
@@ -400,6 +401,7 @@ function httpFactories(config: Config): Factories {
         httpTimeouts: config.http,
         // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
         readModels: { ...readModelIn(database.readDb, LEDGER_SCHEMA), singleConnection: database.kind === 'pglite' },
+        statementCache: createStatementCache(config.statementCacheBytes),
         logReader: get('logReader'),
         verify: get('verifier').run,
         parked: get('parkedEvents'),

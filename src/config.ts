@@ -43,6 +43,7 @@ const envSchema = z.object({
   DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(20),
   DB_READ_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(8),
   DB_READ_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(20_000),
+  STATEMENT_CACHE_MB: z.coerce.number().int().min(0).max(4096).default(32),
   DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
   HTTP_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(30_000),
   HTTP_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1).max(3_600_000).default(10_000),
@@ -129,6 +130,8 @@ export type Config = Readonly<{
   /** The query routes' own pool and the cancel time of their statements (0 = never). */
   dbReadPoolSize: number;
   dbReadStatementTimeoutMs: number;
+  /** Bytes of JSON statements the web process keeps to answer again while their accounts are unchanged; 0: none. */
+  statementCacheBytes: number;
   dbIdleInTransactionTimeoutMs: number;
   http: Readonly<{ requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number; connectionTimeoutMs: number }>;
   /** After SIGTERM/SIGINT: how long /ready says 503 while still serving, and the bound of the whole shutdown. */
@@ -204,6 +207,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dbPoolSize: e.DB_POOL_SIZE,
     dbReadPoolSize: e.DB_READ_POOL_SIZE,
     dbReadStatementTimeoutMs: e.DB_READ_STATEMENT_TIMEOUT_MS,
+    statementCacheBytes: e.STATEMENT_CACHE_MB * 1024 * 1024,
     dbIdleInTransactionTimeoutMs: e.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     http: Object.freeze({
       requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,

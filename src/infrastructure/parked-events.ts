@@ -117,6 +117,8 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
       const retried = new Set(parked.map((r) => r.event_id));
       const newlyFailing = [...failures.values()].filter(({ event }) => !retried.has(event.eventId));
       await parkEvents(rm, projection, newlyFailing.map(({ event, error }) => ({ event, error: messageOf(error), tries: 1, firstAt: at, at })));
+      // What the retried events' subjects show changed (their rows were written again, or their parked rows went).
+      await projection.touch?.(rm, [...new Set(parked.flatMap((r) => (r.subject === null ? [] : [r.subject])))]);
       return outcomes;
     });
   }

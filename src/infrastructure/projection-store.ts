@@ -253,6 +253,7 @@ export async function parkEvents(
     .values(rows)
     .onConflict((oc) => oc.column('event_id').doNothing())
     .execute();
+  await projection.touch?.(rm, [...new Set(rows.flatMap((r) => (r.subject === null ? [] : [r.subject])))]);
 }
 
 /** What the projection can tell about an event, never failing: the event may be the very one that does not decode. */

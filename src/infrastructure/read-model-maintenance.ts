@@ -145,7 +145,7 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
         if ((await holdCheckpoint(readModelIn(trx, live), projection)) !== target) return null; // the live runner moved on: chase it
         const differences: Difference[] = [];
         // The parked events too: a rebuild must set aside exactly the events the live runner set aside.
-        const tables: readonly ComparedTable[] = [...projection.tables, PARKED_TABLE];
+        const tables: readonly ReadTable[] = [...projection.tables, PARKED_TABLE];
         for (const table of tables) {
           differences.push(...(await compareTable(trx, live, scratch, table, options.maxDifferences ?? 100)));
         }
@@ -159,10 +159,7 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
   }
 }
 
-/** A table verify compares: all its columns, or only `columns` (the parked events' volatile ones are left out). */
-type ComparedTable = ReadTable & { readonly columns?: readonly string[] };
-
-async function compareTable(db: QueryExecutorProvider, live: string, rebuilt: string, compared: ComparedTable, limit: number): Promise<Difference[]> {
+async function compareTable(db: QueryExecutorProvider, live: string, rebuilt: string, compared: ReadTable, limit: number): Promise<Difference[]> {
   const { name: table, key } = compared;
   const columns = compared.columns ? sql.join(compared.columns.map((c) => sql.ref(c))) : sql`*`;
   const l = sql`(select ${columns} from ${sql.table(`${live}.${table}`)})`;

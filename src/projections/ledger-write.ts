@@ -29,16 +29,24 @@ export async function writeLedgerChanges(rm: ReadModel, changes: LedgerChanges):
  * array per column (measured: the projection ran about twice as fast), and the table's own row type names the
  * columns. Money goes in as decimal strings.
  */
-async function upsert<T extends keyof LedgerTables>(
+async function upsert<T extends keyof LedgerTables, FromBase extends keyof LedgerTables[T] = never>(
   rm: ReadModel,
   table: T,
-  rows: readonly RecordsetRow<LedgerTables[T]>[],
+  rows: readonly RecordsetRow<Omit<LedgerTables[T], FromBase>>[],
   onConflict: RawBuilder<unknown>,
+  /** A row of the table whose values fill the columns `rows` leave out (FromBase). */
+  base: RawBuilder<unknown> = sql`null::${rm.table(table)}`,
 ): Promise<void> {
   if (rows.length === 0) return;
   const t = rm.table(table);
-  await sql`insert into ${t} select * from json_populate_recordset(null::${t}, ${JSON.stringify(rows)}::json) ${onConflict}`.execute(rm.db);
+  await sql`insert into ${t} select * from json_populate_recordset(${base}, ${JSON.stringify(rows)}::json) ${onConflict}`.execute(rm.db);
 }
+
+/**
+ * The account version this transaction writes: its transaction id, which no other transaction ever has (xid8 does
+ * not wrap), so a version never comes back, even when a retry deletes an account's rows and writes them again.
+ */
+export const WRITING_VERSION = sql<string>`pg_current_xact_id()::text::bigint`;
 
 /** A row as json_populate_recordset reads it: every column, as a JSON value (money and instants as text). */
 type RecordsetRow<Table> = { readonly [Column in keyof Table]: string | number | boolean | null | Readonly<Record<string, string | null>> };
@@ -159,8 +167,13 @@ async function writeAnomalies(rm: ReadModel, anomalies: readonly Anomaly[]): Pro
   );
 }
 
+/**
+ * Every account whose lines, balances, breaks or late flags the batch changed has a row here (the fold returns one
+ * per account it changed), so each gets the batch's version with its changes.
+ */
 async function writeAccounts(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
-  await upsert(
+  const t = rm.table('accounts');
+  await upsert<'accounts', 'version'>(
     rm,
     'accounts',
     accounts.map(({ account: a }) => ({
@@ -183,22 +196,34 @@ async function writeAccounts(rm: ReadModel, accounts: readonly AccountChanges[])
       balance = excluded.balance, last_transaction_id = excluded.last_transaction_id,
       last_transaction_at = excluded.last_transaction_at, last_transaction_date_time = excluded.last_transaction_date_time,
       line_count = excluded.line_count, open_breaks = excluded.open_breaks, late_deliveries = excluded.late_deliveries,
-      grant_id = coalesce(${rm.table('accounts')}.grant_id, excluded.grant_id)`,
+      grant_id = coalesce(${t}.grant_id, excluded.grant_id), version = excluded.version`,
+    // The rows' JSON leaves `version` out: it comes from this base row.
+    sql`json_populate_record(null::${t}, json_build_object('version', ${WRITING_VERSION}))`,
   );
 }
 
-/** A heal attempt is counted once on its break, however often its event is replayed. */
+/**
+ * A heal attempt is counted once on its break, however often its event is replayed. A statement shows its open
+ * breaks' healing, so the break's account takes a new version with it.
+ */
 async function recordHealAttempt(rm: ReadModel, heal: HealAttempt): Promise<void> {
   await rm.db
-    .updateTable('breaks')
-    .set((eb) => ({
-      heal_attempts: eb('heal_attempts', '+', 1),
-      last_heal_at: heal.at,
-      last_heal_outcome: heal.outcome,
-      last_heal_detail: heal.detail,
-      last_heal_event_id: heal.eventId,
-    }))
-    .where('break_id', '=', heal.breakId)
-    .where('last_heal_event_id', 'is distinct from', heal.eventId)
+    .with('healed', (db) =>
+      db
+        .updateTable('breaks')
+        .set((eb) => ({
+          heal_attempts: eb('heal_attempts', '+', 1),
+          last_heal_at: heal.at,
+          last_heal_outcome: heal.outcome,
+          last_heal_detail: heal.detail,
+          last_heal_event_id: heal.eventId,
+        }))
+        .where('break_id', '=', heal.breakId)
+        .where('last_heal_event_id', 'is distinct from', heal.eventId)
+        .returning('account_id'),
+    )
+    .updateTable('accounts')
+    .set({ version: WRITING_VERSION })
+    .where('account_id', 'in', (eb) => eb.selectFrom('healed').select('healed.account_id'))
     .execute();
 }

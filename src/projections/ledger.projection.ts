@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { v5 as uuidv5 } from 'uuid';
 import { isCalendarDate } from '../domain/calendar';
 import { healStreamId } from '../domain/events';
@@ -6,7 +7,7 @@ import { decodeLedgerBatch, foldLoading } from './ledger-fold';
 import { loadLedgerContext, loadWantedLines } from './ledger-load';
 import { createLedgerQueryIndexes, createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
 import { WarmBooks } from './ledger-warm';
-import { LEDGER_NAMESPACE, writeLedgerChanges } from './ledger-write';
+import { LEDGER_NAMESPACE, WRITING_VERSION, writeLedgerChanges } from './ledger-write';
 import type { EventSubject, Projection, SubjectHistory } from './projection';
 import type { ReadModel } from './read-model';
 
@@ -26,7 +27,8 @@ export function createLedgerProjection(): Projection {
     // 3: the same tables; what three fold fixes derive differently (a break whose lines a re-ordered group moves
     // apart is resolved; a carry never skips the lines between two loaded islands; a conflicting repeat is filed under
     // the account of the line it contradicts, also in the same batch): deployed read models are rebuilt to match.
-    version: 3,
+    // 4: accounts.version, which the statement cache validates by.
+    version: 4,
     eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,
@@ -38,6 +40,7 @@ export function createLedgerProjection(): Projection {
     },
     subjectOf: (event) => ledgerSubjectOf(event, accountIds),
     forget: forgetAccounts,
+    touch: touchAccounts,
   };
 }
 
@@ -132,4 +135,11 @@ async function forgetAccounts(rm: ReadModel, subjects: readonly string[], retrie
     events: events.map((r) => ({ eventId: r.event_id, position: r.log_position })),
     streams: healed.map((r) => healStreamId(r.break_id)),
   };
+}
+
+/** Parked events of these accounts changed (parked, retried): their statements' parked counts may have. */
+async function touchAccounts(rm: ReadModel, subjects: readonly string[]): Promise<void> {
+  const accounts = subjects.filter((id) => UUID.test(id));
+  if (accounts.length === 0) return;
+  await sql`update ${rm.table('accounts')} set version = ${WRITING_VERSION} where account_id = any(${accounts}::uuid[])`.execute(rm.db);
 }

@@ -116,6 +116,8 @@ export interface Statement {
   readonly nextCursor: string | null;
   /** The period's last line in statement order, its instant as PostgreSQL wrote it (null without lines): where an export stops. */
   readonly lastLine: { readonly instant: string; readonly seq: number } | null;
+  /** The account's version in the statement's own snapshot: what a cached copy is valid for (null: do not cache). */
+  readonly version: StatementVersion | null;
 }
 
 export interface DigestInput {
@@ -303,6 +305,7 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
   );
   const row = rows[0]!;
   if (!row.account) return null;
+  const { read_model: readModel, version } = row.account;
   const p = row.summary;
   const first = p.line_count > 0;
   const openingBalance = first ? p.first_before : row.has_before ? row.before : null;
@@ -328,8 +331,51 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
     linesJson: row.lines,
     nextCursor,
     lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
+    version: version === null ? null : { readModel, version },
   };
 }
+
+/**
+ * Which state of the read model an account's statements were computed from: the accounts table (a rebuild swaps
+ * in a new one, with its own oid) and the account's version (ledger-write.ts: written with every change a
+ * statement of the account shows, in the same transaction). Null version: a read model made before versions
+ * (being rebuilt), which a cache must not trust.
+ */
+export interface StatementVersion {
+  readonly readModel: string;
+  readonly version: string;
+}
+
+/**
+ * The table's oid and the account's version. `version` is read through the row's JSON, so that a read model made
+ * before the column (served while start-up rebuilds it) answers null instead of failing.
+ */
+const VERSION_COLUMNS = sql.raw(`x.tableoid::bigint::text as read_model, to_jsonb(x) ->> 'version' as version`);
+
+/**
+ * The current StatementVersion of some accounts, in one statement by their primary key (prepared: a fixed text), by
+ * lower-case account id; an unknown account, and every account of a read model without versions, is absent.
+ */
+export async function statementVersions(rm: ReadModel, accountIds: readonly string[]): Promise<Map<string, StatementVersion>> {
+  const ids = accountIds.filter(isAccountId);
+  const versions = new Map<string, StatementVersion>();
+  if (ids.length === 0) return versions;
+  let compiled = versionQueries.get(rm.schema);
+  if (!compiled) {
+    compiled = sql<VersionRow>`select x.account_id, ${VERSION_COLUMNS} from ${rm.table('accounts')} x where x.account_id = any(${slot.accountId}::uuid[])`.compile(rm.db);
+    if (versionQueries.size >= 64) versionQueries.clear();
+    versionQueries.set(rm.schema, compiled);
+  }
+  const { rows } = await rm.db.executeQuery<VersionRow>(CompiledQuery.raw(compiled.sql, [ids]));
+  for (const row of rows) if (row.version !== null) versions.set(row.account_id, { readModel: row.read_model, version: row.version });
+  return versions;
+}
+interface VersionRow {
+  account_id: string;
+  read_model: string;
+  version: string | null;
+}
+const versionQueries = new Map<string, CompiledQuery<VersionRow>>();
 
 /** A value bound at each call of a statement query compiled once (statementQueryOf). */
 class Slot {
@@ -351,7 +397,7 @@ const slot = Object.fromEntries(
 ) as Record<keyof StatementValues, Slot>;
 
 interface StatementRow {
-  account: AccountRow | null;
+  account: (AccountRow & { read_model: string; version: string | null }) | null;
   summary: PeriodSummary;
   before: string | null;
   has_before: boolean;
@@ -428,8 +474,9 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
     )
     select
       (select row_to_json(a) from (select account_id, fi_id, fi_name, account_number, currency, balance::text as balance,
-        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(rm, sql`account_id`)} as parked_events
-        from ${rm.table('accounts')} where account_id = ${slot.accountId}) a) as account,
+        last_transaction_date_time, open_breaks, late_deliveries, ${parkedOf(rm, sql`account_id`)} as parked_events,
+        ${VERSION_COLUMNS}
+        from ${rm.table('accounts')} x where account_id = ${slot.accountId}) a) as account,
       -- A parked transaction dated on or before the period's last day may belong in it or carry into it (a line
       -- without running balance carries its predecessor's); one whose date cannot be read may belong anywhere.
       (select count(*)::int from ${rm.table('parked_events')} p where p.subject = ${slot.accountId} and p.event_type = 'BalanceChanged'

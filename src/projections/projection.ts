@@ -12,6 +12,8 @@ export interface WarmApply {
 export interface ReadTable {
   readonly name: string;
   readonly key: readonly string[];
+  /** The columns a comparison looks at; all when unset (a column that differs between replays is left out). */
+  readonly columns?: readonly string[];
 }
 
 /** What an event concerns, as far as its data tells (null where it cannot be told, e.g. an undecodable event). */
@@ -60,4 +62,9 @@ export interface Projection {
    * later leaves the rows a replay of the log would.
    */
   forget(readModel: ReadModel, subjects: readonly string[], retried: readonly RecordedEvent[]): Promise<SubjectHistory>;
+  /**
+   * What these subjects' readers see changed outside `apply`: events of theirs were parked or retried (a statement
+   * counts its account's parked events). In the same transaction as that change.
+   */
+  touch?(readModel: ReadModel, subjects: readonly string[]): Promise<void>;
 }

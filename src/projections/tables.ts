@@ -34,6 +34,12 @@ export interface AccountsTable {
   late_deliveries: Generated<number>;
   grant_id: string | null;
   first_seen_at: Timestamptz;
+  /**
+   * Which transaction last changed what the account's statements show (its xid: never the same for two
+   * transactions), written in the same transaction as the change: a statement cached at one version is current
+   * while the version is.
+   */
+  version: Int8;
 }
 
 /** ledger.statement_lines: one row per transaction, in statement order by (instant, group_seq). */

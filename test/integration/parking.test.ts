@@ -12,7 +12,7 @@ import { listGrants } from '../../src/projections/grants.queries';
 import { accountIdOf } from '../../src/projections/ledger.projection';
 import { getAccount, statement } from '../../src/projections/ledger.queries';
 import type { Projection } from '../../src/projections/projection';
-import { appendStoredTransaction, bankTx, createLedgerContext, type LedgerContext, ledgerRunnerOf, linesOf } from '../support/ledger';
+import { appendStoredTransaction, bankTx, createLedgerContext, insertStrayLine, type LedgerContext, ledgerRunnerOf, linesOf } from '../support/ledger';
 import { readModelIn } from '../../src/projections/read-model';
 
 let ctx: LedgerContext;
@@ -143,11 +143,7 @@ describe('a retry once the cause is gone', () => {
   it('re-derives the account in log order: the same lines, late flags and breaks as a replay of the log', async () => {
     // A stray line under another account holds the transaction id z2 (a hand edit, a restore gone wrong):
     // the primary key refuses z2's own line, so z2 is parked and everything else goes on.
-    await sql`
-      insert into ledger.statement_lines (transaction_id, account_id, event_id, instant, group_seq, transaction_date,
-        transaction_date_time, amount, late, received_at, source, log_position)
-      values ('z2', ${randomUUID()}, ${randomUUID()}, now(), 0, '2026-03-10', 'x', 1, false, now(), 'webhook',
-        '0000000000000000-0000000000000000')`.execute(ctx.database.db);
+    const removeStray = await insertStrayLine(ctx, 'z2', '2026-03-10');
     await appendStored(bankTx({ ...z, id: 'z1', amount: 100n, runningBalance: 100n, transactionDate: '2026-03-10', transactionDateTime: at('2026-03-10', 9) }));
     const z2 = await appendStored(bankTx({ ...z, id: 'z2', amount: 20n, runningBalance: 120n, transactionDate: '2026-03-10', transactionDateTime: at('2026-03-10', 10) }));
     await ctx.project();
@@ -163,7 +159,7 @@ describe('a retry once the cause is gone', () => {
       expect.arrayContaining(['parked_events', 'statement_lines', 'breaks', 'accounts']),
     );
 
-    await sql`delete from ledger.statement_lines where transaction_id = 'z2' and account_id <> ${Z}`.execute(ctx.database.db);
+    await removeStray();
     expect(await parkedEvents.retry('ledger', z2)).toMatchObject([{ eventId: z2, outcome: 'applied', error: null }]);
     // In log order z2 came before z3: it is not late, and no break ever opened (a late application would say otherwise).
     expect(await linesOf(ctx, z.fiId, z.accountNumber)).toEqual([

@@ -155,3 +155,19 @@ export async function accountOf(ctx: LedgerContext, fiId: string, accountNumber:
     select * from ledger.accounts where account_id = ${accountIdOf(fiId, accountNumber)}`.execute(ctx.database.db);
   return rows[0];
 }
+
+/**
+ * A stray line under another account that holds `transactionId` (a hand edit, a restore gone wrong): the primary key
+ * then refuses the transaction's own line, so its event is parked. Returns a function that removes it again.
+ */
+export async function insertStrayLine(ctx: LedgerContext, transactionId: string, transactionDate: string): Promise<() => Promise<void>> {
+  const owner = randomUUID();
+  await sql`
+    insert into ledger.statement_lines (transaction_id, account_id, event_id, instant, group_seq, transaction_date,
+      transaction_date_time, amount, late, received_at, source, log_position)
+    values (${transactionId}, ${owner}, ${randomUUID()}, now(), 0, ${transactionDate}, 'x', 1, false, now(), 'webhook',
+      '0000000000000000-0000000000000000')`.execute(ctx.database.db);
+  return async () => {
+    await sql`delete from ledger.statement_lines where transaction_id = ${transactionId} and account_id = ${owner}`.execute(ctx.database.db);
+  };
+}

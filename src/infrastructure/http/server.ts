@@ -33,6 +33,7 @@ import { registerRateLimits } from './rate-limits';
 import { RequestLog } from './request-log';
 import { accessHook, operationCatalog } from './route-access';
 import { serializerCompiler } from './serializer';
+import type { StatementCache } from './statement-cache';
 import { statementRoutes } from './statements.routes';
 import { verifyRoutes } from './verify.routes';
 import { webhookRoutes } from './webhooks.routes';
@@ -59,6 +60,8 @@ export interface ServerDeps {
   readonly httpTimeouts?: HttpTimeouts;
   /** Where the read models live: the queries of the accountants' and auditors' routes run here. */
   readonly readModels: ReadModels;
+  /** JSON statements answered before, served again while their account's version is unchanged; null: none. */
+  readonly statementCache?: StatementCache | null;
   /** Reads of the log for the auditors' routes (the read pool); unset: the ingest event store. */
   readonly logReader?: EventStore;
   /** Replays the log into a scratch schema and compares it with the live read models (POST /audit/verify), one at a time. */
@@ -171,7 +174,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes, { eventStore: deps.logReader ?? deps.ingest.eventStore, readModels: deps.readModels });
   await app.register(verifyRoutes, { readModels: deps.readModels, verify: deps.verify });
   await app.register(accountRoutes, { readModels: deps.readModels });
-  await app.register(statementRoutes, { readModels: deps.readModels });
+  await app.register(statementRoutes, { readModels: deps.readModels, cache: deps.statementCache ?? null });
   await app.register(breakRoutes, { readModels: deps.readModels });
   await app.register(parkedRoutes, { parked: deps.parked, projectionNames: deps.projectionNames });
   await app.register(quarantineRoutes, { ingest: deps.ingest, now: deps.now });

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
-import { decodeCursor, type StatementPage, statementPage } from '../../projections/ledger.queries';
+import { decodeCursor, encodeCursor, type StatementPage, statementPage, statementVersions } from '../../projections/ledger.queries';
 import type { ReadRouteOptions } from './accounts.routes';
 import { sendProblem } from './problem';
 import {
@@ -14,6 +14,7 @@ import {
   problemSchema,
   unknownAccount,
 } from './schemas';
+import { coalescedVersionReads, type StatementCache, statementCacheKey } from './statement-cache';
 import { prefersCsv, streamStatementCsv } from './statement-csv';
 
 export const statementSchema = z
@@ -63,8 +64,9 @@ const statementQuery = z
   .refine(...fromNotAfterTo);
 
 /** A statement of one account over a period: JSON a page of lines at a time, or the whole period as CSV. */
-export const statementRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app, { readModels }) => {
+export const statementRoutes: FastifyPluginAsync<ReadRouteOptions & { readonly cache: StatementCache | null }> = async (app, { readModels, cache }) => {
   const typed = app.withTypeProvider<ZodTypeProvider>();
+  const versionOf = coalescedVersionReads((ids) => statementVersions(readModels, ids));
 
   typed.get(
     '/accounts/:id/statement',
@@ -97,13 +99,25 @@ export const statementRoutes: FastifyPluginAsync<ReadRouteOptions> = async (app,
           // A stream is sent as it comes: the response schema describes the JSON answer only.
           .send(stream.body as never);
       }
+      // The CSV is an export of a whole period, streamed a chunk at a time: it is never held whole, so never cached.
+      const key = cache && statementCacheKey(readModels.schema, id, { from, to, limit, cursor: cursor ? encodeCursor(cursor) : null });
+      if (cache && key) {
+        // Read before the cache is looked at: an answer computed at this version shows every change committed by now.
+        const current = await versionOf(id);
+        const cached = current && cache.get(key, current);
+        if (cached) return reply.type(JSON_TYPE).send(cached as never);
+      }
       const result = await statementPage(readModels, id, { from, to, limit, cursor: cursor ?? null });
       if (!result) return sendProblem(reply, 404, 'unknown-account', 'Unknown account', unknownAccount(id));
-      // Already JSON text: fastify sends a string as it is, past the response serializer.
-      return reply.type('application/json; charset=utf-8').send(statementJson(result) as never);
+      // Already JSON text: fastify sends bytes as they are, past the response serializer.
+      const body = Buffer.from(statementJson(result));
+      if (cache && key && result.version) cache.set(key, result.version, body);
+      return reply.type(JSON_TYPE).send(body as never);
     },
   );
 };
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
  * The JSON answer (statementSchema, in its key order) around the page of lines as PostgreSQL wrote them: the same

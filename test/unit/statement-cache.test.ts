@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import { coalescedVersionReads, createStatementCache, statementCacheKey } from '../../src/infrastructure/http/statement-cache';
+
+const v = (version: string, readModel = '16384') => ({ readModel, version });
+const bytes = (n: number, fill = 'x') => Buffer.alloc(n, fill);
+
+describe('the statement cache', () => {
+  it('answers only at the version an answer was computed at, and only in the same read model', () => {
+    const cache = createStatementCache(1024 * 1024)!;
+    cache.set('k', v('7'), bytes(10));
+    expect(cache.get('k', v('7'))).toEqual(bytes(10));
+    expect(cache.get('k', v('8'))).toBeNull();
+    // A rebuilt read model is another table: the same version number there is another state.
+    expect(cache.get('k', v('7', '20000'))).toBeNull();
+    expect(cache.get('other', v('7'))).toBeNull();
+    expect(cache.stats()).toMatchObject({ entries: 1, hits: 1, misses: 3 });
+  });
+
+  it('is bounded in bytes: the least recently used answers go first', () => {
+    const cache = createStatementCache(40_000)!;
+    for (const key of ['a', 'b', 'c']) cache.set(key, v('1'), bytes(4_000, key));
+    expect(cache.get('a', v('1'))).not.toBeNull(); // a is now the most recently used
+    for (let i = 0; i < 10; i++) cache.set(`n${i}`, v('1'), bytes(4_000));
+    const { bytes: held, entries } = cache.stats();
+    expect(held).toBeLessThanOrEqual(40_000);
+    expect(entries).toBeLessThan(13);
+    expect(cache.get('b', v('1'))).toBeNull();
+    expect(cache.get('c', v('1'))).toBeNull();
+    expect(cache.get('n9', v('1'))).toEqual(bytes(4_000));
+  });
+
+  it('keeps out one answer bigger than an eighth of it, and is off at 0', () => {
+    const cache = createStatementCache(80_000)!;
+    cache.set('big', v('1'), bytes(20_000));
+    expect(cache.get('big', v('1'))).toBeNull();
+    expect(cache.stats().entries).toBe(0);
+    expect(createStatementCache(0)).toBeNull();
+  });
+
+  it('keys every parameter of the answer', () => {
+    const base = { from: '2026-03-01', to: '2026-03-31', limit: 500, cursor: null };
+    const keys = new Set([
+      statementCacheKey('ledger', 'a', base),
+      statementCacheKey('other', 'a', base),
+      statementCacheKey('ledger', 'b', base),
+      statementCacheKey('ledger', 'a', { ...base, from: '2026-03-02' }),
+      statementCacheKey('ledger', 'a', { ...base, to: '2026-03-30' }),
+      statementCacheKey('ledger', 'a', { ...base, limit: 50 }),
+      statementCacheKey('ledger', 'a', { ...base, cursor: 'abc' }),
+    ]);
+    expect(keys.size).toBe(7);
+  });
+});
+
+describe('coalesced version reads', () => {
+  it('answers requests that arrive while reads run with one read, started after they arrived', async () => {
+    const reads: { ids: readonly string[]; release: () => void }[] = [];
+    const arrived: string[] = [];
+    const read = (ids: readonly string[]) => {
+      // Every id a read answers had arrived when it started.
+      for (const id of ids) expect(arrived).toContain(id);
+      return new Promise<Map<string, { readModel: string; version: string }>>((resolve) => {
+        reads.push({ ids, release: () => resolve(new Map(ids.filter((id) => id !== 'e').map((id) => [id, v(`v-${id}`)]))) });
+      });
+    };
+    const versionOf = coalescedVersionReads(read, 2);
+    const ask = (id: string) => (arrived.push(id.toLowerCase()), versionOf(id));
+    const answers = ['a', 'b', 'C', 'd', 'c', 'e'].map(ask);
+    expect(reads.map((r) => r.ids)).toEqual([['a'], ['b']]);
+    reads[0]!.release();
+    await new Promise((r) => setTimeout(r, 0));
+    expect(reads.map((r) => r.ids)).toEqual([['a'], ['b'], ['c', 'd', 'e']]);
+    reads[1]!.release();
+    reads[2]!.release();
+    expect(await Promise.all(answers)).toEqual([v('v-a'), v('v-b'), v('v-c'), v('v-d'), v('v-c'), null]);
+  });
+
+  it('fails the requests of a failed read only', async () => {
+    let calls = 0;
+    const versionOf = coalescedVersionReads(async (ids) => {
+      calls += 1;
+      if (calls === 1) throw new Error('connection lost');
+      return new Map(ids.map((id) => [id, v('1')]));
+    }, 1);
+    const first = versionOf('a');
+    const second = versionOf('b');
+    await expect(first).rejects.toThrow('connection lost');
+    expect(await second).toEqual(v('1'));
+  });
+});
