@@ -22,7 +22,7 @@ import { createPostgresEventStore } from './infrastructure/eventstore/postgres-e
 import { createHealLoop, type HealLoop, waitForCheckpoint } from './infrastructure/heal-loop';
 import { buildMetricsServer } from './infrastructure/http/metrics-server';
 import { buildServer, type ServerDeps } from './infrastructure/http/server';
-import { createStatementCache } from './infrastructure/http/statement-cache';
+import { createStatementCache, type StatementCache } from './infrastructure/http/statement-cache';
 import { reconnectDelayMs } from './infrastructure/locked-loop';
 import { createLogger, logFormatFor } from './infrastructure/logger';
 import { countedBankHub, createMetrics, type Metrics } from './infrastructure/metrics';
@@ -112,6 +112,8 @@ export interface Graph {
   readonly drain: Drain;
   /** Where `npm run build:console` wrote the accountants' console. */
   readonly consoleDir: string;
+  /** The web process's statements answered while nothing changed (STATEMENT_CACHE_MB; null when 0). */
+  readonly statementCache: StatementCache | null;
   readonly serverDeps: ServerDeps;
 }
 
@@ -150,6 +152,7 @@ const TOKENS: { readonly [K in keyof Graph]: symbol } = {
   sweepLoop: Symbol('SweepLoop'),
   drain: Symbol('Drain'),
   consoleDir: Symbol('ConsoleDir'),
+  statementCache: Symbol('StatementCache'),
   serverDeps: Symbol('ServerDeps'),
 };
 
@@ -315,6 +318,7 @@ function opsFactories(config: Config): Factories {
           lag: () => Promise.all(lagReaders.map((r) => r.status())),
           now,
         },
+        statementCache: get('statementCache')?.stats,
       });
     },
     alertOutbox: (get) => createAlertOutboxRepository(get('database').db),
@@ -384,6 +388,7 @@ function httpFactories(config: Config): Factories {
       return { draining: () => draining, begin: () => void (draining = true) };
     },
     consoleDir: () => CONSOLE_DIR,
+    statementCache: () => createStatementCache(config.statementCacheBytes),
     serverDeps: (get) => {
       const [database, eventStore, linking, backfill] = [get('database'), get('eventStore'), get('linking'), get('backfill')];
       const { db } = database;
@@ -401,7 +406,7 @@ function httpFactories(config: Config): Factories {
         httpTimeouts: config.http,
         // The query routes read through a pool of their own (statement timeout): they never take ingest's connections.
         readModels: { ...readModelIn(database.readDb, LEDGER_SCHEMA), singleConnection: database.kind === 'pglite' },
-        statementCache: createStatementCache(config.statementCacheBytes),
+        statementCache: get('statementCache'),
         logReader: get('logReader'),
         verify: get('verifier').run,
         parked: get('parkedEvents'),

@@ -60,6 +60,16 @@ export interface MetricsOptions {
   readonly logger: Logger;
   /** Node's process metrics (heap, event-loop lag, GC); default on. */
   readonly processMetrics?: boolean;
+  /** This process's statement cache, read at each scrape; absent: not reported. */
+  readonly statementCache?: () => StatementCacheStats;
+}
+
+/** What a statement cache holds and how its look-ups went since the process started. */
+export interface StatementCacheStats {
+  readonly entries: number;
+  readonly bytes: number;
+  readonly hits: number;
+  readonly misses: number;
 }
 
 export function createMetrics(options: MetricsOptions): Metrics {
@@ -130,6 +140,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
 
   if (options.readModels) registerReadModelGauges(options.readModels, registers, log);
+  if (options.statementCache) registerStatementCacheMetrics(options.statementCache, registers);
 
   return {
     registry,
@@ -154,6 +165,38 @@ export function createMetrics(options: MetricsOptions): Metrics {
     alertDelivery: (outcome) => deliveries.inc({ outcome }),
     alertPass: () => alertPasses.inc(),
   };
+}
+
+/** The statement cache's size and look-ups, read from the cache itself at each scrape. */
+function registerStatementCacheMetrics(stats: () => StatementCacheStats, registers: Registry[]): void {
+  new Counter({
+    name: 'ledger_statement_cache_lookups_total',
+    help: 'JSON statements looked up in this process\'s cache: hit (served as stored, the account unchanged) or miss (computed)',
+    labelNames: ['result'],
+    registers,
+    collect() {
+      const { hits, misses } = stats();
+      this.reset();
+      this.inc({ result: 'hit' }, hits);
+      this.inc({ result: 'miss' }, misses);
+    },
+  });
+  new Gauge({
+    name: 'ledger_statement_cache_bytes',
+    help: 'Bytes held by this process\'s statement cache (bounded by STATEMENT_CACHE_MB)',
+    registers,
+    collect() {
+      this.set(stats().bytes);
+    },
+  });
+  new Gauge({
+    name: 'ledger_statement_cache_entries',
+    help: 'Statements held by this process\'s statement cache',
+    registers,
+    collect() {
+      this.set(stats().entries);
+    },
+  });
 }
 
 /** The outcome of a webhook answer: the ack's status on 200, otherwise what the status code says. */

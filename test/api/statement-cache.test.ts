@@ -10,6 +10,7 @@ import { rebuildProjection } from '../../src/infrastructure/read-model-maintenan
 import { accountIdOf } from '../../src/projections/ledger.projection';
 import { statementPage } from '../../src/projections/ledger.queries';
 import { readModelIn } from '../../src/projections/read-model';
+import { metricValue } from '../support/ops';
 import { appendStoredTransaction, bankTx, createLedgerContext, insertStrayLine, type LedgerContext } from '../support/ledger';
 
 let ctx: LedgerContext;
@@ -167,5 +168,26 @@ describe('the statement cache', () => {
     expect(csv.statusCode).toBe(200);
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(cache.stats()).toEqual(before);
+  });
+
+  it('reports its look-ups and its size in /metrics, as the cache counted them', async () => {
+    const scrape = async () => {
+      const res = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(res.statusCode).toBe(200);
+      return res.body;
+    };
+    const hit = 'ledger_statement_cache_lookups_total{result="hit"}';
+    const miss = 'ledger_statement_cache_lookups_total{result="miss"}';
+    const before = await scrape();
+    await body(app, 'limit=2');
+    await body(app, 'limit=2');
+    const after = await scrape();
+    expect(metricValue(after, miss)).toBe(metricValue(before, miss)! + 1);
+    expect(metricValue(after, hit)).toBe(metricValue(before, hit)! + 1);
+    const { entries, bytes, hits, misses } = cache.stats();
+    expect({ hits, misses }).toEqual({ hits: metricValue(after, hit), misses: metricValue(after, miss) });
+    expect(metricValue(after, 'ledger_statement_cache_entries')).toBe(entries);
+    expect(metricValue(after, 'ledger_statement_cache_bytes')).toBe(bytes);
+    expect(bytes).toBeGreaterThan(0);
   });
 });
