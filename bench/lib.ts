@@ -36,20 +36,23 @@ export function profileInto(dir: string): void {
 export const profiledProcesses = (): readonly Profiled[] => profiled;
 
 /**
- * The node flags of `npm run ledger` (package.json), with which the bench starts the CLI (projector, rebuild): it runs
- * them as production does. Other processes get NODE_FLAGS.
+ * The node flags of a package.json script (`npm start` for dist/main.js, `npm run ledger` for dist/cli.js), with
+ * which the bench starts that script: it runs them as production does. Other processes get NODE_FLAGS.
  */
-function ledgerScriptFlags(): string[] {
+function scriptFlags(script: string): string[] {
+  const name = SCRIPT_OF[script];
+  if (name === undefined) return [...NODE_FLAGS];
   const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  const words = (scripts.ledger ?? '').trim().split(/\s+/);
-  const at = words.indexOf('dist/cli.js');
-  if (words[0] !== 'node' || at < 0) throw new Error('package.json: the ledger script is not `node <flags> dist/cli.js`');
+  const words = (scripts[name] ?? '').trim().split(/\s+/);
+  const at = words.indexOf(script);
+  if (words[0] !== 'node' || at < 0) throw new Error(`package.json: the ${name} script is not \`node <flags> ${script}\``);
   return words.slice(1, at);
 }
+const SCRIPT_OF: Record<string, string> = { 'dist/main.js': 'start', 'dist/cli.js': 'ledger' };
 
 function spawnNode(label: string, script: string, args: readonly string[], env: Record<string, string>, stdio: 'ipc' | 'none'): { child: ChildProcess; profile: Profiled | null } {
   let profile: Profiled | null = null;
-  const flags = script === 'dist/cli.js' ? ledgerScriptFlags() : [...NODE_FLAGS];
+  const flags = scriptFlags(script);
   if (profileDir) {
     const name = `${String(profiled.length + 1).padStart(2, '0')}-${label.replace(/[^a-z0-9]+/gi, '-')}.cpuprofile`;
     flags.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`);
@@ -77,8 +80,22 @@ function peakRss(child: ChildProcess) {
   return () => (sample(), peak);
 }
 
+/** CPU time a process has used so far (user + system, from /proc: clock ticks of 10 ms), in µs. */
+function cpuMicros(child: ChildProcess): number {
+  try {
+    // The fields after the command name (which may hold spaces, so it is skipped by its closing parenthesis).
+    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / TICKS_PER_SECOND;
+  } catch {
+    return Number.NaN;
+  }
+}
+const TICKS_PER_SECOND = 100;
+
 export interface Worker {
   readonly exited: Promise<number | null>;
+  /** CPU time used so far (user + system), in µs. */
+  cpuMicros(): number;
   /** Peak resident memory of the process so far, in MB. */
   peakRssMb(): number;
   /** Marks the start and the end of the window its profile summary counts (the load, not start-up). */
@@ -98,6 +115,7 @@ export function startWorker(label: string, script: string, args: readonly string
   return {
     exited,
     peakRssMb,
+    cpuMicros: () => cpuMicros(child),
     markLoad(edge) {
       if (!profile) return;
       profile.window ??= { from: 0, to: Number.MAX_SAFE_INTEGER };
@@ -145,14 +163,19 @@ export interface LoadResult {
   readonly p99: number;
   readonly errors: number;
   readonly non2xx: number;
+  /** CPU each process given used per request during the run, in µs (steadier than throughput on a shared machine). */
+  readonly cpuMicrosPerRequest: readonly number[];
 }
 
-/** One autocannon run; the processes given have their profile window set to it. */
+/** One autocannon run; the processes given have their profile window set to it and their CPU counted. */
 export async function load(options: autocannon.Options, under: readonly Worker[] = []): Promise<LoadResult> {
   for (const w of under) w.markLoad('from');
+  const cpuBefore = under.map((w) => w.cpuMicros());
   const result = await autocannon(options);
+  const cpuUsed = under.map((w, i) => w.cpuMicros() - cpuBefore[i]!);
   for (const w of under) w.markLoad('to');
   return {
+    cpuMicrosPerRequest: cpuUsed.map((micros) => Math.round(micros / Math.max(1, result.requests.total))),
     requests: result.requests.total,
     perSecond: Math.round(result.requests.total / (result.duration || 1)),
     p50: result.latency.p50,

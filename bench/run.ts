@@ -102,6 +102,7 @@ async function ingest() {
         { scenario: `ingest, ${shape}`, measure: 'durable webhooks/s', value: String(result.perSecond), ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '≥ 0.30 × bare' },
         { scenario: `ingest, ${shape}`, measure: 'p50 / p99 ms', value: `${result.p50} / ${result.p99}`, ceiling: `${ceiling.p50} / ${ceiling.p99}`, ratio: '', target: 'p99 ≤ 25' },
         { scenario: `ingest, ${shape}`, measure: 'errors, non-2xx', value: `${result.errors}, ${result.non2xx}`, ceiling: `${ceiling.errors}, ${ceiling.non2xx}`, ratio: '', target: '0' },
+        { scenario: `ingest, ${shape}`, measure: beside ? 'CPU µs per webhook (web / projector)' : 'CPU µs per webhook', value: result.cpuMicrosPerRequest.join(' / '), ceiling: String(ceiling.cpuMicrosPerRequest[0]), ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(bareRss), ratio: '', target: '≤ 300' },
       );
     } finally {

@@ -33,7 +33,7 @@ interface Append {
 }
 
 /** What our ingest appends for `count` distinct webhooks, captured without a database. */
-async function eventsOfIngest(count: number, accounts: number): Promise<Append[]> {
+export async function eventsOfIngest(count: number, accounts: number): Promise<Append[]> {
   const appends: Append[] = [];
   const recorder: Pick<EventStore, 'appendToStream'> = {
     async appendToStream(streamId, events) {

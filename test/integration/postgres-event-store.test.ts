@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RecordedEvent } from '../../src/application/ports/event-store';
+import type { EventToAppend, RecordedEvent } from '../../src/application/ports/event-store';
+import type { JsonObject } from '../../src/domain/bank-transaction';
 import { openRoot, type Root } from '../../src/composition-root';
 import { loadConfig } from '../../src/config';
 import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
@@ -87,6 +88,49 @@ describe('PostgreSQL event store global order', () => {
     } finally {
       await idle.query('rollback');
       await idle.end();
+    }
+  });
+});
+
+describe('PostgreSQL event store group insert', () => {
+  const event = (data: JsonObject, metadata: JsonObject = {}): EventToAppend => ({ eventId: crypto.randomUUID(), type: 'Probe', data, metadata });
+
+  it('refuses what PostgreSQL cannot hold, alone, and stores text that only looks like an escape', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: 10 });
+    const lookalike = event({ text: 'a\\u0000b \\ud800 \\\\u0000' }, { note: 'C:\\ud800' });
+    const unstorable = [
+      { stream: 'half-pair-data', event: event({ text: 'a\ud800b' }) },
+      { stream: 'half-pair-metadata', event: event({}, { note: '\udfff' }) },
+      { stream: 'nul-metadata', event: event({}, { note: 'a\u0000' }) },
+      { stream: 'half-pair-\ud800-stream', event: event({}) },
+      { stream: 'half-pair-attachment', event: { ...event({}), attachment: 'x\udc00' } },
+    ];
+    const outcomes = await Promise.allSettled([
+      store.appendToStream('lookalike', [lookalike], 'no_stream'),
+      ...unstorable.map((u) => store.appendToStream(u.stream, [u.event], 'no_stream')),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', ...unstorable.map(() => 'rejected')]);
+    for (const [i, u] of unstorable.entries()) {
+      expect((outcomes[i + 1] as PromiseRejectedResult).reason).toMatchObject({ name: 'EventRejected', eventId: u.event.eventId });
+      expect(await store.readStream(u.stream)).toEqual([]);
+    }
+    const [stored] = await store.readStream('lookalike');
+    expect(stored?.data).toEqual(lookalike.data);
+    expect(stored?.metadata).toEqual(lookalike.metadata);
+  });
+
+  it('stores every member of groups of every size, each once, answering each caller with its own position', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: 10 });
+    for (const size of [1, 3, 5, 9, 63, 65, 100]) {
+      const events = Array.from({ length: size }, (_, i) => ({ ...event({ i }), attachment: `body ${i}` }));
+      const results = await Promise.all(events.map((e, i) => store.appendToStream(`sizes-${size}-${i}`, [e], 'no_stream')));
+      const positions = results.map((r) => (r.status === 'appended' ? r.position : r.status));
+      expect(new Set(positions).size).toBe(size);
+      for (const [i, e] of events.entries()) {
+        const [stored] = await store.readStream(`sizes-${size}-${i}`, { withAttachments: true });
+        expect(stored).toMatchObject({ eventId: e.eventId, data: { i }, attachment: `body ${i}` });
+        expect(positions[i]).toBe(stored!.position);
+      }
     }
   });
 });

@@ -1,0 +1,96 @@
+/**
+ * One group commit of the webhook path, timed alone on one connection: the same rows (what ingest appends for
+ * distinct webhooks) inserted in the forms tried for `insertGroup`, each form on fresh rows, alternated, in a fresh
+ * database of the local server (fsync and synchronous_commit as configured). Prints each form's median and 90th
+ * percentile round trip per group (lock, insert, commit) and the Node CPU it took (the driver's work included).
+ *
+ *   npx tsx bench/group-insert.ts [rows per group = 64] [groups = 200]
+ */
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { APPEND_LOCK } from '../src/infrastructure/eventstore/postgres-appends';
+import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
+import { freshDatabase } from './lib';
+import { eventsOfIngest } from './store';
+
+const size = Number(process.argv[2] ?? 64);
+const groups = Number(process.argv[3] ?? 200);
+const LOCK = APPEND_LOCK.toString();
+const COLUMNS = 'insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)';
+const RETURNING = 'on conflict do nothing returning event_id, seq';
+
+interface Row {
+  readonly stream_id: string;
+  readonly event_id: string;
+  readonly type: string;
+  readonly data: unknown;
+  readonly metadata: unknown;
+  readonly raw_body: string | null;
+}
+
+const values = (rows: readonly Row[]) => rows.flatMap((r) => [r.stream_id, r.event_id, r.type, JSON.stringify(r.data), JSON.stringify(r.metadata), r.raw_body]);
+const multiRow = (n: number) =>
+  Array.from({ length: n }, (_, i) => `($${i * 6 + 2}::text, $${i * 6 + 3}::uuid, $${i * 6 + 4}::text, $${i * 6 + 5}::json, $${i * 6 + 6}::json, $${i * 6 + 7}::text)`).join(', ');
+
+const forms: Record<string, (client: pg.Client, rows: readonly Row[]) => Promise<unknown>> = {
+  // Before: the rows' JSON joined into one parameter, read by json_to_recordset (which unescapes every string).
+  'one JSON parameter': (client, rows) =>
+    client.query({
+      name: 'json',
+      text: `with append_lock as (select pg_advisory_xact_lock($2::bigint)) ${COLUMNS}
+        select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
+        from append_lock, json_to_recordset(('[' || $1::text || ']')::json)
+          as g(stream_id text, event_id uuid, type text, data json, metadata json, raw_body text) ${RETURNING}`,
+      values: [rows.map((r) => JSON.stringify(r)).join(','), LOCK],
+    }),
+  // One array per column (the driver escapes each element in JavaScript).
+  'unnest of arrays': (client, rows) =>
+    client.query({
+      name: 'unnest',
+      text: `with append_lock as (select pg_advisory_xact_lock($7::bigint)) ${COLUMNS}
+        select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
+        from append_lock, unnest($1::text[], $2::uuid[], $3::text[], $4::json[], $5::json[], $6::text[])
+          as g(stream_id, event_id, type, data, metadata, raw_body) ${RETURNING}`,
+      values: [...[0, 1, 2, 3, 4, 5].map((c) => rows.map((r) => values([r])[c])), LOCK],
+    }),
+  // Now: a prepared multi-row VALUES, one parameter per column and row.
+  'multi-row VALUES': (client, rows) =>
+    client.query({
+      name: `values-${rows.length}`,
+      text: `with append_lock as (select pg_advisory_xact_lock($1::bigint)) ${COLUMNS}
+        select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
+        from append_lock, (values ${multiRow(rows.length)}) as g(stream_id, event_id, type, data, metadata, raw_body) ${RETURNING}`,
+      values: [LOCK, ...values(rows)],
+    }),
+};
+
+async function time(client: pg.Client, form: string): Promise<string> {
+  const appends = await eventsOfIngest(size * groups, 1000);
+  const rows: Row[] = appends.map(({ streamId, event: e }) => ({ stream_id: streamId, event_id: e.eventId, type: e.type, data: e.data, metadata: e.metadata, raw_body: e.attachment ?? null }));
+  const millis: number[] = [];
+  let cpuMicros = 0;
+  for (let g = 0; g < groups; g++) {
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    await forms[form]!(client, rows.slice(g * size, (g + 1) * size));
+    const used = process.cpuUsage(cpu);
+    cpuMicros += used.user + used.system;
+    millis.push(performance.now() - started);
+  }
+  millis.sort((a, b) => a - b);
+  const at = (q: number) => millis[Math.floor(millis.length * q)]!.toFixed(2);
+  return `${form.padEnd(20)} ${size} rows: median ${at(0.5)} ms, p90 ${at(0.9)} ms a group; Node CPU ${(cpuMicros / groups / 1000).toFixed(2)} ms a group`;
+}
+
+const database = await freshDatabase('group_insert');
+const migrating = new Kysely<never>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url, max: 1 }) }) });
+await migrateToLatest(migrating as never);
+await migrating.destroy();
+const client = new pg.Client({ connectionString: database.url });
+await client.connect();
+try {
+  for (let round = 0; round < 2; round++) for (const form of Object.keys(forms)) console.log(await time(client, form));
+} finally {
+  await client.end();
+  await database.drop();
+}
