@@ -7,7 +7,7 @@ import { type ReadModel, readModelIn } from '../projections/read-model';
 import type { ParkedEventsTable } from '../projections/tables';
 import { copiesFromStdin } from './postgres/database';
 import type { WriteSideDb } from './postgres/tables';
-import { applyIsolating, holdCheckpoint, messageOf, parkEvents, schemaExists, storable, touchCheckpoint } from './projection-store';
+import { applyIsolating, holdCheckpoint, messageOf, parkEvents, schemaExists, storable, touchSubjects } from './projection-store';
 
 /** An event a projection could not apply, set aside so that the projection goes on (projection-store.ts). */
 export interface ParkedEvent {
@@ -95,8 +95,6 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
     return db.transaction().execute(async (trx) => {
       const rm = readModelIn(trx, projection.name, { copy: copiesFromStdin(db) });
       const checkpoint = await holdCheckpoint(rm, projection);
-      // This rewrites subjects behind the runner's back: the touch makes a warm runner forget what it remembers.
-      await touchCheckpoint(rm, projection);
       const parked = await rm.db
         .selectFrom('parked_events')
         .selectAll()
@@ -117,8 +115,8 @@ export function createParkedEvents(deps: ParkedEventsDeps): ParkedEvents {
       const retried = new Set(parked.map((r) => r.event_id));
       const newlyFailing = [...failures.values()].filter(({ event }) => !retried.has(event.eventId));
       await parkEvents(rm, projection, newlyFailing.map(({ event, error }) => ({ event, error: messageOf(error), tries: 1, firstAt: at, at })));
-      // What the retried events' subjects show changed (their rows were written again, or their parked rows went).
-      await projection.touch?.(rm, [...new Set(parked.flatMap((r) => (r.subject === null ? [] : [r.subject])))]);
+      // The retried events' subjects were written behind the runner's back (rows again, or parked rows gone).
+      await touchSubjects(rm, projection, parked.map((r) => r.subject));
       return outcomes;
     });
   }

@@ -1,10 +1,10 @@
-import { type QueryExecutorProvider, sql } from 'kysely';
+import { type QueryExecutorProvider, sql, type Transaction } from 'kysely';
 import { type EventStore, EventStoreUnavailable, type RecordedEvent } from '../application/ports/event-store';
 import type { Projection, WarmApply } from '../projections/projection';
 import { type ReadModel, readModelIn } from '../projections/read-model';
 import { copiesFromStdin } from './postgres/database';
 import { isUnavailableError } from './postgres/errors';
-import type { WriteSideDb } from './postgres/tables';
+import type { WriteSideDb, WriteSideTables } from './postgres/tables';
 
 /** The checkpoint moved under a runner (a rebuild swapped the schema, or another runner): start again from it. */
 export class Resync extends Error {
@@ -92,10 +92,14 @@ export async function commitBatch(
   { parking = parkAtOnce(), warm, durable = true }: BatchOptions = {},
 ): Promise<BatchOutcome> {
   const copy = copiesFromStdin(db);
+  /** The batch's transaction as a read model: COPY where the server takes it, the WAL wait only where it is read. */
+  const begin = async (trx: Transaction<WriteSideTables>): Promise<ReadModel> => {
+    if (!durable) await sql`set local synchronous_commit = off`.execute(trx);
+    return readModelIn(trx, schema, { copy });
+  };
   try {
     const written = await db.transaction().execute(async (trx) => {
-      if (!durable) await sql`set local synchronous_commit = off`.execute(trx);
-      const rm = readModelIn(trx, schema, { copy });
+      const rm = await begin(trx);
       const { version } = await lockCheckpoint(rm, projection, expected);
       // Someone else wrote the schema since this writer's last batch (a retry, a rebuild's swap, another runner).
       if (warm && warm.version !== version) warm.memory.forget();
@@ -112,8 +116,7 @@ export async function commitBatch(
   }
   // Events are isolated cold: the memory stays empty until the next batch.
   return db.transaction().execute(async (trx) => {
-    if (!durable) await sql`set local synchronous_commit = off`.execute(trx);
-    const rm = readModelIn(trx, schema, { copy });
+    const rm = await begin(trx);
     await lockCheckpoint(rm, projection, expected);
     const failed = await applyIsolating(rm, projection, events);
     const now = parking.now();
@@ -166,11 +169,8 @@ async function advanceCheckpoint({ db }: ReadModel, projection: Projection, last
 export const holdCheckpoint = async (rm: ReadModel, projection: Projection): Promise<string | null> =>
   (await lockCheckpoint(rm, projection, undefined)).position;
 
-/**
- * Marks the schema as written by someone other than its runner (a parked-event retry), in the caller's transaction,
- * without moving the checkpoint: a warm writer then forgets what it remembers (see ROW_VERSION).
- */
-export async function touchCheckpoint({ db }: ReadModel, projection: Projection): Promise<void> {
+/** Writes the checkpoint row without moving it: its version changes (see ROW_VERSION). */
+async function touchCheckpoint({ db }: ReadModel, projection: Projection): Promise<void> {
   await db.updateTable('checkpoint').set({ updated_at: sql<Date>`now()` }).where('projection', '=', projection.name).execute();
 }
 
@@ -253,7 +253,18 @@ export async function parkEvents(
     .values(rows)
     .onConflict((oc) => oc.column('event_id').doNothing())
     .execute();
-  await projection.touch?.(rm, [...new Set(rows.flatMap((r) => (r.subject === null ? [] : [r.subject])))]);
+  await touchSubjects(rm, projection, rows.map((r) => r.subject));
+}
+
+/**
+ * What these subjects' readers see changed outside the projection's batches (events of theirs parked, or retried),
+ * in the caller's transaction: the projection marks them (Projection.touch: the statements' versions), and the
+ * checkpoint row is touched without moving, so that a warm writer forgets what it remembers (see ROW_VERSION).
+ */
+export async function touchSubjects(rm: ReadModel, projection: Projection, subjects: readonly (string | null)[]): Promise<void> {
+  await touchCheckpoint(rm, projection);
+  const touched = [...new Set(subjects.filter((s) => s !== null))];
+  if (touched.length > 0) await projection.touch?.(rm, touched);
 }
 
 /** What the projection can tell about an event, never failing: the event may be the very one that does not decode. */
@@ -334,7 +345,7 @@ export async function countParked(db: WriteSideDb, schema: string): Promise<numb
 export const PARKED_TABLE = {
   name: 'parked_events',
   key: ['event_id'],
-  columns: ['event_id', 'log_position', 'event_type', 'stream_id', 'subject', 'transaction_date'],
+  volatile: ['error', 'tries', 'first_failed_at', 'last_failed_at'],
 } as const;
 
 /**

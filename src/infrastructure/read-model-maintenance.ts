@@ -160,8 +160,8 @@ export async function verifyProjection(options: MaintenanceOptions & { maxDiffer
 }
 
 async function compareTable(db: QueryExecutorProvider, live: string, rebuilt: string, compared: ReadTable, limit: number): Promise<Difference[]> {
-  const { name: table, key } = compared;
-  const columns = compared.columns ? sql.join(compared.columns.map((c) => sql.ref(c))) : sql`*`;
+  const { name: table, key, volatile = [] } = compared;
+  const columns = volatile.length === 0 ? sql`*` : sql.join((await columnsOf(db, live, table)).filter((c) => !volatile.includes(c)).map((c) => sql.ref(c)));
   const l = sql`(select ${columns} from ${sql.table(`${live}.${table}`)})`;
   const r = sql`(select ${columns} from ${sql.table(`${rebuilt}.${table}`)})`;
   // Every value as text: a bigint read back through JSON would be rounded to a double.
@@ -186,6 +186,13 @@ async function compareTable(db: QueryExecutorProvider, live: string, rebuilt: st
     live: lv,
     rebuilt: rb,
   }));
+}
+
+/** A table's columns in their order, as the catalogue has them. */
+async function columnsOf(db: QueryExecutorProvider, schema: string, table: string): Promise<string[]> {
+  const { rows } = await sql<{ column_name: string }>`
+    select column_name from information_schema.columns where table_schema = ${schema} and table_name = ${table} order by ordinal_position`.execute(db);
+  return rows.map((r) => r.column_name);
 }
 
 /** Verifies every projection; the books are sound only when all of them are. */

@@ -318,10 +318,6 @@ export class AccountBook {
 
 const NEW_LINE = { seq: 0, before: null, after: null, late: false } as const;
 
-/**
- * A line of the book, built field by field: every book line has one shape, which keeps the fold's hot path
- * monomorphic (spreading the facts into a literal cost a third of the fold's time).
- */
 /** A book line's stored fields, without the book's own flags (what the tables hold of it once written). */
 export function asStoredLine(l: BookLine): StoredLine {
   return {
@@ -341,6 +337,10 @@ export function asStoredLine(l: BookLine): StoredLine {
   };
 }
 
+/**
+ * A line of the book, built field by field: every book line has one shape, which keeps the fold's hot path
+ * monomorphic (spreading the facts into a literal cost a third of the fold's time).
+ */
 function bookLine(facts: LineFacts, state: Pick<StoredLine, 'seq' | 'before' | 'after' | 'late'>, stored: boolean): BookLine {
   return {
     id: facts.id,

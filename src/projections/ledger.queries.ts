@@ -360,12 +360,9 @@ export async function statementVersions(rm: ReadModel, accountIds: readonly stri
   const ids = accountIds.filter(isAccountId);
   const versions = new Map<string, StatementVersion>();
   if (ids.length === 0) return versions;
-  let compiled = versionQueries.get(rm.schema);
-  if (!compiled) {
-    compiled = sql<VersionRow>`select x.account_id, ${VERSION_COLUMNS} from ${rm.table('accounts')} x where x.account_id = any(${slot.accountId}::uuid[])`.compile(rm.db);
-    if (versionQueries.size >= 64) versionQueries.clear();
-    versionQueries.set(rm.schema, compiled);
-  }
+  const compiled = compiledOnce(versionQueries, rm.schema, () =>
+    sql<VersionRow>`select x.account_id, ${VERSION_COLUMNS} from ${rm.table('accounts')} x where x.account_id = any(${slot.accountId}::uuid[])`.compile(rm.db),
+  );
   const { rows } = await rm.db.executeQuery<VersionRow>(CompiledQuery.raw(compiled.sql, [ids]));
   for (const row of rows) if (row.version !== null) versions.set(row.account_id, { readModel: row.read_model, version: row.version });
   return versions;
@@ -408,16 +405,28 @@ interface StatementRow {
 }
 
 /**
- * The statement query of a read model's schema, with or without a page limit and a cursor, built and compiled by
- * kysely once: building and compiling its text cost Node more than PostgreSQL took to run it. Each call binds its
- * values in the slots. Bounded, since verify's scratch schemas come and go.
+ * A query built and compiled by kysely once per key (a schema, a shape): building and compiling a statement's text
+ * cost Node more than PostgreSQL took to run it. Each call binds its values in the slots. Bounded, since verify's
+ * scratch schemas come and go.
  */
+function compiledOnce<R>(compiled: Map<string, CompiledQuery<R>>, key: string, build: () => CompiledQuery<R>): CompiledQuery<R> {
+  let query = compiled.get(key);
+  if (query === undefined) {
+    query = build();
+    if (compiled.size >= 64) compiled.clear();
+    compiled.set(key, query);
+  }
+  return query;
+}
+
 const compiledStatements = new Map<string, CompiledQuery<StatementRow>>();
 
+/** The statement query of a read model's schema, with or without a page limit and a cursor. */
 function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): CompiledQuery<StatementRow> {
-  const key = `${rm.schema}|${paged}|${withCursor}`;
-  const known = compiledStatements.get(key);
-  if (known) return known;
+  return compiledOnce(compiledStatements, `${rm.schema}|${paged}|${withCursor}`, () => buildStatementQuery(rm, paged, withCursor));
+}
+
+function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean): CompiledQuery<StatementRow> {
   const lines = rm.table('statement_lines');
   const inPeriod = sql`account_id = ${slot.accountId} and transaction_date between ${slot.from}::date and ${slot.to}::date`;
   const inPage = paged ? sql`filter (where p.k <= ${slot.page})` : sql``;
@@ -427,7 +436,7 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
   const afterCursor = withCursor
     ? sql`(select count(*) as n from period c where (c.instant, c.group_seq) <= (${slot.cursorInstant}, ${slot.cursorSeq}))`
     : sql`(select 0 as n)`;
-  const compiled = sql<StatementRow>`    with period as materialized (
+  return sql<StatementRow>`    with period as materialized (
       select ${PERIOD_COLUMNS},
         row_number() over w as n,
         lag(l.balance_after) over w = l.balance_before as links,
@@ -489,9 +498,6 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
       ${!paged ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from page p
         where p.k = ${slot.page} and exists (select 1 from page q where q.k = ${slot.pageAndOne}))`} as next,
       (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.compile(rm.db);
-  if (compiledStatements.size >= 64) compiledStatements.clear();
-  compiledStatements.set(key, compiled);
-  return compiled;
 }
 
 export interface StatementSink {

@@ -12,8 +12,11 @@ export interface WarmApply {
 export interface ReadTable {
   readonly name: string;
   readonly key: readonly string[];
-  /** The columns a comparison looks at; all when unset (a column that differs between replays is left out). */
-  readonly columns?: readonly string[];
+  /**
+   * Columns whose values differ between two replays of the same log by nature (a writing transaction's id, when an
+   * event failed): a comparison leaves them out and looks at every other column, those added later included.
+   */
+  readonly volatile?: readonly string[];
 }
 
 /** What an event concerns, as far as its data tells (null where it cannot be told, e.g. an undecodable event). */
