@@ -6,11 +6,8 @@
  *   npx tsx bench/group-conflict.ts [groups per form = 200]
  */
 import { readFileSync } from 'node:fs';
-import { Kysely, PostgresDialect } from 'kysely';
-import pg from 'pg';
 import { APPEND_LOCK } from '../src/infrastructure/eventstore/postgres-appends';
-import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
-import { freshDatabase } from './lib';
+import { migratedClient } from './lib';
 import { eventsOfIngest } from './store';
 
 const SIZE = 64;
@@ -23,12 +20,7 @@ const insert = (tail: string) => `with append_lock as (select pg_advisory_xact_l
   returning event_id, seq`;
 const forms: Record<string, string> = { 'on conflict do nothing': insert('on conflict do nothing'), 'plain insert': insert('') };
 
-const database = await freshDatabase('group_conflict');
-const migrating = new Kysely<never>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url, max: 1 }) }) });
-await migrateToLatest(migrating as never);
-await migrating.destroy();
-const client = new pg.Client({ connectionString: database.url });
-await client.connect();
+const { client, drop } = await migratedClient('group_conflict');
 try {
   const pid = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
   const backendMicros = () => {
@@ -55,6 +47,5 @@ try {
     console.log(`${name.padEnd(24)} median ${millis[millis.length >> 1]!.toFixed(2)} ms a group of ${SIZE}; backend CPU ${(micros / groups / SIZE).toFixed(1)} µs a row`);
   }
 } finally {
-  await client.end();
-  await database.drop();
+  await drop();
 }
