@@ -6,11 +6,9 @@
  *
  *   npx tsx bench/group-insert.ts [rows per group = 64] [groups = 200]
  */
-import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { APPEND_LOCK } from '../src/infrastructure/eventstore/postgres-appends';
-import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
-import { freshDatabase } from './lib';
+import { migratedClient } from './lib';
 import { eventsOfIngest } from './store';
 
 const size = Number(process.argv[2] ?? 64);
@@ -82,15 +80,9 @@ async function time(client: pg.Client, form: string): Promise<string> {
   return `${form.padEnd(20)} ${size} rows: median ${at(0.5)} ms, p90 ${at(0.9)} ms a group; Node CPU ${(cpuMicros / groups / 1000).toFixed(2)} ms a group`;
 }
 
-const database = await freshDatabase('group_insert');
-const migrating = new Kysely<never>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url, max: 1 }) }) });
-await migrateToLatest(migrating as never);
-await migrating.destroy();
-const client = new pg.Client({ connectionString: database.url });
-await client.connect();
+const { client, drop } = await migratedClient('group_insert');
 try {
   for (let round = 0; round < 2; round++) for (const form of Object.keys(forms)) console.log(await time(client, form));
 } finally {
-  await client.end();
-  await database.drop();
+  await drop();
 }

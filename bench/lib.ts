@@ -2,6 +2,9 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
 import { createTestDatabase } from '../test/support/postgres';
 import { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 import { monotonicMicros } from './profile-summary';
@@ -11,6 +14,17 @@ export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 /** A database of the benchmark's own, dropped afterwards (the same helper the tests use). */
 export async function freshDatabase(label: string): Promise<{ url: string; drop: () => Promise<void> }> {
   return createTestDatabase(`bench_${label}`);
+}
+
+/** A fresh database with the service's tables (migrated) and one connection to it, for timing statements alone. */
+export async function migratedClient(label: string): Promise<{ client: pg.Client; url: string; drop: () => Promise<void> }> {
+  const database = await freshDatabase(label);
+  const migrating = new Kysely<never>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: database.url, max: 1 }) }) });
+  await migrateToLatest(migrating as never);
+  await migrating.destroy();
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  return { client, url: database.url, drop: async () => (await client.end(), await database.drop()) };
 }
 
 /** The bench runs what production runs: the bundle in dist/, built now from the current sources. */

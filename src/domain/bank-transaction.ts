@@ -52,15 +52,22 @@ export type TransactionSource = 'webhook' | 'backfill';
  * the same canonical text are the same transaction; the same id with another text is a conflict.
  */
 export function canonicalTransaction(tx: BankTransaction): string {
-  // The same text as canonicalJson(transactionToJson(tx)), without sorting keys on every webhook.
-  let out = '{';
-  for (const key of SORTED_KEYS) {
+  // The same text as canonicalJson(transactionToJson(tx)), without sorting or quoting keys on every webhook
+  // (`"key":` is written once per key, below): 4.8 µs a transaction against 8.2 µs when each key was stringified
+  // (medians, old and new alternated in one process on the bench's transactions, a busy machine).
+  let out = '';
+  for (let i = 0; i < SORTED_KEYS.length; i++) {
+    const key = SORTED_KEYS[i]!;
     const value = tx[key];
     const json =
       key === 'paymentMeta'
         ? canonicalJson((value as JsonValue | null) ?? null)
-        : JSON.stringify(typeof value === 'bigint' ? value.toString() : (value ?? null));
-    out += `${out.length > 1 ? ',' : ''}${JSON.stringify(key)}:${json}`;
+        : typeof value === 'bigint'
+          ? `"${value}"` // digits and a sign: nothing to escape
+          : value === null || value === undefined
+            ? 'null'
+            : JSON.stringify(value);
+    out += KEY_HEADS[i]! + json;
   }
   return `${out}}`;
 }
@@ -73,6 +80,8 @@ const SORTED_KEYS = (
     'fiName', 'fiServiceId', 'fiServiceName', 'currency',
   ] satisfies (keyof BankTransaction)[]
 ).sort();
+/** `{"accountNumber":`, `,"amount":`, …: what precedes each value in the canonical text. */
+const KEY_HEADS = SORTED_KEYS.map((key, i) => `${i === 0 ? '{' : ','}${JSON.stringify(key)}:`);
 
 export function transactionToJson(tx: BankTransaction): JsonObject {
   return {

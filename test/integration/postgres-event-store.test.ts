@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventToAppend, RecordedEvent } from '../../src/application/ports/event-store';
+import { DuplicateEventId, type EventToAppend, type RecordedEvent, WrongExpectedVersion } from '../../src/application/ports/event-store';
 import type { JsonObject } from '../../src/domain/bank-transaction';
 import { openRoot, type Root } from '../../src/composition-root';
 import { loadConfig } from '../../src/config';
@@ -132,5 +132,28 @@ describe('PostgreSQL event store group insert', () => {
         expect(positions[i]).toBe(stored!.position);
       }
     }
+  });
+
+  it('answers a group that meets rows already stored as before: the new members appended, each repeat decided', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: 10 });
+    const first = event({ n: 0 });
+    await store.appendToStream('meets-0', [first], 'no_stream');
+    // The first two appends go alone (two groups in flight); the rest wait and form one group, which meets the
+    // stored event twice: its retry (already stored) and another event for its stream (no longer "no stream").
+    const fresh = Array.from({ length: 6 }, (_, i) => event({ n: i + 1 }));
+    const results = await Promise.all([
+      ...fresh.map((e, i) => store.appendToStream(`meets-${i + 1}`, [e], 'no_stream')),
+      store.appendToStream('meets-0', [first], 'no_stream'),
+      store.appendToStream('meets-0', [event({ n: 99 })], 'no_stream').catch((error: unknown) => error),
+      store.appendToStream('meets-7', [first], 'no_stream').catch((error: unknown) => error),
+    ]);
+    for (const result of results.slice(0, 6)) expect(result).toMatchObject({ status: 'appended' });
+    expect(results[6]).toMatchObject({ status: 'already_stored', nextRevision: 0n });
+    expect(results[7]).toBeInstanceOf(WrongExpectedVersion);
+    expect(results[8]).toBeInstanceOf(DuplicateEventId);
+    for (const [i, e] of [first, ...fresh].entries()) {
+      expect((await store.readStream(`meets-${i}`)).map((r) => r.eventId)).toEqual([e.eventId]);
+    }
+    expect(await store.readStream('meets-7')).toEqual([]);
   });
 });
