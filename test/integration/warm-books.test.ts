@@ -113,3 +113,41 @@ describe('a warm writer whose batch does not commit', () => {
     expect((await verify()).differences).toEqual([]);
   });
 });
+
+describe('a batch a warm writer folded ahead (while the batch before it committed)', () => {
+  it('is folded again from the tables when the schema was rewritten in between', async () => {
+    const acct = { fiId: 'fi-warm-ahead', accountNumber: '1' };
+    const txId = (n: number) => `${acct.fiId}-a${n}`;
+    // No running balances: no breaks, so the batch after a plain append can be folded from memory alone.
+    const deliver = (n: number) =>
+      ctx.deliver(bankTx({ ...acct, id: txId(n), amount: 10n, runningBalance: null, transactionDate: '2026-04-03', transactionDateTime: `2026-04-03T1${n}:00:00+07:00` }));
+    const page = (after: string | null, maxCount: number) => ctx.store.readAll({ after, maxCount, filter: { eventTypes: ctx.projection.eventTypes } });
+    const warm = warmOf(ctx.projection)!;
+    const commit = async (events: readonly RecordedEvent[], last: string, upcoming?: () => readonly RecordedEvent[]) => {
+      const { position } = await readCheckpoint(ctx.database.db, 'ledger', 'ledger');
+      await commitBatch(ctx.database.db, ctx.projection, 'ledger', position, events, last, { warm, ...(upcoming ? { upcoming } : {}) });
+    };
+    // A stray line holds a2's transaction id, so a2 is parked and the account goes on without it.
+    await sql`
+      insert into ledger.statement_lines (transaction_id, account_id, event_id, instant, group_seq, transaction_date,
+        transaction_date_time, amount, late, received_at, source, log_position)
+      values (${txId(2)}, ${randomUUID()}, ${randomUUID()}, now(), 0, '2026-04-03', 'x', 1, false, now(), 'webhook',
+        '0000000000000000-0000000000000000')`.execute(ctx.database.db);
+    for (const n of [1, 2, 3]) await deliver(n);
+    const first = await page((await readCheckpoint(ctx.database.db, 'ledger', 'ledger')).position, 1000);
+    await commit(first.events, first.lastPosition!);
+    for (const n of [4, 5]) await deliver(n);
+    const before = await page(first.lastPosition, 1);
+    const next = await page(before.lastPosition, 1000);
+    expect([...before.events, ...next.events].map((e) => (e.data.transaction as { id: string }).id)).toEqual([txId(4), txId(5)]);
+    // a4 commits; meanwhile a5 is folded from the memory a4 left (three lines: a1, a3, a4).
+    await commit(before.events, before.lastPosition!, () => next.events);
+    // A retry applies a2 behind the writer: four lines now, the checkpoint unmoved but its version new.
+    await sql`delete from ledger.statement_lines where transaction_id = ${txId(2)} and account_id <> ${accountIdOf(acct.fiId, acct.accountNumber)}`.execute(ctx.database.db);
+    await ctx.root.resolve('parkedEvents').retry('ledger');
+    await commit(next.events, next.lastPosition!);
+    expect(await accountOf(ctx, acct.fiId, acct.accountNumber)).toMatchObject({ line_count: '5' });
+    expect((await linesOf(ctx, acct.fiId, acct.accountNumber)).map((l) => l.transaction_id)).toEqual([1, 2, 3, 4, 5].map(txId));
+    expect((await verify()).differences).toEqual([]);
+  });
+});
