@@ -91,8 +91,8 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             after: position,
             filter: { eventTypes: projection.eventTypes },
             maxBatch: batchSize,
-            onEvents: async (events, last, upcoming) => {
-              const outcome = await commitBatch(database.db, projection, schema, position, events, last, { parking, warm, upcoming });
+            onEvents: async (events, last) => {
+              const outcome = await commitBatch(database.db, projection, schema, position, events, last, { parking, warm });
               position = last;
               eventsProjected += BigInt(outcome.applied);
               lastError = null;

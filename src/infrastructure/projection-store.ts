@@ -74,11 +74,6 @@ export interface BatchOptions {
    * and the swap's own commit, which waits, makes everything before it durable.
    */
   readonly durable?: boolean;
-  /**
-   * The events read ahead for the next batch, once they have arrived (SubscribeOptions.onEvents): a warm writer
-   * works on them (WarmApply.prepare) while this batch's COMMIT is on its way and its WAL flushed.
-   */
-  readonly upcoming?: () => readonly RecordedEvent[] | null;
 }
 
 /**
@@ -94,7 +89,7 @@ export async function commitBatch(
   expected: string | null,
   events: readonly RecordedEvent[],
   last: string,
-  { parking = parkAtOnce(), warm, durable = true, upcoming }: BatchOptions = {},
+  { parking = parkAtOnce(), warm, durable = true }: BatchOptions = {},
 ): Promise<BatchOutcome> {
   const copy = copiesFromStdin(db);
   /** The batch's transaction as a read model: COPY where the server takes it, the WAL wait only where it is read. */
@@ -109,9 +104,7 @@ export async function commitBatch(
       // Someone else wrote the schema since this writer's last batch (a retry, a rebuild's swap, another runner).
       if (warm && warm.version !== version) warm.memory.forget();
       if (events.length > 0) await (warm ? warm.memory.apply(rm, events) : projection.apply(rm, events));
-      const written = await advanceCheckpoint(rm, projection, last, events.length);
-      if (warm && upcoming) whileCommitting(warm.memory, upcoming);
-      return written;
+      return advanceCheckpoint(rm, projection, last, events.length);
     });
     if (warm) warm.version = written;
     for (const event of events) parking.failures.delete(event.eventId);
@@ -140,20 +133,6 @@ export async function commitBatch(
     for (const event of events) parking.failures.delete(event.eventId);
     await advanceCheckpoint(rm, projection, last, events.length - failed.length);
     return { applied: events.length - failed.length, parked };
-  });
-}
-
-/**
- * Works ahead on the next batch once the transaction's last statement is done: kysely sends COMMIT in this turn of
- * the event loop (microtasks), and the work runs in the next (setImmediate), while PostgreSQL flushes the commit to
- * its WAL; its reply is read after. The work is only an offer to the next apply (WarmApply.prepare): if this commit
- * fails, the memory is forgotten and the work with it.
- */
-function whileCommitting(memory: WarmApply, upcoming: () => readonly RecordedEvent[] | null): void {
-  if (!memory.prepare) return;
-  setImmediate(() => {
-    const events = upcoming();
-    if (events && events.length > 0) memory.prepare?.(events);
   });
 }
 

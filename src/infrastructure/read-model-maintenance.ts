@@ -53,24 +53,21 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
   const read = (after: string | null): Promise<ReadAllPage> =>
     eventStore.readAll({ after, maxCount: options.batchSize ?? REPLAY_BATCH_SIZE, filter });
   // The next page is read while this one is applied, so reading and projecting overlap.
-  let ahead: { after: string | null; page: Promise<ReadAllPage>; read: ReadAllPage | null } | null = null;
+  let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
   for (;;) {
     if (until !== null && position !== null && position >= until) return done;
     const page: ReadAllPage = await (ahead?.after === position ? ahead.page : read(position));
     ahead = null;
     if (!page.isEnd && page.lastPosition) {
-      const next = { after: page.lastPosition, page: read(page.lastPosition), read: null as ReadAllPage | null };
-      next.page.then((p) => (next.read = p), () => {});
-      ahead = next;
+      ahead = { after: page.lastPosition, page: read(page.lastPosition) };
+      ahead.page.catch(() => {});
     }
-    // The next page's events as the next batch takes them (an `until` filters them into another array: not offered).
-    const upcoming = until === null && ahead ? ((next) => () => next.read?.events ?? null)(ahead) : undefined;
     const events = until === null ? page.events : page.events.filter((e) => e.position <= until);
     let last = page.lastPosition ?? position;
     if (until !== null && last !== null && last > until) last = until;
     if (last === null || (events.length === 0 && last === position)) return done;
     try {
-      await commitBatch(db, projection, schema, position, events, last, { warm, durable: !scratch, ...(upcoming ? { upcoming } : {}) });
+      await commitBatch(db, projection, schema, position, events, last, { warm, durable: !scratch });
     } catch (error) {
       if (!(error instanceof Resync)) throw error;
       // A live runner applied this stretch first: carry on from where it got to.

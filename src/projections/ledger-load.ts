@@ -58,29 +58,6 @@ export async function loadLedgerContext(rm: ReadModel, batch: LedgerBatch, known
   };
 }
 
-/**
- * The context loadLedgerContext would read for a batch that needs nothing but what a warm writer remembers (every
- * account it books known, only appended to, without open breaks, no conflicting repeats): the same context, built
- * without a query. Null when the batch needs anything from the tables.
- */
-export function contextFromMemory(batch: LedgerBatch, known: ReadonlyMap<string, KnownAccount>): LedgerContext | null {
-  const states = new Map<string, AccountState>();
-  for (const id of bookedAccounts(batch)) {
-    const state = known.get(id)?.state;
-    if (!state) return null;
-    states.set(id, state);
-  }
-  const plan = planLoads(batch, states);
-  if (plan.islands.length > 0 || plan.breaks.length > 0 || plan.conflicts.length > 0) return null;
-  const accounts = new Map<string, AccountContext>([...states].map(([id, state]) => [id, { state, runs: [], openBreaks: [] }]));
-  for (const { accountId, transactionId } of plan.tails) {
-    const tail = known.get(accountId)?.tail;
-    if (tail?.id !== transactionId) return null;
-    accounts.set(accountId, { state: states.get(accountId)!, runs: [{ lines: [tail], complete: true }], openBreaks: [] });
-  }
-  return { accounts, linesOfConflicts: new Map() };
-}
-
 /** For each request of the fold: the line it names and up to `limit` lines after it, in one statement. */
 export async function loadWantedLines(rm: ReadModel, wanted: readonly LinesWanted[]): Promise<{ accountId: string; run: StoredRun }[]> {
   const lines = rm.table('statement_lines');

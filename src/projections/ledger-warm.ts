@@ -18,8 +18,6 @@ const CAPACITY = 20_000;
  */
 export class WarmBooks {
   private readonly accounts = new Map<string, KnownAccount>();
-  /** Moves on whenever the memory changes (it learns or forgets): work done ahead from it holds only while unchanged. */
-  generation = 0;
 
   get known(): ReadonlyMap<string, KnownAccount> {
     return this.accounts;
@@ -27,7 +25,6 @@ export class WarmBooks {
 
   /** After a batch's write: each changed account's new row and its last line, which the batch changed or read. */
   learn(changes: LedgerChanges, context: LedgerContext): void {
-    this.generation += 1;
     for (const { account, added, moved } of changes.accounts) {
       const id = account.accountId;
       const tail = account.lastTransactionId === null ? null : this.lineOf(id, account.lastTransactionId, added, moved, context);
@@ -42,7 +39,6 @@ export class WarmBooks {
   }
 
   forget(): void {
-    this.generation += 1;
     this.accounts.clear();
   }
 

@@ -16,8 +16,8 @@ const anomalyIdOf = (kind: string, eventId: string) => uuidv5(`anomaly:${kind}:$
  * The ledger fold's write step: one statement per table for the whole batch, then the heal attempts (they come
  * after the transactions they recovered, so they are recorded once those are booked).
  */
-export async function writeLedgerChanges(rm: ReadModel, changes: LedgerChanges, lines?: string): Promise<void> {
-  await writeLines(rm, changes.accounts, lines);
+export async function writeLedgerChanges(rm: ReadModel, changes: LedgerChanges): Promise<void> {
+  await writeLines(rm, changes.accounts);
   await writeBreaks(rm, changes.accounts);
   await writeAnomalies(rm, [...changes.accounts.flatMap((a) => a.late), ...changes.conflicts]);
   await writeAccounts(rm, changes.accounts);
@@ -54,18 +54,11 @@ type RecordsetRow<Table> = { readonly [Column in keyof Table]: string | number |
 const text = (v: bigint | null) => (v === null ? null : v.toString());
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The batch's new lines in COPY's text format (what writeLedgerChanges sends where the connection takes COPY). */
-export const copyLines = (accounts: readonly AccountChanges[]): string => copyText(accounts.flatMap((a) => a.added.map((l) => lineValues(a.account.accountId, l))));
-
-/** `built`: copyLines of these accounts, when built already. */
-async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[], built?: string): Promise<void> {
+async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   // New lines are plain inserts (no speculative insertion); a line already stored only moves or changes balances.
-  if (rm.copyRows) {
-    if (accounts.some((a) => a.added.length > 0)) await rm.copyRows('statement_lines', LINE_COLUMNS, built ?? copyLines(accounts));
-  } else {
-    const added = accounts.flatMap((a) => a.added.map((l) => lineValues(a.account.accountId, l)));
-    await upsert(rm, 'statement_lines', added.map((values) => recordOf(LINE_COLUMNS, values)), sql``);
-  }
+  const added = accounts.flatMap((a) => a.added.map((l) => lineValues(a.account.accountId, l)));
+  if (added.length > 0 && rm.copyRows) await rm.copyRows('statement_lines', LINE_COLUMNS, copyText(added));
+  else await upsert(rm, 'statement_lines', added.map((values) => recordOf(LINE_COLUMNS, values)), sql``);
   const moved = accounts.flatMap((a) => a.moved);
   if (moved.length === 0) return;
   await sql`

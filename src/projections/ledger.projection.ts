@@ -3,11 +3,11 @@ import { v5 as uuidv5 } from 'uuid';
 import { isCalendarDate } from '../domain/calendar';
 import { healStreamId } from '../domain/events';
 import type { RecordedEvent } from '../domain/recorded-event';
-import { decodeLedgerBatch, foldLedger, foldLoading, type LedgerBatch, type LedgerChanges, type LedgerContext } from './ledger-fold';
-import { contextFromMemory, loadLedgerContext, loadWantedLines } from './ledger-load';
+import { decodeLedgerBatch, foldLoading } from './ledger-fold';
+import { loadLedgerContext, loadWantedLines } from './ledger-load';
 import { createLedgerQueryIndexes, createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
 import { WarmBooks } from './ledger-warm';
-import { copyLines, LEDGER_NAMESPACE, WRITING_VERSION, writeLedgerChanges } from './ledger-write';
+import { LEDGER_NAMESPACE, WRITING_VERSION, writeLedgerChanges } from './ledger-write';
 import type { EventSubject, Projection, SubjectHistory } from './projection';
 import type { ReadModel } from './read-model';
 
@@ -36,18 +36,7 @@ export function createLedgerProjection(): Projection {
     apply: (rm, events) => applyLedger(rm, events, accountIds, null),
     warm() {
       const books = new WarmBooks();
-      let ahead: Ahead | null = null;
-      return {
-        async apply(rm, events) {
-          const ready = ahead?.events === events ? ahead : null;
-          ahead = null;
-          await applyLedger(rm, events, accountIds, books, ready);
-        },
-        forget: () => books.forget(),
-        prepare(upcoming) {
-          ahead = workAhead(upcoming, accountIds, books);
-        },
-      };
+      return { apply: (rm, events) => applyLedger(rm, events, accountIds, books), forget: () => books.forget() };
     },
     subjectOf: (event) => ledgerSubjectOf(event, accountIds),
     forget: forgetAccounts,
@@ -55,43 +44,13 @@ export function createLedgerProjection(): Projection {
   };
 }
 
-type AccountIds = (fiId: string, accountNumber: string) => string;
-
-/**
- * Load, fold, write; a warm writer's books learn what the batch wrote (its transaction still has to commit). `ready`:
- * the same events decoded ahead and, when they needed nothing from the tables, folded from the books as they were.
- */
-async function applyLedger(rm: ReadModel, events: readonly RecordedEvent[], accountIds: AccountIds, books: WarmBooks | null, ready: Ahead | null = null) {
-  const batch = ready?.batch ?? decodeLedgerBatch(events, accountIds);
-  // Folded ahead from the books as they still are: exactly what loading from them and folding would give now.
-  const folded = ready?.folded && books?.generation === ready.folded.generation ? ready.folded : null;
-  const context = folded?.context ?? (await loadLedgerContext(rm, batch, books?.known));
-  const changes = folded?.changes ?? (await foldLoading(batch, context, (wanted) => loadWantedLines(rm, wanted)));
-  await writeLedgerChanges(rm, changes, folded?.lines);
+/** Load, fold, write; a warm writer's books learn what the batch wrote (its transaction still has to commit). */
+async function applyLedger(rm: ReadModel, events: readonly RecordedEvent[], accountIds: (fiId: string, accountNumber: string) => string, books: WarmBooks | null) {
+  const batch = decodeLedgerBatch(events, accountIds);
+  const context = await loadLedgerContext(rm, batch, books?.known);
+  const changes = await foldLoading(batch, context, (wanted) => loadWantedLines(rm, wanted));
+  await writeLedgerChanges(rm, changes);
   books?.learn(changes, context);
-}
-
-/** A batch worked on ahead (WarmApply.prepare): decoded, and folded when the books were all it needed. */
-interface Ahead {
-  readonly events: readonly RecordedEvent[];
-  readonly batch: LedgerBatch;
-  readonly folded: { readonly generation: number; readonly context: LedgerContext; readonly changes: LedgerChanges; readonly lines: string } | null;
-}
-
-/**
- * Decodes the batch and folds it over the books alone when that is all it needs (appends to known accounts without
- * open breaks); anything that fails is left for apply to meet again, in its transaction, where a failure is handled.
- */
-function workAhead(events: readonly RecordedEvent[], accountIds: AccountIds, books: WarmBooks): Ahead | null {
-  try {
-    const batch = decodeLedgerBatch(events, accountIds);
-    const context = contextFromMemory(batch, books.known);
-    const fold = context && foldLedger(batch, context);
-    if (!context || fold?.kind !== 'folded') return { events, batch, folded: null };
-    return { events, batch, folded: { generation: books.generation, context, changes: fold.changes, lines: copyLines(fold.changes.accounts) } };
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -99,7 +58,7 @@ function workAhead(events: readonly RecordedEvent[], accountIds: AccountIds, boo
  * projection instance remembers them. An id never changes, so nothing invalidates an entry; the bound only keeps
  * memory flat (ids are cheap to redo).
  */
-function memoisedAccountIds(): AccountIds {
+function memoisedAccountIds(): (fiId: string, accountNumber: string) => string {
   const ids = new Map<string, string>();
   return (fiId, accountNumber) => {
     const name = `${fiId}\u0000${accountNumber}`;

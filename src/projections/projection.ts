@@ -6,12 +6,6 @@ export interface WarmApply {
   apply(readModel: ReadModel, events: readonly RecordedEvent[]): Promise<void>;
   /** Drops everything remembered: the next batch reads its context from the tables again. */
   forget(): void;
-  /**
-   * Works ahead on the events most likely applied next (read ahead), from what is remembered now, while the batch
-   * just applied commits: the next `apply` of that very array uses the work only if nothing was learnt or forgotten
-   * in between; otherwise it is dropped. Never fails and never reads a table (where it would have to, it does nothing).
-   */
-  prepare?(upcoming: readonly RecordedEvent[]): void;
 }
 
 /** A read table and the columns that identify a row, for comparing a rebuilt schema with the live one. */

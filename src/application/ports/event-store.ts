@@ -57,12 +57,8 @@ export interface SubscribeOptions {
   readonly after: string | null;
   readonly filter?: EventFilter;
   readonly maxBatch?: number;
-  /**
-   * Called with events in global order; the next batch waits for the promise. `upcoming`, where the adapter reads
-   * ahead, tells the events it has already read for the next call (null while they are still being read): the next
-   * call delivers that very array unless this one fails or the subscription stops. A handler may start work on them, never rely on them.
-   */
-  readonly onEvents: (events: readonly RecordedEvent[], lastPosition: string, upcoming?: () => readonly RecordedEvent[] | null) => Promise<void>;
+  /** Called with events in global order; the next batch waits for the promise. */
+  readonly onEvents: (events: readonly RecordedEvent[], lastPosition: string) => Promise<void>;
   /** Called when the subscription has read everything but found nothing for the filter. */
   readonly onCheckpoint?: (position: string) => Promise<void>;
   /** Called when reading fails; the subscription keeps retrying with backoff. */

@@ -19,7 +19,7 @@ export function followLog({ options, read, waitForNews }: FollowLogParts): Subsc
     let position = options.after;
     let failures = 0;
     // The next page is read while the handler works on this one: reading and projecting overlap.
-    let ahead: { after: string | null; page: Promise<ReadAllPage>; read: ReadAllPage | null } | null = null;
+    let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
     while (!stop.signal.aborted) {
       try {
         const page: ReadAllPage = await (ahead?.after === position ? ahead.page : read(position, maxBatch));
@@ -27,12 +27,11 @@ export function followLog({ options, read, waitForNews }: FollowLogParts): Subsc
         if (stop.signal.aborted) break;
         const events: readonly RecordedEvent[] = page.events;
         if (!page.isEnd && page.lastPosition) {
-          const next = { after: page.lastPosition, page: read(page.lastPosition, maxBatch), read: null as ReadAllPage | null };
-          next.page.then((p) => (next.read = p), () => {}); // a failed read-ahead is retried by the loop
-          ahead = next;
+          const next = read(page.lastPosition, maxBatch);
+          next.catch(() => {}); // a failed read-ahead is retried by the loop
+          ahead = { after: page.lastPosition, page: next };
         }
-        const upcoming = ahead;
-        if (events.length > 0 && page.lastPosition) await options.onEvents(events, page.lastPosition, () => upcoming?.read?.events ?? null);
+        if (events.length > 0 && page.lastPosition) await options.onEvents(events, page.lastPosition);
         else if (page.lastPosition && page.lastPosition !== position) await options.onCheckpoint?.(page.lastPosition);
         position = page.lastPosition ?? position;
         failures = 0;
