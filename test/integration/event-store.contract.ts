@@ -57,6 +57,18 @@ export function describeEventStoreContract(
       expect(read[0]).not.toHaveProperty('attachment');
     });
 
+    it('gives an event the same recordedAt through every read', async () => {
+      const first = event('Timed');
+      await store.appendToStream(stream('timed'), [first], 'no_stream');
+      const [byStream] = await store.readStream(stream('timed'));
+      const byId = await store.readEvent(first.eventId);
+      const page = await store.readAll({ after: null, maxCount: 10_000, filter: { eventTypes: ['Timed'] } });
+      const inLog = page.events.find((e) => e.eventId === first.eventId);
+      expect(inLog?.recordedAt).toBeInstanceOf(Date);
+      expect(inLog?.recordedAt.getTime()).toBe(byStream!.recordedAt.getTime());
+      expect(byId?.recordedAt.getTime()).toBe(byStream!.recordedAt.getTime());
+    });
+
     it('keeps an attachment beside its event, exactly, and hands it only to a read that asks', async () => {
       const body = '{"description":"Chuyển khoản \\u0041 ₫","amount":  10000 }\r\n';
       const withBody = { ...event('Attached'), attachment: body };
