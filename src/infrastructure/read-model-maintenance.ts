@@ -95,8 +95,9 @@ export async function rebuildProjection(options: MaintenanceOptions): Promise<{ 
   await createProjectionSchema(db, projection, scratch, { queryIndexes: false });
   let eventsReplayed = await projectFromLog({ ...options, schema: scratch, scratch: true });
   await createQueryIndexes(db, projection, scratch);
-  // Fresh tables have no statistics yet: without them the planner guesses one row per account and sorts.
-  for (const table of projection.tables) await sql`analyze ${sql.table(`${scratch}.${table.name}`)}`.execute(db);
+  // Fresh tables have no statistics yet: without them the planner guesses one row per account and sorts. Vacuumed
+  // too: it sets the visibility map a bulk load leaves empty, without which no index-only scan (a statement's period).
+  for (const table of projection.tables) await sql`vacuum (analyze) ${sql.table(`${scratch}.${table.name}`)}`.execute(db);
   await db.transaction().execute(async (trx) => {
     if (await schemaExists(trx, live)) {
       await sql`select 1 from ${sql.id(live)}.checkpoint for update`.execute(trx);

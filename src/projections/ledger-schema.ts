@@ -93,8 +93,10 @@ export async function createLedgerSchema({ db, schema }: ReadModel): Promise<voi
 /** The indexes only readers use (projection.ts: a rebuild builds them after its bulk replay, verify never). */
 export async function createLedgerQueryIndexes({ db, schema }: ReadModel): Promise<void> {
   const s = sql.id(schema);
-  // A statement reads a period of an account in statement order without a sort.
-  await sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)`.execute(db);
+  // A statement reads a period of an account by date; the columns its figures need are included, so that (where the
+  // visibility map says a page is all-visible: a rebuild vacuums what it made) the period is read from the index alone.
+  await sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)
+    include (event_id, amount, balance_before, balance_after)`.execute(db);
   // The auditor's view of one account: its events in log order.
   await sql`create index on ${s}.statement_lines (account_id, log_position)`.execute(db);
   // GET /breaks pages in (status, opened_at, break_id) order: open first, then oldest first.

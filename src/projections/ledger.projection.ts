@@ -27,8 +27,8 @@ export function createLedgerProjection(): Projection {
     // 3: the same tables; what three fold fixes derive differently (a break whose lines a re-ordered group moves
     // apart is resolved; a carry never skips the lines between two loaded islands; a conflicting repeat is filed under
     // the account of the line it contradicts, also in the same batch): deployed read models are rebuilt to match.
-    // 4: accounts.version, which the statement cache validates by.
-    version: 4,
+    // 4: accounts.version, which the statement cache validates by. 5: the period index covers the statement's figures.
+    version: 5,
     eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,

@@ -328,7 +328,7 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
     // Only a period without lines has no digest from SQL: its bytes are the two balances.
     digest: p.digest ?? statementDigest({ lines: [], openingBalance: bigintOf(openingBalance), closingBalance: bigintOf(closingBalance) }),
     breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
-    linesJson: row.lines,
+    linesJson: `[${row.lines ?? ''}]`,
     nextCursor,
     lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
     version: version === null ? null : { readModel, version },
@@ -398,7 +398,8 @@ interface StatementRow {
   summary: PeriodSummary;
   before: string | null;
   has_before: boolean;
-  lines: string;
+  /** The page's lines as JSON, joined by commas; null when the page has none. */
+  lines: string | null;
   next: { instant: string; seq: number } | null;
   breaks: BreakJson[] | null;
   parked: number;
@@ -429,13 +430,12 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
 function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean): CompiledQuery<StatementRow> {
   const lines = rm.table('statement_lines');
   const inPeriod = sql`account_id = ${slot.accountId} and transaction_date between ${slot.from}::date and ${slot.to}::date`;
-  const inPage = paged ? sql`filter (where p.k <= ${slot.page})` : sql``;
   // The period's lines are read once (date index) and kept in statement order: the figures and the page come from them.
   // The text starts with `with`, so that the read pool prepares it (database.ts).
   // The page starts after the cursor's line: its position in the period (the lines at or before it), or at the start.
   const afterCursor = withCursor
-    ? sql`(select count(*) as n from period c where (c.instant, c.group_seq) <= (${slot.cursorInstant}, ${slot.cursorSeq}))`
-    : sql`(select 0 as n)`;
+    ? sql`select count(*) as n from period c where (c.instant, c.group_seq) <= (${slot.cursorInstant}, ${slot.cursorSeq})`
+    : sql`select 0 as n`;
   return sql<StatementRow>`    with period as materialized (
       select ${PERIOD_COLUMNS},
         row_number() over w as n,
@@ -464,12 +464,14 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
         order by l.instant desc, l.group_seq desc limit 1
       ) without_lines
     ),
-    -- One line more than a page (whether there is a next page), k counting from the page's first line. Each line is
-    -- already the JSON the API answers.
+    base as (${afterCursor}),
+    -- The page's lines, k counting from its first line, each already the JSON the API answers. Read once (lines,
+    -- below), so that PostgreSQL inlines it rather than storing a copy of the page's JSON.
     page as (
-      select p.n - base.n as k, p.instant, p.group_seq, ${LINE_JSON} as line
-      from ${afterCursor} base, period p join ${lines} l on l.ctid = p.line
-      where p.n > base.n ${!paged ? sql`` : sql`and p.n <= base.n + ${slot.pageAndOne}`}
+      select p.n - base.n as k, ${LINE_JSON} as line
+      from base, period p join ${lines} l
+        on l.account_id = ${slot.accountId} and l.instant = p.instant and l.group_seq = p.group_seq and l.event_id = p.event_id
+      where p.n > base.n ${!paged ? sql`` : sql`and p.n <= base.n + ${slot.page}`}
     ),
     open_breaks as (
       select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
@@ -493,10 +495,12 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
-      (select '[' || coalesce(string_agg(p.line, ',' order by p.k) ${inPage}, '') || ']' from page p) as lines,
+      -- The page's lines joined by commas (null without any); statementPage puts the brackets around them, so that
+      -- PostgreSQL does not copy the page's text twice more.
+      (select string_agg(p.line, ',' order by p.k) from page p) as lines,
       -- The page's last line, when a line follows it: where the next page starts.
-      ${!paged ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from page p
-        where p.k = ${slot.page} and exists (select 1 from page q where q.k = ${slot.pageAndOne}))`} as next,
+      ${!paged ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from base, period p
+        where p.n = base.n + ${slot.page} and exists (select 1 from base b, period q where q.n = b.n + ${slot.pageAndOne}))`} as next,
       (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.compile(rm.db);
 }
 
@@ -587,10 +591,11 @@ const LINE_JSON_FIELDS = sql.raw(
 const LINE_JSON = sql<string>`(select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text`;
 
 /**
- * What the period keeps of each line: the figures' columns, and where the line lies (ctid, stable within the one
- * statement's snapshot) so that the page fetches the rest of its own lines only.
+ * What the period keeps of each line: the figures' columns, all of them in the period index (ledger-schema.ts), so
+ * that the period is read from the index alone where the visibility map allows; the page fetches the rest of its
+ * own lines by (instant, group_seq), the event id making the match exact.
  */
-const PERIOD_COLUMNS = sql.raw(`l.ctid as line, l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after`);
+const PERIOD_COLUMNS = sql.raw(`l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after`);
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
   opened_at: string;
   resolved_at: string | null;

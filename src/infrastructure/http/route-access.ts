@@ -46,7 +46,7 @@ export function accessHook(authenticator: Authenticator) {
     const principal = auth.kind === 'open' ? ANONYMOUS_PRINCIPAL : auth.principal;
     request.principal = principal;
     // Every later line of this request, the "request completed" one included, names the key (never the key itself).
-    request.log = reply.log = request.log.child({ keyId: principal.keyId, keyName: principal.name });
+    bindKey(request, reply, { keyId: principal.keyId, keyName: principal.name });
     if (access !== 'any-key' && !mayAct(principal.role, access)) {
       const allowed = rolesAllowed(access);
       return sendProblem(reply, 403, 'forbidden', `This route needs the role ${access}`, {
@@ -56,6 +56,17 @@ export function accessHook(authenticator: Authenticator) {
       });
     }
   };
+}
+
+/**
+ * Binds the key into the request's logger. Fastify gives each request a pino child of its own (request.log, also
+ * reply.log), so the bindings are added to it in place (pino's setBindings) rather than through a child of that
+ * child on every request; a logger without setBindings gets a child.
+ */
+function bindKey(request: FastifyRequest, reply: FastifyReply, bindings: { keyId: string | null; keyName: string }): void {
+  const log = request.log as FastifyRequest['log'] & { setBindings?: (b: typeof bindings) => void };
+  if (typeof log.setBindings === 'function' && reply.log === log) log.setBindings(bindings);
+  else request.log = reply.log = log.child(bindings);
 }
 
 /** Whether a caller of `role` may use a route of `access` (open routes are anyone's). */
