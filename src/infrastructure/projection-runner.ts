@@ -90,6 +90,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
           const subscription: Subscription = eventStore.subscribe({
             after: position,
             filter: { eventTypes: projection.eventTypes },
+            metadataKeys: projection.metadataKeys,
             maxBatch: batchSize,
             onEvents: async (events, last) => {
               const outcome = await commitBatch(database.db, projection, schema, position, events, last, { parking, warm });

@@ -51,7 +51,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
   let done = 0;
   const warm = warmOf(projection);
   const read = (after: string | null): Promise<ReadAllPage> =>
-    eventStore.readAll({ after, maxCount: options.batchSize ?? REPLAY_BATCH_SIZE, filter });
+    eventStore.readAll({ after, maxCount: options.batchSize ?? REPLAY_BATCH_SIZE, filter, metadataKeys: projection.metadataKeys });
   // The next page is read while this one is applied, so reading and projecting overlap.
   let ahead: { after: string | null; page: Promise<ReadAllPage> } | null = null;
   for (;;) {

@@ -27,6 +27,7 @@ export function createGrantsProjection(): Projection {
     name: 'grants',
     version: 1,
     eventTypes: ['GrantLinked', 'GrantWebhookReceived'],
+    metadataKeys: ['receivedAt'],
     tables: TABLES,
     createSchema: createGrantsSchema,
     apply: applyBatch,

@@ -30,6 +30,7 @@ export function createLedgerProjection(): Projection {
     // 4: accounts.version, which the statement cache validates by. 5: the period index covers the statement's figures.
     version: 5,
     eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
+    metadataKeys: ['receivedAt'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,
     createQueryIndexes: createLedgerQueryIndexes,

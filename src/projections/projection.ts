@@ -42,6 +42,11 @@ export interface Projection {
   /** Bumped whenever the tables or the meaning of a column change: the schema is then rebuilt from the log. */
   readonly version: number;
   readonly eventTypes: readonly string[];
+  /**
+   * The metadata keys `apply` reads: the log may hand the runner, rebuild and verify only these (see
+   * ReadAllOptions.metadataKeys). Absent: the whole metadata. A retry reads its events whole.
+   */
+  readonly metadataKeys?: readonly string[];
   readonly tables: readonly ReadTable[];
   /** The tables, with the indexes the projection itself reads by (its loads, its conflict targets). */
   createSchema(readModel: ReadModel): Promise<void>;

@@ -69,6 +69,28 @@ export function describeEventStoreContract(
       expect(byId?.recordedAt.getTime()).toBe(byStream!.recordedAt.getTime());
     });
 
+    it('reads the metadata keys a reader asks for exactly as stored, and no key the event lacks', async () => {
+      const type = `Metadata${run}`;
+      const metadata = { receivedAt: '2026-06-01T01:02:03.456Z', amount: 12.5, flag: null, nested: { a: ['Chuyển', 1] }, rest: 'x' };
+      await store.appendToStream(stream('metadata'), [{ ...event(type), metadata }], 'no_stream');
+      const asked = ['receivedAt', 'flag', 'nested', 'amount', 'absent', 'receivedAt'];
+      const [read] = (await store.readAll({ after: null, maxCount: 10_000, filter: { eventTypes: [type] }, metadataKeys: asked })).events;
+      const received: RecordedEvent[] = [];
+      const subscription = store.subscribe({ after: null, filter: { eventTypes: [type] }, metadataKeys: ['flag'], onEvents: async (events) => void received.push(...events) });
+      await waitFor(() => received.length >= 1).finally(() => subscription.stop());
+      // The keys asked are there as stored; a store may leave the others out, but never changes or invents one.
+      for (const [got, keys] of [[read, asked], [received[0], ['flag']]] as const) {
+        for (const key of keys) if (key !== 'absent') expect(got!.metadata[key]).toEqual(metadata[key as keyof typeof metadata]);
+        expect(got!.metadata).not.toHaveProperty('absent');
+        expect(metadata).toMatchObject(got!.metadata);
+        expect(got!.metadata).toHaveProperty('flag', null);
+      }
+      const [none] = (await store.readAll({ after: null, maxCount: 10_000, filter: { eventTypes: [type] }, metadataKeys: [] })).events;
+      expect(metadata).toMatchObject(none!.metadata);
+      const [whole] = (await store.readAll({ after: null, maxCount: 10_000, filter: { eventTypes: [type] } })).events;
+      expect(whole!.metadata).toEqual(metadata);
+    });
+
     it('keeps an attachment beside its event, exactly, and hands it only to a read that asks', async () => {
       const body = '{"description":"Chuyển khoản \\u0041 ₫","amount":  10000 }\r\n';
       const withBody = { ...event('Attached'), attachment: body };

@@ -144,14 +144,17 @@ describe('ledger projection', () => {
     const acct = { fiId: 'fi-example', accountNumber: '557' };
     await ctx.deliver(bankTx({ ...acct, id: 'half-surrogate', amount: 1n, runningBalance: 1n, transactionDateTime: at(1) }));
     const [stored] = (await ctx.store.readAll({ after: null, maxCount: 100_000 })).events.filter((e) => e.streamId.endsWith('half-surrogate'));
-    const transaction = { ...(stored!.data.transaction as Record<string, unknown>), description: 'a\uD800b' };
-    const event = { ...stored!, data: { ...stored!.data, transaction } };
     const db = ctx.database.db;
-    const applied = db.transaction().execute(async (trx) => {
-      await ctx.projection.apply(readModelIn(trx, 'ledger', { copy: copiesFromStdin(db) }), [event]);
-      throw new Error('rolled back');
-    });
-    await expect(applied).rejects.toThrow(/cannot store/);
+    // A half surrogate alone, after a character that COPY escapes, and a NUL (alone, and beside an escaped one).
+    for (const text of ['a\uD800b', 'tab\there \uDC00', 'a\u0000b', 'back\\slash\u0000']) {
+      const transaction = { ...(stored!.data.transaction as Record<string, unknown>), description: text };
+      const event = { ...stored!, data: { ...stored!.data, transaction } };
+      const applied = db.transaction().execute(async (trx) => {
+        await ctx.projection.apply(readModelIn(trx, 'ledger', { copy: copiesFromStdin(db) }), [event]);
+        throw new Error('rolled back');
+      });
+      await expect(applied).rejects.toThrow(/cannot store/);
+    }
   });
 
   it('changes nothing when the same events are applied twice', async () => {

@@ -34,7 +34,15 @@ export interface ReadAllOptions extends ReadOptions {
   readonly after: string | null;
   readonly maxCount: number;
   readonly filter?: EventFilter;
+  readonly metadataKeys?: MetadataKeys;
 }
+
+/**
+ * The metadata keys a reader needs (a projection declares them): a store may then hand back each event's metadata
+ * with only these keys, each exactly as stored and absent where the event has none, which spares parsing the rest
+ * (a projection reads one key of five). A store may also ignore it and return the whole metadata. Absent: all of it.
+ */
+export type MetadataKeys = readonly string[];
 
 export interface ReadStreamOptions extends ReadOptions {
   readonly fromRevision?: bigint;
@@ -57,6 +65,8 @@ export interface SubscribeOptions {
   readonly after: string | null;
   readonly filter?: EventFilter;
   readonly maxBatch?: number;
+  /** As ReadAllOptions.metadataKeys. */
+  readonly metadataKeys?: MetadataKeys;
   /** Called with events in global order; the next batch waits for the promise. */
   readonly onEvents: (events: readonly RecordedEvent[], lastPosition: string) => Promise<void>;
   /** Called when the subscription has read everything but found nothing for the filter. */

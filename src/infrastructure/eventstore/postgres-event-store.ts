@@ -2,6 +2,7 @@ import { type RawBuilder, type Selectable, sql } from 'kysely';
 import {
   type EventFilter,
   type EventStore,
+  type MetadataKeys,
   type ReadAllOptions,
   type ReadAllPage,
   type RecordedEvent,
@@ -75,10 +76,10 @@ export function createPostgresEventStore(db: WriteSideDb, options: PostgresEvent
       }),
 
     subscribe(subscribeOptions: SubscribeOptions): Subscription {
-      const { filter } = subscribeOptions;
+      const { filter, metadataKeys } = subscribeOptions;
       return followLog({
         options: subscribeOptions,
-        read: (after, maxCount) => readAll(db, { after, maxCount, ...(filter ? { filter } : {}) }),
+        read: (after, maxCount) => readAll(db, { after, maxCount, filter, metadataKeys }),
         waitForNews: (signal) => waitForNews(waiters, signal, pollIntervalMs),
       });
     },
@@ -126,11 +127,11 @@ const selectEvents = (db: WriteSideDb, withAttachments: boolean) =>
     .select(['e.seq', 'e.stream_id', 'e.revision', 'e.event_id', 'e.type', 'e.data', 'e.metadata', 'e.recorded_at'])
     .select((withAttachments ? sql<string | null>`e.raw_body` : sql<string | null>`null::text`).as('raw_body'));
 
-async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachments = false }: ReadAllOptions): Promise<ReadAllPage> {
+async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachments = false, metadataKeys }: ReadAllOptions): Promise<ReadAllPage> {
   const from = after === null ? 0n : decodePosition(after).minor;
   // One statement, so the page and the tail (the last sequence of the whole log) come from one snapshot.
   const page = sql<EventRow & { kind: 'event' | 'tail' }>`
-    with page as (${pageSql(from, maxCount, filter, withAttachments)})
+    with page as (${pageSql(from, maxCount, filter, { withAttachments, metadataKeys })})
     select 'event' as kind, page.* from page
     union all
     select 'tail', t.seq, t.stream_id, t.revision, t.event_id, t.type, null, null, null, null
@@ -157,10 +158,15 @@ async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachmen
  * and still fetches the whole run (bitmap scan) and sorts it, for every page (380 ms a page of 5 000 with 50 000
  * events behind, spilling to disk), so readAll plans it with sorting disabled: each run is then read in index order.
  */
-function pageSql(from: bigint, maxCount: number, filter: EventFilter | undefined, withAttachments: boolean) {
+function pageSql(
+  from: bigint,
+  maxCount: number,
+  filter: EventFilter | undefined,
+  { withAttachments, metadataKeys }: { withAttachments: boolean; metadataKeys: MetadataKeys | undefined },
+) {
   const rawBody = withAttachments ? sql`e.raw_body` : sql`null::text`;
   const select = (where: RawBuilder<unknown>) => sql`
-    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, e.metadata, ${rawBody} as raw_body, ${RECORDED_MS} as recorded_at
+    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, ${metadataSql(metadataKeys)} as metadata, ${rawBody} as raw_body, ${RECORDED_MS} as recorded_at
     from events e where e.seq > ${from.toString()}::bigint ${where} ${prefixSql(filter)}
     order by e.seq limit ${maxCount}`;
   const types = filter?.eventTypes;
@@ -168,6 +174,17 @@ function pageSql(from: bigint, maxCount: number, filter: EventFilter | undefined
   if (types.length === 0) return select(sql`and false`);
   const runs = [...new Set(types)].map((type) => sql`(${select(sql`and e.type = ${type}`)})`);
   return sql`select * from (${sql.join(runs, sql` union all `)}) p order by seq limit ${maxCount}`;
+}
+
+/**
+ * The metadata with only the keys asked for (ReadAllOptions.metadataKeys), each as stored and absent where absent
+ * (`->` gives SQL null only for a missing key; a JSON null stays one): node-postgres parses every row's JSON, and a
+ * projection reads one key of the five an ingested event carries.
+ */
+function metadataSql(keys: MetadataKeys | undefined) {
+  if (keys === undefined) return sql`e.metadata`;
+  const picks = [...new Set(keys)].map((key) => sql`case when e.metadata -> ${key}::text is null then '{}'::jsonb else jsonb_build_object(${key}::text, e.metadata -> ${key}::text) end`);
+  return picks.length === 0 ? sql`'{}'::jsonb` : sql`(${sql.join(picks, sql` || `)})`;
 }
 
 /**
