@@ -118,13 +118,15 @@ function waitForNews(waiters: Set<() => void>, signal: AbortSignal, pollInterval
   });
 }
 
-type EventRow = Selectable<EventsTable>;
+/** A row as both reads select it: `recorded_at` in epoch milliseconds (RECORDED_MS). */
+type EventRow = Omit<Selectable<EventsTable>, 'recorded_at'> & { recorded_at: number };
 
 /** Every column; the attachment only when asked (it is the heaviest one, and projections never need it). */
 const selectEvents = (db: WriteSideDb, withAttachments: boolean) =>
   db
     .selectFrom('events as e')
-    .select(['e.seq', 'e.stream_id', 'e.revision', 'e.event_id', 'e.type', 'e.data', 'e.metadata', 'e.recorded_at'])
+    .select(['e.seq', 'e.stream_id', 'e.revision', 'e.event_id', 'e.type', 'e.data', 'e.metadata'])
+    .select(RECORDED_MS.as('recorded_at'))
     .select((withAttachments ? sql<string | null>`e.raw_body` : sql<string | null>`null::text`).as('raw_body'));
 
 async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachments = false, metadataKeys }: ReadAllOptions): Promise<ReadAllPage> {
@@ -136,11 +138,14 @@ async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachmen
     union all
     select 'tail', t.seq, t.stream_id, t.revision, t.event_id, t.type, null, null, null, null
     from (select e.* from events e order by e.seq desc limit 1) t where ${filter ? sql`true` : sql`false`}`;
-  // Planned without sorting, in a transaction of its own: see pageSql.
-  const { rows } = await db.transaction().execute(async (trx) => {
-    await sql`set local enable_sort = off`.execute(trx);
-    return page.execute(trx);
-  });
+  // A read by type is planned without sorting (see pageSql): `set local` needs a transaction of its own. A read of
+  // the whole log (export, audit) is one index range in seq order and runs as it is.
+  const { rows } = filter?.eventTypes
+    ? await db.transaction().execute(async (trx) => {
+        await sql`set local enable_sort = off`.execute(trx);
+        return page.execute(trx);
+      })
+    : await page.execute(db);
   const events = rows.filter((r) => r.kind === 'event').map(toRecorded);
   const isEnd = events.length < maxCount;
   const tail = rows.find((r) => r.kind === 'tail');
@@ -191,7 +196,7 @@ function metadataSql(keys: MetadataKeys | undefined) {
  * `recorded_at` as milliseconds since the epoch (what a Date holds: the microseconds cut off, as node-postgres does):
  * a number costs nothing to parse, where each timestamptz went through a regular expression into a Date.
  */
-const RECORDED_MS = sql`floor(extract(epoch from e.recorded_at) * 1000)::float8`;
+const RECORDED_MS = sql<number>`floor(extract(epoch from e.recorded_at) * 1000)::float8`;
 
 function maxPosition(a: string | null, b: string): string {
   return a !== null && a > b ? a : b;
@@ -220,8 +225,7 @@ function toRecorded(row: EventRow): RecordedEvent {
     type: row.type,
     data: row.data,
     metadata: row.metadata,
-    // A Date from selectEvents, milliseconds from readAll (RECORDED_MS).
-    recordedAt: row.recorded_at instanceof Date ? row.recorded_at : new Date(row.recorded_at),
+    recordedAt: new Date(row.recorded_at),
   };
   return typeof row.raw_body === 'string' ? { ...event, attachment: row.raw_body } : event;
 }
