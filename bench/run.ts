@@ -32,6 +32,7 @@ const program = new Command('bench')
   .option('--accounts <n>', 'accounts', Number, 1000)
   .option('--only <list>', 'comma-separated: ingest,projection,rebuild,statements,store (statements includes the rebuild)')
   .option('--keep-database', 'keep the rebuild/statements database afterwards (prints its URL), to look at it')
+  .option('--prebuilt', 'run dist/ as it is, without building it first (to alternate builds under the lock)')
   .option('--profile', 'CPU profiles (node --cpu-prof) of every process into bench/profiles/<time>/, and a summary')
   .parse();
 
@@ -48,6 +49,7 @@ const o = program.opts<{
   accounts: number;
   only?: string;
   profile?: boolean;
+  prebuilt?: boolean;
 }>();
 const duration = o.duration ?? (o.quick ? 3 : 10);
 const projectEvents = o.projectEvents ?? (o.quick ? 20_000 : 200_000);
@@ -277,7 +279,7 @@ const machine = {
   postgres: execSync(`psql "${ADMIN_URL}" -Atc 'show server_version'`).toString().trim(),
   fsync: execSync(`psql "${ADMIN_URL}" -Atc 'show fsync'`).toString().trim(),
 };
-buildDist();
+if (!o.prebuilt) buildDist();
 const profileDir = o.profile ? join(ROOT, 'bench', 'profiles', new Date().toISOString().replace(/[:.]/g, '-')) : null;
 if (profileDir) profileInto(profileDir);
 if (only.has('ingest')) await ingest();
