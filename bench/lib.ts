@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -12,7 +12,7 @@ import { monotonicMicros } from './profile-summary';
 export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 
 /** A database of the benchmark's own, dropped afterwards (the same helper the tests use). */
-export async function freshDatabase(label: string): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function freshDatabase(label: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   return createTestDatabase(`bench_${label}`);
 }
 
@@ -106,6 +106,36 @@ function cpuMicros(child: ChildProcess): number {
 }
 const TICKS_PER_SECOND = 100;
 
+/**
+ * CPU used so far by each PostgreSQL backend connected to `database` (its process title names the database), in
+ * ticks by pid: backends of other databases on the same server, and the server's own helpers, are left out.
+ */
+export function backendTicks(database: string): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(` ${database} `)) continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks.set(pid, Number(fields[11]) + Number(fields[12]));
+    } catch {}
+  }
+  return ticks;
+}
+
+/** The CPU (µs) that the backends of the second reading used since the first (a backend that exited is not counted). */
+export function backendMicrosBetween(before: Map<string, number>, after: Map<string, number>): number {
+  let ticks = 0;
+  for (const [pid, t] of after) ticks += t - (before.get(pid) ?? 0);
+  return (ticks * 1_000_000) / TICKS_PER_SECOND;
+}
+
+/** CPU the whole machine used so far (every core, idle and I/O wait left out; /proc/stat's first line), in µs. */
+function machineCpuMicros(): number {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1_000_000) / TICKS_PER_SECOND;
+}
+
 export interface Worker {
   readonly exited: Promise<number | null>;
   /** CPU time used so far (user + system), in µs. */
@@ -179,17 +209,27 @@ export interface LoadResult {
   readonly non2xx: number;
   /** CPU each process given used per request during the run, in µs (steadier than throughput on a shared machine). */
   readonly cpuMicrosPerRequest: readonly number[];
+  /** CPU per request of the PostgreSQL backends connected to the database given (none given: 0), in µs. */
+  readonly postgresCpuMicrosPerRequest: number;
+  /** CPU per request of the whole machine (the load generator included), in µs. */
+  readonly machineCpuMicrosPerRequest: number;
 }
 
 /** One autocannon run; the processes given have their profile window set to it and their CPU counted. */
-export async function load(options: autocannon.Options, under: readonly Worker[] = []): Promise<LoadResult> {
+export async function load(options: autocannon.Options, under: readonly Worker[] = [], database?: string): Promise<LoadResult> {
   for (const w of under) w.markLoad('from');
   const cpuBefore = under.map((w) => w.cpuMicros());
+  const [backendsBefore, machineBefore] = [database ? backendTicks(database) : new Map<string, number>(), machineCpuMicros()];
   const result = await autocannon(options);
   const cpuUsed = under.map((w, i) => w.cpuMicros() - cpuBefore[i]!);
+  const machineUsed = machineCpuMicros() - machineBefore;
+  const postgresUsed = database ? backendMicrosBetween(backendsBefore, backendTicks(database)) : 0;
   for (const w of under) w.markLoad('to');
+  const perRequest = (micros: number) => Math.round(micros / Math.max(1, result.requests.total));
   return {
-    cpuMicrosPerRequest: cpuUsed.map((micros) => Math.round(micros / Math.max(1, result.requests.total))),
+    cpuMicrosPerRequest: cpuUsed.map(perRequest),
+    postgresCpuMicrosPerRequest: perRequest(postgresUsed),
+    machineCpuMicrosPerRequest: perRequest(machineUsed),
     requests: result.requests.total,
     perSecond: Math.round(result.requests.total / (result.duration || 1)),
     p50: result.latency.p50,

@@ -32,6 +32,7 @@ const program = new Command('bench')
   .option('--accounts <n>', 'accounts', Number, 1000)
   .option('--only <list>', 'comma-separated: ingest,projection,rebuild,statements,store (statements includes the rebuild)')
   .option('--keep-database', 'keep the rebuild/statements database afterwards (prints its URL), to look at it')
+  .option('--prebuilt', 'run dist/ as it is, without building it first (to alternate builds under the lock)')
   .option('--profile', 'CPU profiles (node --cpu-prof) of every process into bench/profiles/<time>/, and a summary')
   .parse();
 
@@ -48,6 +49,7 @@ const o = program.opts<{
   accounts: number;
   only?: string;
   profile?: boolean;
+  prebuilt?: boolean;
 }>();
 const duration = o.duration ?? (o.quick ? 3 : 10);
 const projectEvents = o.projectEvents ?? (o.quick ? 20_000 : 200_000);
@@ -94,7 +96,7 @@ async function ingest() {
       ? await startService('projector (ingest, beside)', CLI, { DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, { args: ['project'], portVariable: 'METRICS_PORT' })
       : null;
     try {
-      const result = await load({ url: service.url, connections: o.ingestConnections, duration, requests: ingestRequests() }, projector ? [service, projector] : [service]);
+      const result = await load({ url: service.url, connections: o.ingestConnections, duration, requests: ingestRequests() }, projector ? [service, projector] : [service], db.name);
       const rss = service.peakRssMb();
       const projectorRss = projector?.peakRssMb() ?? null;
       (results.ingest as Record<string, unknown>)[shape] = { service: result, peakRssMb: rss, projectorPeakRssMb: projectorRss };
@@ -103,6 +105,7 @@ async function ingest() {
         { scenario: `ingest, ${shape}`, measure: 'p50 / p99 ms', value: `${result.p50} / ${result.p99}`, ceiling: `${ceiling.p50} / ${ceiling.p99}`, ratio: '', target: 'p99 ≤ 25' },
         { scenario: `ingest, ${shape}`, measure: 'errors, non-2xx', value: `${result.errors}, ${result.non2xx}`, ceiling: `${ceiling.errors}, ${ceiling.non2xx}`, ratio: '', target: '0' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'CPU µs per webhook (web / projector)' : 'CPU µs per webhook', value: result.cpuMicrosPerRequest.join(' / '), ceiling: String(ceiling.cpuMicrosPerRequest[0]), ratio: '', target: '' },
+        { scenario: `ingest, ${shape}`, measure: 'CPU µs per webhook (PostgreSQL / whole machine)', value: `${result.postgresCpuMicrosPerRequest} / ${result.machineCpuMicrosPerRequest}`, ceiling: `${ceiling.postgresCpuMicrosPerRequest} / ${ceiling.machineCpuMicrosPerRequest}`, ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(bareRss), ratio: '', target: '≤ 300' },
       );
     } finally {
@@ -276,7 +279,7 @@ const machine = {
   postgres: execSync(`psql "${ADMIN_URL}" -Atc 'show server_version'`).toString().trim(),
   fsync: execSync(`psql "${ADMIN_URL}" -Atc 'show fsync'`).toString().trim(),
 };
-buildDist();
+if (!o.prebuilt) buildDist();
 const profileDir = o.profile ? join(ROOT, 'bench', 'profiles', new Date().toISOString().replace(/[:.]/g, '-')) : null;
 if (profileDir) profileInto(profileDir);
 if (only.has('ingest')) await ingest();

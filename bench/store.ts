@@ -66,7 +66,7 @@ async function drive(all: readonly Append[], inFlight: number, appendOne: (a: Ap
   return Math.round(appends.length / ((performance.now() - started) / 1000));
 }
 
-async function run(appends: readonly Append[], inFlight: number, appendOne: (a: Append) => Promise<unknown>): Promise<void> {
+export async function run(appends: readonly Append[], inFlight: number, appendOne: (a: Append) => Promise<unknown>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: inFlight }, async () => {

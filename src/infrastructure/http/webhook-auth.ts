@@ -1,5 +1,6 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 import ipaddr from 'ipaddr.js';
+import { digest } from '../../application/digest';
 
 /**
  * Cas signs nothing: a long secret in the webhook URL (or a header) is the only proof of origin, compared in
@@ -8,8 +9,8 @@ import ipaddr from 'ipaddr.js';
  */
 export function tokenMatcher(expected: string): (presented: string | undefined) => boolean {
   // Hashing first gives equal lengths, so the comparison time says nothing about the secret's length.
-  const want = createHash('sha256').update(expected).digest();
-  return (presented) => presented !== undefined && timingSafeEqual(want, createHash('sha256').update(presented).digest());
+  const want = digest('sha256', expected);
+  return (presented) => presented !== undefined && timingSafeEqual(want, digest('sha256', presented));
 }
 
 export type AddressMatcher = (address: string) => boolean;

@@ -42,19 +42,29 @@ export const webhookRoutes: FastifyPluginAsync<WebhookRouteOptions> = async (app
   // The handler notes the ack's status; refusals before it (token, size, store down) have only their status code.
   const { onAnswered } = options;
   const acked = new WeakMap<FastifyRequest, string>();
-  if (onAnswered) app.addHook('onSend', async (request, reply, payload) => (onAnswered(reply.statusCode, acked.get(request), reply.elapsedTime / 1000), payload));
+  // Both hooks take fastify's callback, not a promise: nothing in them waits, and they run on every webhook.
+  if (onAnswered) {
+    app.addHook('onSend', (request, reply, payload, done) => {
+      onAnswered(reply.statusCode, acked.get(request), reply.elapsedTime / 1000);
+      done(null, payload);
+    });
+  }
 
-  // Checked before the body is read: an unauthenticated sender gets nothing stored and no parsing.
-  app.addHook('onRequest', async (request, reply) => {
+  // Checked before the body is read: an unauthenticated sender gets nothing stored and no parsing. A refusal is
+  // sent from the hook, which then does not call `done`: the request goes no further.
+  app.addHook('onRequest', (request, reply, done) => {
     if (allowed && !allowed(request.ip)) {
-      return sendProblem(reply, 403, 'forbidden-source', 'This source address may not deliver webhooks');
+      sendProblem(reply, 403, 'forbidden-source', 'This source address may not deliver webhooks');
+      return;
     }
-    if (tokenOk === null) return;
-    const query = request.query as Record<string, unknown>;
-    const presented = request.headers['x-webhook-token'] ?? query.token;
-    if (!tokenOk(typeof presented === 'string' ? presented : undefined)) {
-      return sendProblem(reply, 401, 'unauthorized', 'Missing or wrong webhook token');
+    if (tokenOk !== null) {
+      const presented = request.headers['x-webhook-token'] ?? (request.query as Record<string, unknown>).token;
+      if (!tokenOk(typeof presented === 'string' ? presented : undefined)) {
+        sendProblem(reply, 401, 'unauthorized', 'Missing or wrong webhook token');
+        return;
+      }
     }
+    done();
   });
 
   app.withTypeProvider<ZodTypeProvider>().post(
