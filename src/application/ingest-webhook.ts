@@ -187,5 +187,3 @@ export async function recordTransaction(store: EventStore, input: TransactionToR
   await store.appendToStream(streamId, [{ eventId: conflictId, ...encodeEvent(conflict), metadata, ...attachment }], 'any');
   return { status: 'conflict', eventId: conflictId };
 }
-
-export { sha256 } from './digest';

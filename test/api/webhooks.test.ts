@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256 } from '../../src/application/ingest-webhook';
+import { sha256 } from '../../src/application/digest';
 import { compose, type Root } from '../../src/composition-root';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/infrastructure/logger';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256 } from '../../src/application/ingest-webhook';
+import { sha256 } from '../../src/application/digest';
 import { reingestQuarantined } from '../../src/application/reingest-quarantined';
 import { createTestApp, sample, type TestApp } from '../support/app';
 
