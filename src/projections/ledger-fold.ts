@@ -4,6 +4,7 @@
  * lines, the lines it wants; the caller loads them and folds again. Nothing here awaits, reads a clock or a table.
  */
 import type { BankTransaction } from '../domain/bank-transaction';
+import { isoInstant } from '../domain/calendar';
 import { decodeEvent } from '../domain/event-codec';
 import type { RecordedEvent } from '../domain/recorded-event';
 import { AccountBook, type BookLine, type BreakState, type LineFacts, type LinesWanted, type StoredLine, type StoredRun } from './account-book';
@@ -379,5 +380,5 @@ const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 function receivedAtOf(event: RecordedEvent): string {
   const stated = event.metadata.receivedAt;
   if (typeof stated !== 'string') return event.recordedAt.toISOString();
-  return ISO_UTC.test(stated) ? stated : new Date(stated).toISOString();
+  return ISO_UTC.test(stated) ? stated : isoInstant(stated);
 }
