@@ -175,9 +175,11 @@ export interface LoadPlan {
 }
 
 /** The accounts whose rows a batch needs. */
-export const bookedAccounts = (batch: LedgerBatch): string[] => [
-  ...new Set(batch.items.flatMap((i) => (i.kind === 'booking' ? [i.accountId] : []))),
-];
+export function bookedAccounts(batch: LedgerBatch): string[] {
+  const ids = new Set<string>();
+  for (const item of batch.items) if (item.kind === 'booking') ids.add(item.accountId);
+  return [...ids];
+}
 
 export function planLoads(batch: LedgerBatch, states: ReadonlyMap<string, AccountState>): LoadPlan {
   const earliest = new Map<string, number>();
@@ -334,6 +336,7 @@ const EMPTY_ACCOUNT = {
  * original always precedes its repeats in the log), or stored before it; else under the account it names.
  */
 function conflictsOf(batch: LedgerBatch, context: LedgerContext): Anomaly[] {
+  if (!batch.items.some((i) => i.kind === 'conflict')) return [];
   const booked = new Map<string, string>();
   const conflicts: Anomaly[] = [];
   for (const item of batch.items) {
