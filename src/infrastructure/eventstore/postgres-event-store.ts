@@ -10,7 +10,6 @@ import {
   type Subscription,
   decodePosition,
 } from '../../application/ports/event-store';
-import type { JsonObject } from '../../domain/bank-transaction';
 import type { EventsTable, WriteSideDb } from '../postgres/tables';
 import { followLog } from './follow-log';
 import { appendInTransaction, groupCommit, positionOf, translated } from './postgres-appends';
@@ -133,7 +132,7 @@ const selectEvents = (db: WriteSideDb, withAttachments: boolean) =>
 async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachments = false, metadataKeys }: ReadAllOptions): Promise<ReadAllPage> {
   const from = after === null ? 0n : decodePosition(after).minor;
   // One statement, so the page and the tail (the last sequence of the whole log) come from one snapshot.
-  const page = sql<PageRow & { kind: 'event' | 'tail' }>`
+  const page = sql<EventRow & { kind: 'event' | 'tail' }>`
     with page as (${pageSql(from, maxCount, filter, { withAttachments, metadataKeys })})
     select 'event' as kind, page.* from page
     union all
@@ -147,7 +146,7 @@ async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachmen
         return page.execute(trx);
       })
     : await page.execute(db);
-  const events = rows.filter((r) => r.kind === 'event').map(pageEvent);
+  const events = rows.filter((r) => r.kind === 'event').map(toRecorded);
   const isEnd = events.length < maxCount;
   const tail = rows.find((r) => r.kind === 'tail');
   const lastEvent = events[events.length - 1]?.position ?? null;
@@ -172,7 +171,7 @@ function pageSql(
 ) {
   const rawBody = withAttachments ? sql`e.raw_body` : sql`null::text`;
   const select = (where: RawBuilder<unknown>) => sql`
-    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data::text as data, ${metadataSql(metadataKeys)} as metadata, ${rawBody} as raw_body, ${RECORDED_MS} as recorded_at
+    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, ${metadataSql(metadataKeys)} as metadata, ${rawBody} as raw_body, ${RECORDED_MS} as recorded_at
     from events e where e.seq > ${from.toString()}::bigint ${where} ${prefixSql(filter)}
     order by e.seq limit ${maxCount}`;
   const types = filter?.eventTypes;
@@ -215,33 +214,6 @@ function prefixSql(filter: EventFilter | undefined) {
   if (!filter?.streamPrefixes) return sql``;
   const prefixes = filter.streamPrefixes.map((p) => `${p.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
   return sql`and e.stream_id like any(${prefixes}::text[])`;
-}
-
-/** A row of a page: `data` as the text PostgreSQL writes for it, parsed when read (pageEvent). */
-type PageRow = Omit<EventRow, 'data'> & { data: string };
-
-/**
- * An event of a page, whose `data` is parsed from its text each time it is read instead of by the driver: a page
- * (5 000 events) is read ahead while the previous one is projected, and as parsed objects it survived the young
- * generation's collections and was copied and promoted, a fifth of the projector's time going to the collector. As
- * one string an event costs the collector almost nothing until it is projected, and the object a projection decodes
- * dies young. A reader that needs `data` more than once keeps the object it got.
- */
-function pageEvent(row: PageRow): RecordedEvent {
-  const text = row.data;
-  const event: RecordedEvent = {
-    position: positionOf(row.seq),
-    streamId: row.stream_id,
-    revision: BigInt(row.revision),
-    eventId: row.event_id,
-    type: row.type,
-    get data() {
-      return JSON.parse(text) as JsonObject;
-    },
-    metadata: row.metadata,
-    recordedAt: new Date(row.recorded_at),
-  };
-  return typeof row.raw_body === 'string' ? { ...event, attachment: row.raw_body } : event;
 }
 
 function toRecorded(row: EventRow): RecordedEvent {
