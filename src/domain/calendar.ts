@@ -13,6 +13,17 @@ const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /**
+ * `new Date(text).toISOString()`, without the Date when the text is already a UTC instant in whole seconds that exists
+ * (2026-03-02T01:00:05Z becomes 2026-03-02T01:00:05.000Z): a Date rolls a day past the month's end over and throws
+ * on what it cannot read, so anything else takes the Date's way and gets exactly its result.
+ */
+export function isoInstant(text: string): string {
+  return UTC_SECONDS.test(text) && isCalendarDate(text.slice(0, 10)) ? `${text.slice(0, 19)}.000Z` : new Date(text).toISOString();
+}
+
+const UTC_SECONDS = /^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\dZ$/;
+
+/**
  * The days the ledger books: PostgreSQL, JavaScript and every read model agree on them, and no bank statement lies
  * outside. A date or instant beyond them is a sender's error, refused before it reaches the log.
  */

@@ -4,6 +4,7 @@
  * lines, the lines it wants; the caller loads them and folds again. Nothing here awaits, reads a clock or a table.
  */
 import type { BankTransaction } from '../domain/bank-transaction';
+import { isoInstant } from '../domain/calendar';
 import { decodeEvent } from '../domain/event-codec';
 import type { RecordedEvent } from '../domain/recorded-event';
 import { AccountBook, type BookLine, type BreakState, type LineFacts, type LinesWanted, type StoredLine, type StoredRun } from './account-book';
@@ -174,9 +175,11 @@ export interface LoadPlan {
 }
 
 /** The accounts whose rows a batch needs. */
-export const bookedAccounts = (batch: LedgerBatch): string[] => [
-  ...new Set(batch.items.flatMap((i) => (i.kind === 'booking' ? [i.accountId] : []))),
-];
+export function bookedAccounts(batch: LedgerBatch): string[] {
+  const ids = new Set<string>();
+  for (const item of batch.items) if (item.kind === 'booking') ids.add(item.accountId);
+  return [...ids];
+}
 
 export function planLoads(batch: LedgerBatch, states: ReadonlyMap<string, AccountState>): LoadPlan {
   const earliest = new Map<string, number>();
@@ -333,6 +336,7 @@ const EMPTY_ACCOUNT = {
  * original always precedes its repeats in the log), or stored before it; else under the account it names.
  */
 function conflictsOf(batch: LedgerBatch, context: LedgerContext): Anomaly[] {
+  if (!batch.items.some((i) => i.kind === 'conflict')) return [];
   const booked = new Map<string, string>();
   const conflicts: Anomaly[] = [];
   for (const item of batch.items) {
@@ -379,5 +383,5 @@ const ISO_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 function receivedAtOf(event: RecordedEvent): string {
   const stated = event.metadata.receivedAt;
   if (typeof stated !== 'string') return event.recordedAt.toISOString();
-  return ISO_UTC.test(stated) ? stated : new Date(stated).toISOString();
+  return ISO_UTC.test(stated) ? stated : isoInstant(stated);
 }

@@ -56,9 +56,12 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   // New lines are plain inserts (no speculative insertion); a line already stored only moves or changes balances.
-  const added = accounts.flatMap((a) => a.added.map((l) => lineValues(a.account.accountId, l)));
-  if (added.length > 0 && rm.copyRows) await rm.copyRows('statement_lines', LINE_COLUMNS, copyData(added));
-  else await upsert(rm, 'statement_lines', added.map((values) => recordOf(LINE_COLUMNS, values)), sql``);
+  const count = accounts.reduce((n, a) => n + a.added.length, 0);
+  if (count > 0 && rm.copyRows) await rm.copyRows('statement_lines', LINE_COLUMNS, copyData(accounts, count));
+  else {
+    const added = accounts.flatMap((a) => a.added.map((l) => recordOf(LINE_COLUMNS, lineValues(a.account.accountId, l))));
+    await upsert(rm, 'statement_lines', added, sql``);
+  }
   const moved = accounts.flatMap((a) => a.moved);
   if (moved.length === 0) return;
   await sql`
@@ -100,14 +103,18 @@ const recordOf = <Table>(columns: readonly (keyof Table & string)[], values: rea
  * parameter (so the event is parked either way): a NUL, or a half surrogate, which encoding would silently turn into
  * U+FFFD.
  */
-function copyData(rows: readonly Value[][]): Uint8Array {
-  const out = new CopyBuffer(rows.length * 512);
-  for (const values of rows) {
-    for (let i = 0; i < values.length; i++) {
-      if (i > 0) out.byte(TAB);
-      copyValue(out, values[i]!);
+function copyData(accounts: readonly AccountChanges[], count: number): Uint8Array {
+  const out = new CopyBuffer(count * 512);
+  for (const { account, added } of accounts) {
+    for (const line of added) {
+      // Made and written one line at a time, so that a line's values die young instead of outliving the batch.
+      const values = lineValues(account.accountId, line);
+      for (let i = 0; i < values.length; i++) {
+        if (i > 0) out.byte(TAB);
+        copyValue(out, values[i]!);
+      }
+      out.byte(NEWLINE);
     }
-    out.byte(NEWLINE);
   }
   return out.bytes();
 }

@@ -60,14 +60,22 @@ async function applyLedger(rm: ReadModel, events: readonly RecordedEvent[], acco
  * memory flat (ids are cheap to redo).
  */
 function memoisedAccountIds(): (fiId: string, accountNumber: string) => string {
-  const ids = new Map<string, string>();
+  // By bank, then by number: a key made of both would be a new string to hash on every event.
+  const ids = new Map<string, Map<string, string>>();
+  let size = 0;
   return (fiId, accountNumber) => {
-    const name = `${fiId}\u0000${accountNumber}`;
-    let id = ids.get(name);
+    let ofBank = ids.get(fiId);
+    if (ofBank === undefined) ids.set(fiId, (ofBank = new Map()));
+    let id = ofBank.get(accountNumber);
     if (id === undefined) {
       id = accountIdOf(fiId, accountNumber);
-      if (ids.size >= 100_000) ids.clear();
-      ids.set(name, id);
+      if (size >= 100_000) {
+        ids.clear();
+        ids.set(fiId, (ofBank = new Map()));
+        size = 0;
+      }
+      ofBank.set(accountNumber, id);
+      size += 1;
     }
     return id;
   };

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { dateProblem, instantProblem, isCalendarDate } from '../../src/domain/calendar';
+import { dateProblem, instantProblem, isCalendarDate, isoInstant } from '../../src/domain/calendar';
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
@@ -22,6 +22,40 @@ describe('the calendar', () => {
     for (const [text, exists] of [['2000-02-29', true], ['1900-02-29', false], ['2024-02-29', true], ['2100-02-29', false], ['2023-04-31', false]] as const) {
       expect(isCalendarDate(text)).toBe(exists);
     }
+  });
+
+  it('writes an instant as Date#toISOString does, or throws where it throws (days past a month\'s end, hour 24, no zone)', () => {
+    const viaDate = (text: string) => {
+      try {
+        return new Date(text).toISOString();
+      } catch (error) {
+        return error instanceof RangeError ? 'RangeError' : 'other';
+      }
+    };
+    const viaIsoInstant = (text: string) => {
+      try {
+        return isoInstant(text);
+      } catch (error) {
+        return error instanceof RangeError ? 'RangeError' : 'other';
+      }
+    };
+    const field = (max: number, width = 2) => fc.integer({ min: 0, max }).map((n) => pad(n, width));
+    fc.assert(
+      fc.property(
+        fc.tuple(field(9999, 4), field(13), field(32), field(25), field(61), field(61)),
+        fc.constantFrom('Z', '.000Z', '.5Z', '+07:00', 'z', ''),
+        fc.constantFrom('T', 't', ' '),
+        ([y, mo, d, h, mi, s], zone, t) => {
+          const text = `${y}-${mo}-${d}${t}${h}:${mi}:${s}${zone}`;
+          expect(viaIsoInstant(text)).toBe(viaDate(text));
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+    for (const text of ['2026-02-28T23:59:59Z', '2024-02-29T00:00:00Z', '2025-02-29T00:00:00Z', '2025-04-31T12:00:00Z', '2025-01-01T24:00:00Z', '2025-01-01T23:59:60Z', '0000-01-01T00:00:00Z', '1900-02-29T00:00:00Z']) {
+      expect(viaIsoInstant(text)).toBe(viaDate(text));
+    }
+    expect(isoInstant('2026-03-02T01:00:05Z')).toBe('2026-03-02T01:00:05.000Z');
   });
 
   it('books the days 1900-01-01 to 2199-12-31, and an instant only when both its own day and its UTC day are among them', () => {
