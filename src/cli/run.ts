@@ -31,7 +31,8 @@ export function progressBar(label: string) {
         bar.start(eventsTotal ?? eventsDone, 0);
         started = true;
       }
-      if (eventsTotal === null) bar.setTotal(eventsDone);
+      // The total may come after the first batches (rebuild counts beside the replay).
+      bar.setTotal(eventsTotal ?? eventsDone);
       bar.update(eventsDone);
     },
     stop: () => started && bar.stop(),

@@ -44,10 +44,28 @@ export interface MaintenanceOptions {
  * reader until it is swapped in) commits without waiting for the WAL flush (BatchOptions.durable).
  */
 export async function projectFromLog(options: MaintenanceOptions & { schema: string; until?: string | null; scratch?: boolean }): Promise<number> {
+  const { db, eventStore, projection, schema } = options;
+  const { position } = await readCheckpoint(db, schema, projection.name);
+  // Only the progress needs the count (1.5 s for 1.1 M fresh events): it runs beside the replay, not before it.
+  const count: { total: number | null } = { total: null };
+  const counting = eventStore.countAfter?.(position, { eventTypes: projection.eventTypes }).then((n) => {
+    count.total = Number(n);
+  });
+  try {
+    return await replayFrom(options, position, () => count.total);
+  } finally {
+    await counting?.catch(() => {});
+  }
+}
+
+async function replayFrom(
+  options: MaintenanceOptions & { schema: string; until?: string | null; scratch?: boolean },
+  from: string | null,
+  total: () => number | null,
+): Promise<number> {
   const { db, eventStore, projection, schema, until = null, scratch = false } = options;
   const filter = { eventTypes: projection.eventTypes };
-  let { position } = await readCheckpoint(db, schema, projection.name);
-  const total = eventStore.countAfter ? Number(await eventStore.countAfter(position, filter)) : null;
+  let position = from;
   let done = 0;
   const warm = warmOf(projection);
   const read = (after: string | null): Promise<ReadAllPage> =>
@@ -76,7 +94,7 @@ export async function projectFromLog(options: MaintenanceOptions & { schema: str
     }
     position = last;
     done += events.length;
-    options.onProgress?.({ eventsDone: done, eventsTotal: total });
+    options.onProgress?.({ eventsDone: done, eventsTotal: total() });
     if (page.isEnd) return done;
   }
 }

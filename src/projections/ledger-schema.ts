@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type RawBuilder, sql } from 'kysely';
 import type { ReadTable } from './projection';
 import type { ReadModel } from './read-model';
 
@@ -91,18 +91,20 @@ export async function createLedgerSchema({ db, schema }: ReadModel): Promise<voi
 }
 
 /** The indexes only readers use (projection.ts: a rebuild builds them after its bulk replay, verify never). */
-export async function createLedgerQueryIndexes({ db, schema }: ReadModel): Promise<void> {
+export function ledgerQueryIndexes(schema: string): readonly RawBuilder<unknown>[] {
   const s = sql.id(schema);
-  // A statement reads a period of an account by date; the columns its figures need are included, so that (where the
-  // visibility map says a page is all-visible: a rebuild vacuums what it made) the period is read from the index alone.
-  await sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)
-    include (event_id, amount, balance_before, balance_after)`.execute(db);
-  // The auditor's view of one account: its events in log order.
-  await sql`create index on ${s}.statement_lines (account_id, log_position)`.execute(db);
-  // GET /breaks pages in (status, opened_at, break_id) order: open first, then oldest first.
-  await sql`create index on ${s}.breaks (status, opened_at, break_id)`.execute(db);
-  // GET /anomalies pages in the order they were detected: when the delivery reached us, then id.
-  await sql`create index on ${s}.anomalies (received_at, anomaly_id)`.execute(db);
+  return [
+    // A statement reads a period of an account by date; the columns its figures need are included, so that (where the
+    // visibility map says a page is all-visible: a rebuild vacuums what it made) the period is read from the index alone.
+    sql`create index on ${s}.statement_lines (account_id, transaction_date, instant, group_seq)
+      include (event_id, amount, balance_before, balance_after)`,
+    // The auditor's view of one account: its events in log order.
+    sql`create index on ${s}.statement_lines (account_id, log_position)`,
+    // GET /breaks pages in (status, opened_at, break_id) order: open first, then oldest first.
+    sql`create index on ${s}.breaks (status, opened_at, break_id)`,
+    // GET /anomalies pages in the order they were detected: when the delivery reached us, then id.
+    sql`create index on ${s}.anomalies (received_at, anomaly_id)`,
+  ];
 }
 
 export const LEDGER_TABLES: readonly ReadTable[] = [

@@ -5,7 +5,7 @@ import { healStreamId } from '../domain/events';
 import type { RecordedEvent } from '../domain/recorded-event';
 import { decodeLedgerBatch, foldLoading } from './ledger-fold';
 import { loadLedgerContext, loadWantedLines } from './ledger-load';
-import { createLedgerQueryIndexes, createLedgerSchema, LEDGER_TABLES } from './ledger-schema';
+import { createLedgerSchema, ledgerQueryIndexes, LEDGER_TABLES } from './ledger-schema';
 import { WarmBooks } from './ledger-warm';
 import { LEDGER_NAMESPACE, WRITING_VERSION, writeLedgerChanges } from './ledger-write';
 import type { EventSubject, Projection, SubjectHistory } from './projection';
@@ -33,7 +33,7 @@ export function createLedgerProjection(): Projection {
     metadataKeys: ['receivedAt'],
     tables: LEDGER_TABLES,
     createSchema: createLedgerSchema,
-    createQueryIndexes: createLedgerQueryIndexes,
+    queryIndexes: ledgerQueryIndexes,
     apply: (rm, events) => applyLedger(rm, events, accountIds, null),
     warm() {
       const books = new WarmBooks();

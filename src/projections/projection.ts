@@ -1,3 +1,4 @@
+import type { RawBuilder } from 'kysely';
 import type { RecordedEvent } from '../domain/recorded-event';
 import type { ReadModel } from './read-model';
 
@@ -51,10 +52,11 @@ export interface Projection {
   /** The tables, with the indexes the projection itself reads by (its loads, its conflict targets). */
   createSchema(readModel: ReadModel): Promise<void>;
   /**
-   * The indexes only the read model's readers need (statements, audit, paging): a rebuild builds them once after
-   * replaying the log, which costs far less than keeping them up to date row by row; verify never builds them.
+   * The indexes only the read model's readers need (statements, audit, paging), one statement each, independent of
+   * each other: a rebuild builds them once after replaying the log, which costs far less than keeping them up to date
+   * row by row, and builds them side by side; verify never builds them.
    */
-  createQueryIndexes?(readModel: ReadModel): Promise<void>;
+  queryIndexes?(schema: string): readonly RawBuilder<unknown>[];
   apply(readModel: ReadModel, events: readonly RecordedEvent[]): Promise<void>;
   /**
    * An `apply` that remembers what it read and wrote between one writer's batches (the ledger's account books), so
