@@ -272,14 +272,14 @@ export async function balanceAt(
 export async function statement(rm: ReadModel, accountId: string, query: StatementQuery): Promise<Statement | null> {
   const page = await statementPage(rm, accountId, query);
   if (!page) return null;
-  const { linesJson, ...figures } = page;
+  const { pageLines, ...figures } = page;
   // The SQL wrote each line with LineView's keys and formats.
-  return { ...figures, lines: JSON.parse(linesJson) as LineView[] };
+  return { ...figures, lines: pageLines.map((line) => JSON.parse(line) as LineView) };
 }
 
-/** A statement whose page of lines is the JSON text of a LineView array, as PostgreSQL wrote it (compact, keys in LineView's order). */
+/** A statement whose page of lines is JSON as PostgreSQL wrote it: each line a LineView (compact, keys in LineView's order), in order. */
 export interface StatementPage extends Omit<Statement, 'lines'> {
-  readonly linesJson: string;
+  readonly pageLines: readonly string[];
 }
 
 /**
@@ -303,7 +303,7 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
   const { rows } = await rm.db.executeQuery<StatementRow>(
     CompiledQuery.raw(compiled.sql, compiled.parameters.map((p) => (p instanceof Slot ? values[p.name] : p))),
   );
-  const row = rows[0]!;
+  const { row, pageLines } = figuresAndLines(rows);
   if (!row.account) return null;
   const { read_model: readModel, version } = row.account;
   const p = row.summary;
@@ -328,11 +328,23 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
     // Only a period without lines has no digest from SQL: its bytes are the two balances.
     digest: p.digest ?? statementDigest({ lines: [], openingBalance: bigintOf(openingBalance), closingBalance: bigintOf(closingBalance) }),
     breaks: (row.breaks ?? []).map((b) => breakOf({ ...b, opened_at: new Date(b.opened_at), resolved_at: b.resolved_at ? new Date(b.resolved_at) : null, last_heal_at: b.last_heal_at ? new Date(b.last_heal_at) : null })),
-    linesJson: `[${row.lines ?? ''}]`,
+    pageLines,
     nextCursor,
     lastLine: p.last_instant === null || p.last_seq === null ? null : { instant: p.last_instant, seq: p.last_seq },
     version: version === null ? null : { readModel, version },
   };
+}
+
+/** The statement query's rows: the figures' row, and the page's lines put in order (each row says its place). */
+function figuresAndLines(rows: readonly StatementRow[]): { row: StatementRow; pageLines: string[] } {
+  let figures: StatementRow | undefined;
+  const pageLines = new Array<string>(rows.length - 1);
+  for (const r of rows) {
+    if (r.k === null) figures = r;
+    else pageLines[r.k - 1] = r.line!;
+  }
+  if (figures === undefined || pageLines.length !== rows.length - 1 || pageLines.includes(undefined as never)) throw new Error('the statement query answered no figures, or a page with gaps');
+  return { row: figures, pageLines };
 }
 
 /**
@@ -398,8 +410,9 @@ interface StatementRow {
   summary: PeriodSummary;
   before: string | null;
   has_before: boolean;
-  /** The page's lines as JSON, joined by commas; null when the page has none. */
-  lines: string | null;
+  /** Null in the figures' row; in each line's row, its place on the page (from 1) and its JSON. */
+  k: number | null;
+  line: string | null;
   next: { instant: string; seq: number } | null;
   breaks: BreakJson[] | null;
   parked: number;
@@ -495,13 +508,16 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
-      -- The page's lines joined by commas (null without any); statementPage puts the brackets around them, so that
-      -- PostgreSQL does not copy the page's text twice more.
-      (select string_agg(p.line, ',' order by p.k) from page p) as lines,
       -- The page's last line, when a line follows it: where the next page starts.
       ${!paged ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from base, period p
         where p.n = base.n + ${slot.page} and exists (select 1 from base b, period q where q.n = b.n + ${slot.pageAndOne}))`} as next,
-      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks`.compile(rm.db);
+      (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks,
+      null::int as k, null::text as line
+    -- Then the page's lines, a row each, unordered (k says where each goes): a page's text is never one value, which
+    -- PostgreSQL would build in a growing buffer and the driver decode into one string (~300 kB for 500 lines, in
+    -- memory fresh each time: page faults), nor sorted as a whole.
+    union all
+    select null, null, null, null, null, null, null, p.k::int, p.line from page p`.compile(rm.db);
 }
 
 export interface StatementSink {

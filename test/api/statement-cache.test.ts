@@ -54,7 +54,7 @@ async function body(on: FastifyInstance, query?: string): Promise<string> {
 /** The statement query's answer, straight from the read model (no HTTP, no cache). */
 async function direct(limit = 3): Promise<string> {
   const page = await statementPage(readModelIn(ctx.database.db, 'ledger'), A, { ...PERIOD, limit, cursor: null });
-  return statementJson(page!);
+  return statementJson(page!).toString('utf8');
 }
 
 /**

@@ -71,13 +71,17 @@ describe('npm start with no configuration', () => {
       expect(await res.json()).toMatchObject({ status: 'accepted' });
       expect(output()).toContain('WEBHOOK_TOKEN is not set');
       expect(output()).toContain('embedded PGlite');
-      // Read side on the embedded store: paged accounts, and the statement CSV streamed over its one connection.
+      // Read side on the embedded store: paged accounts, the statement (its page of lines comes as PGlite's bytes),
+      // and the statement CSV streamed over its one connection.
       const deadline = Date.now() + 30_000;
       let accounts: { id: string }[] = [];
       while (accounts.length === 0 && Date.now() < deadline) {
         accounts = ((await (await fetch(`${url}/accounts?limit=10`)).json()) as { accounts: { id: string }[] }).accounts;
         if (accounts.length === 0) await new Promise((r) => setTimeout(r, 100));
       }
+      const json = await fetch(`${url}/accounts/${accounts[0]!.id}/statement?from=2000-01-01&to=2099-12-31`);
+      expect(json.status).toBe(200);
+      expect(((await json.json()) as { lines: { transactionId: string }[] }).lines).toHaveLength(1);
       const csv = await fetch(`${url}/accounts/${accounts[0]!.id}/statement?from=2000-01-01&to=2099-12-31&format=csv`);
       expect(csv.status).toBe(200);
       const rows = (await csv.text()).trim().split('\r\n');
