@@ -336,7 +336,7 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
 }
 
 /** The statement query's rows: the figures' row, and the page's lines put in order (each row says its place). */
-function figuresAndLines(rows: readonly StatementRow[]): { row: StatementRow; pageLines: string[] } {
+export function figuresAndLines(rows: readonly StatementRow[]): { row: StatementRow; pageLines: string[] } {
   let figures: StatementRow | undefined;
   const pageLines = new Array<string>(rows.length - 1);
   for (const r of rows) {
@@ -405,7 +405,7 @@ const slot = Object.fromEntries(
   (['accountId', 'from', 'to', 'page', 'pageAndOne', 'cursorInstant', 'cursorSeq'] as const).map((name) => [name, new Slot(name)]),
 ) as Record<keyof StatementValues, Slot>;
 
-interface StatementRow {
+export interface StatementRow {
   account: (AccountRow & { read_model: string; version: string | null }) | null;
   summary: PeriodSummary;
   before: string | null;
