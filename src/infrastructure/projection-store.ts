@@ -1,4 +1,4 @@
-import { type QueryExecutorProvider, sql, type Transaction } from 'kysely';
+import { type QueryExecutorProvider, type RawBuilder, sql, type Transaction } from 'kysely';
 import { type EventStore, EventStoreUnavailable, type RecordedEvent } from '../application/ports/event-store';
 import type { Projection, WarmApply } from '../projections/projection';
 import { type ReadModel, readModelIn } from '../projections/read-model';
@@ -297,18 +297,19 @@ export async function createProjectionSchema(db: WriteSideDb, projection: Projec
 export async function createQueryIndexes(db: WriteSideDb, projection: Projection, schema: string): Promise<void> {
   const pending = [...(projection.queryIndexes?.(schema) ?? [])];
   const builder = async () => {
-    for (let index = pending.shift(); index; index = pending.shift()) {
-      const statement = index;
-      await db.transaction().execute(async (trx) => {
-        await sql`set local maintenance_work_mem = '128MB'`.execute(trx);
-        await sql`set local max_parallel_maintenance_workers = 0`.execute(trx);
-        await statement.execute(trx);
-      });
-    }
+    for (let index = pending.shift(); index !== undefined; index = pending.shift()) await buildIndex(db, index);
   };
   const built = await Promise.allSettled([builder(), builder()]);
   const failed = built.find((b) => b.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+async function buildIndex(db: WriteSideDb, index: RawBuilder<unknown>): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await sql`set local maintenance_work_mem = '128MB'`.execute(trx);
+    await sql`set local max_parallel_maintenance_workers = 0`.execute(trx);
+    await index.execute(trx);
+  });
 }
 
 async function createSchemaIn(rm: ReadModel, projection: Projection, { queryIndexes }: { queryIndexes: boolean }): Promise<void> {

@@ -283,8 +283,8 @@ export interface StatementPage extends Omit<Statement, 'lines'> {
 }
 
 /**
- * statement(), with the page's lines left as the JSON text PostgreSQL built: the JSON answer splices it in, so that
- * Node neither parses a page of lines into objects nor writes them out again.
+ * statement(), with each of the page's lines left as the JSON text PostgreSQL built: the JSON answer splices them in,
+ * so that Node neither parses a page of lines into objects nor writes them out again.
  */
 export async function statementPage(rm: ReadModel, accountId: string, query: StatementQuery): Promise<StatementPage | null> {
   if (!isAccountId(accountId)) return null;

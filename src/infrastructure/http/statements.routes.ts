@@ -123,7 +123,7 @@ const COMMA = 0x2c;
 /**
  * The JSON answer (statementSchema, in its key order) around the page of lines as PostgreSQL wrote them: the same
  * bytes the route's serializer would write (test/api/accounts.test.ts checks it), without parsing and writing a
- * page of lines again in Node, nor decoding and encoding their text.
+ * page of lines again in Node, nor joining them into one string of the whole page.
  */
 export function statementJson(s: StatementPage): Buffer {
   const head = JSON.stringify({
@@ -141,16 +141,17 @@ export function statementJson(s: StatementPage): Buffer {
     lineCount: s.lineCount,
     breaks: s.breaks,
   });
-  const parts = [`${head.slice(0, -1)},"lines":[`, `],"nextCursor":${JSON.stringify(s.nextCursor)}}`] as const;
+  const open = `${head.slice(0, -1)},"lines":[`;
+  const close = `],"nextCursor":${JSON.stringify(s.nextCursor)}}`;
   // Each line written into the answer's bytes as it is: never joined into one string of the whole page first.
-  let size = Buffer.byteLength(parts[0]) + Buffer.byteLength(parts[1]) + Math.max(0, s.pageLines.length - 1);
+  let size = Buffer.byteLength(open) + Buffer.byteLength(close) + Math.max(0, s.pageLines.length - 1);
   for (const line of s.pageLines) size += Buffer.byteLength(line);
   const body = Buffer.allocUnsafe(size);
-  let at = body.write(parts[0]);
+  let at = body.write(open);
   s.pageLines.forEach((line, i) => {
     if (i > 0) at = body.writeUInt8(COMMA, at);
     at += body.write(line, at);
   });
-  body.write(parts[1], at);
+  body.write(close, at);
   return body;
 }
