@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
 
 const FI = '3c26a8ed-efb5-11ed-8620-0ae7e48c82d8';
 const DESCRIPTIONS = ['Chuyển tiền mua hàng', 'Thanh toán hoá đơn điện', 'Nhận lương tháng', 'Rút tiền ATM', 'Phí dịch vụ SMS'];
@@ -25,6 +25,12 @@ export function webhookBodies(accounts: number) {
 }
 
 /**
+ * json_build_object writes `"key" : value, "next"`; the service stores JSON.stringify's compact text (~10 % shorter
+ * for these events). No seeded value holds `" : ` or `, "`, so the two replacements touch only the separators.
+ */
+const compact = (json: RawBuilder<unknown>) => sql`replace(replace((${json})::text, '" : ', '":'), ', "', ',"')::json`;
+
+/**
  * Writes `count` BalanceChanged events over `accounts` accounts straight into the event table (as the webhook path
  * would have stored them, raw body included), a year of history with chained running balances. Account numbers are
  * firstAccount … firstAccount + accounts − 1, zero-padded to 12 digits.
@@ -36,7 +42,7 @@ export async function seedEvents(db: Kysely<any>, count: number, accounts: numbe
     await sql`
       insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
       select 'bankTx-' || tx_id, 0, overlay(overlay(md5(tx_id) placing '5' from 13) placing '8' from 17)::uuid, 'BalanceChanged',
-        json_build_object('source', 'webhook', 'grantId', null, 'transaction', json_build_object(
+        ${compact(sql`json_build_object('source', 'webhook', 'grantId', null, 'transaction', json_build_object(
           'id', tx_id, 'transactionCode', null, 'reference', null,
           'transactionDate', to_char(at_local, 'YYYY-MM-DD'), 'transactionDateTime', to_char(at_local, 'YYYY-MM-DD"T"HH24:MI:00+07:00'),
           'bookingDate', to_char(at_local, 'YYYY-MM-DD'), 'amount', amount::text, 'description', 'Chuyển tiền ' || n,
@@ -44,9 +50,9 @@ export async function seedEvents(db: Kysely<any>, count: number, accounts: numbe
           'virtualAccountNumber', null, 'virtualAccountName', null, 'paymentChannel', 'Napas247',
           'counterAccountNumber', '0123456789', 'counterAccountName', 'NGUYEN VAN A', 'counterAccountBankId', '970436',
           'counterAccountBankName', 'Vietcombank', 'paymentMeta', null, 'fiId', ${FI}::text, 'fiName', 'VietinBank',
-          'fiServiceId', null, 'fiServiceName', null, 'currency', 'VND')),
-        json_build_object('rawSha256', md5(tx_id), 'contentSha256', md5(tx_id),
-          'receivedAt', to_char(at_local, 'YYYY-MM-DD"T"HH24:MI:05Z'), 'source', 'webhook', 'requestId', null),
+          'fiServiceId', null, 'fiServiceName', null, 'currency', 'VND'))`)},
+        ${compact(sql`json_build_object('rawSha256', md5(tx_id), 'contentSha256', md5(tx_id),
+          'receivedAt', to_char(at_local, 'YYYY-MM-DD"T"HH24:MI:05Z'), 'source', 'webhook', 'requestId', null)`)},
         repeat('x', 900)
       from (
         select n, acct, amount, tx_id, at_local,
