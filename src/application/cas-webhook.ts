@@ -112,18 +112,28 @@ const isoInstant = z.string({ error: 'expected an ISO-8601 instant with an offse
 });
 /** Names that become part of a stream id or a read-model key: a safe token of bounded length. */
 const token = (what: string, max: number) =>
-  z.string({ error: `${what} is required` }).regex(new RegExp(`^[0-9A-Za-z_.-]{1,${max}}$`), `${what} must be 1–${max} letters, digits, _ . or -`);
+  z.string({ error: `${what} is required` }).regex(tokenPattern(max), `${what} must be 1–${max} letters, digits, _ . or -`);
+const tokenPattern = (max: number) => new RegExp(`^[0-9A-Za-z_.-]{1,${max}}$`);
+// The patterns both readings (the schemas and transactionWebhookFast) hold a field to.
+const TOKEN_64 = tokenPattern(64);
+const TOKEN_128 = tokenPattern(128);
+const TRANSACTION_ID = /^[0-9A-Za-z_-]{1,128}$/;
+const ACCOUNT_NUMBER = /^[0-9A-Za-z.\-]{1,64}$/;
 
 /** The exact text of a JSON number, or of a string holding one (other Casso shapes send strings). */
 const numberText = (value: unknown): string | null =>
   isLosslessNumber(value) ? value.value : typeof value === 'string' ? value.trim() : null;
+/** Money as both readings parse it: null when the value is no number at all. */
+const minorUnitsOf = (value: unknown) => {
+  const text = numberText(value);
+  return text === null ? null : parseMinorUnits(text);
+};
 
 // One transform per money field (no union): this schema runs on every webhook.
 const exactInteger = (what: string, nullable: boolean) =>
   z.unknown().optional().transform((value, ctx): bigint | null => {
     if (nullable && (value === null || value === undefined)) return null;
-    const text = numberText(value);
-    const parsed = text === null ? null : parseMinorUnits(text);
+    const parsed = minorUnitsOf(value);
     if (parsed?.ok && isBookableMoney(parsed.value)) return parsed.value;
     ctx.addIssue({
       code: 'custom',
@@ -139,7 +149,7 @@ const exactInteger = (what: string, nullable: boolean) =>
 
 const accountNumber = z.unknown().optional().transform((value, ctx) => {
   const text = numberText(value);
-  if (text === null || !/^[0-9A-Za-z.\-]{1,64}$/.test(text)) {
+  if (text === null || !ACCOUNT_NUMBER.test(text)) {
     ctx.addIssue({ code: 'custom', message: 'accountNumber must be 1–64 letters or digits (a string or a number)' });
     return z.NEVER;
   }
@@ -164,7 +174,7 @@ const casErrorSchema = z.object({
 const casTransactionSchema = z
   .object(
     {
-      id: z.string({ error: 'id (the Cas transaction id) is required' }).regex(/^[0-9A-Za-z_-]{1,128}$/, 'id must be 1–128 letters, digits, _ or -'),
+      id: z.string({ error: 'id (the Cas transaction id) is required' }).regex(TRANSACTION_ID, 'id must be 1–128 letters, digits, _ or -'),
       transactionCode: nullableText,
       reference: nullableText,
       transactionDate: isoDate,
@@ -243,10 +253,6 @@ const casTransactionSchema = z
  * and null for anything else, a body they refuse or another kind, which then takes the schemas' way for their value
  * or their reasons. A property test holds the two to the same verdicts and values.
  */
-const TOKEN_64 = /^[0-9A-Za-z_.-]{1,64}$/;
-const TOKEN_128 = /^[0-9A-Za-z_.-]{1,128}$/;
-const TRANSACTION_ID = /^[0-9A-Za-z_-]{1,128}$/;
-const ACCOUNT_NUMBER = /^[0-9A-Za-z.\-]{1,64}$/;
 const isNullish = (value: unknown): value is null | undefined => value === null || value === undefined;
 const isNullableText = (value: unknown): value is string | null | undefined => isNullish(value) || typeof value === 'string';
 /** A field `isNullableText` has passed, as the ledger holds it. */
@@ -270,8 +276,7 @@ export function transactionWebhookFast(json: Record<string, unknown>): CasWebhoo
 
 /** Money as `exactInteger` reads it, or undefined where it would refuse. */
 function moneyFast(value: unknown): bigint | undefined {
-  const text = numberText(value);
-  const parsed = text === null ? null : parseMinorUnits(text);
+  const parsed = minorUnitsOf(value);
   return parsed?.ok && isBookableMoney(parsed.value) ? parsed.value : undefined;
 }
 
