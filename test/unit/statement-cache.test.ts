@@ -3,38 +3,54 @@ import { coalescedVersionReads, createStatementCache, statementCacheKey } from '
 
 const v = (version: string, readModel = '16384') => ({ readModel, version });
 const bytes = (n: number, fill = 'x') => Buffer.alloc(n, fill);
+/** A version reader that answers `version`. */
+const at = (version: ReturnType<typeof v>) => async () => version;
 
 describe('the statement cache', () => {
-  it('answers only at the version an answer was computed at, and only in the same read model', () => {
+  it('answers only at the version an answer was computed at, and only in the same read model', async () => {
     const cache = createStatementCache(1024 * 1024)!;
     cache.set('k', v('7'), bytes(10));
-    expect(cache.get('k', v('7'))).toEqual(bytes(10));
-    expect(cache.get('k', v('8'))).toBeNull();
+    expect(await cache.get('k', at(v('7')))).toEqual(bytes(10));
+    expect(await cache.get('k', at(v('8')))).toBeNull();
     // A rebuilt read model is another table: the same version number there is another state.
-    expect(cache.get('k', v('7', '20000'))).toBeNull();
-    expect(cache.get('other', v('7'))).toBeNull();
+    expect(await cache.get('k', at(v('7', '20000')))).toBeNull();
+    expect(await cache.get('other', at(v('7')))).toBeNull();
     expect(cache.stats()).toMatchObject({ entries: 1, hits: 1, misses: 3 });
   });
 
-  it('is bounded in bytes: the least recently used answers go first', () => {
+  it('is bounded in bytes: the least recently used answers go first', async () => {
     const cache = createStatementCache(40_000)!;
     for (const key of ['a', 'b', 'c']) cache.set(key, v('1'), bytes(4_000, key));
-    expect(cache.get('a', v('1'))).not.toBeNull(); // a is now the most recently used
+    expect(await cache.get('a', at(v('1')))).not.toBeNull(); // a is now the most recently used
     for (let i = 0; i < 10; i++) cache.set(`n${i}`, v('1'), bytes(4_000));
     const { bytes: held, entries } = cache.stats();
     expect(held).toBeLessThanOrEqual(40_000);
     expect(entries).toBeLessThan(13);
-    expect(cache.get('b', v('1'))).toBeNull();
-    expect(cache.get('c', v('1'))).toBeNull();
-    expect(cache.get('n9', v('1'))).toEqual(bytes(4_000));
+    expect(await cache.get('b', at(v('1')))).toBeNull();
+    expect(await cache.get('c', at(v('1')))).toBeNull();
+    expect(await cache.get('n9', at(v('1')))).toEqual(bytes(4_000));
   });
 
-  it('keeps out one answer bigger than an eighth of it, and is off at 0', () => {
+  it('keeps out one answer bigger than an eighth of it, and is off at 0', async () => {
     const cache = createStatementCache(80_000)!;
     cache.set('big', v('1'), bytes(20_000));
-    expect(cache.get('big', v('1'))).toBeNull();
+    expect(await cache.get('big', at(v('1')))).toBeNull();
     expect(cache.stats().entries).toBe(0);
     expect(createStatementCache(0)).toBeNull();
+  });
+
+  it('reads the current version only when it holds an answer for the key, and misses on an unknown account', async () => {
+    const cache = createStatementCache(1024 * 1024)!;
+    const reads: string[] = [];
+    const reading = (key: string, version: ReturnType<typeof v> | null) => async () => (reads.push(key), version);
+    expect(await cache.get('k', reading('k', v('7')))).toBeNull();
+    expect(reads).toEqual([]);
+    cache.set('k', v('7'), bytes(10));
+    expect(await cache.get('k', reading('k', v('7')))).toEqual(bytes(10));
+    expect(await cache.get('k', reading('k', null))).toBeNull();
+    expect(await cache.get('other', reading('other', v('7')))).toBeNull();
+    expect(reads).toEqual(['k', 'k']);
+    expect(cache.stats()).toMatchObject({ entries: 1, hits: 1, misses: 3 });
   });
 
   it('keys every parameter of the answer', () => {

@@ -14,8 +14,12 @@ interface CachedAnswer {
  * version never comes back (ledger-write.ts), so an equal version means nothing the answer shows has changed since.
  */
 export interface StatementCache {
-  /** The answer stored under `key` if it was computed at `current`. */
-  get(key: string, current: StatementVersion): Buffer | null;
+  /**
+   * The answer stored under `key` if it was computed at the account's current version, which `current` reads (null:
+   * an unknown account). `current` is called only when an answer is stored: with none there is nothing to compare,
+   * and a request that will compute its answer anyway is spared a round trip.
+   */
+  get(key: string, current: () => Promise<StatementVersion | null>): Promise<Buffer | null>;
   set(key: string, version: StatementVersion, body: Buffer): void;
   /** What it holds, and how often a look-up found a current answer (hit) or not (miss: absent, or computed at another version). */
   readonly stats: () => { readonly entries: number; readonly bytes: number; readonly hits: number; readonly misses: number };
@@ -34,9 +38,11 @@ export function createStatementCache(maxBytes: number): StatementCache | null {
   let hits = 0;
   let misses = 0;
   return {
-    get(key, current) {
+    async get(key, current) {
       const answer = answers.get(key);
-      const valid = answer !== undefined && answer.version.version === current.version && answer.version.readModel === current.readModel;
+      // Read after the answer was looked up: it must show every change committed by now (not only by then).
+      const version = answer === undefined ? null : await current();
+      const valid = answer !== undefined && version !== null && answer.version.version === version.version && answer.version.readModel === version.readModel;
       if (valid) hits += 1;
       else misses += 1;
       return valid ? answer.body : null;

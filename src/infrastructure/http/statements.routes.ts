@@ -102,9 +102,9 @@ export const statementRoutes: FastifyPluginAsync<ReadRouteOptions & { readonly c
       // The CSV is an export of a whole period, streamed a chunk at a time: it is never held whole, so never cached.
       const key = cache && statementCacheKey(readModels.schema, id, { from, to, limit, cursor: cursor ? encodeCursor(cursor) : null });
       if (cache && key) {
-        // Read before the cache is looked at: an answer computed at this version shows every change committed by now.
-        const current = await versionOf(id);
-        const cached = current && cache.get(key, current);
+        // The version is read (only when an answer is stored) after the request arrived: an answer computed at it
+        // shows every change committed by now.
+        const cached = await cache.get(key, () => versionOf(id));
         if (cached) return reply.type(JSON_TYPE).send(cached as never);
       }
       const result = await statementPage(readModels, id, { from, to, limit, cursor: cursor ?? null });

@@ -1,0 +1,121 @@
+/**
+ * The busy month's first computation, taken apart (issue 14 item 5). On a database the bench kept
+ * (`npm run bench -- --only statements --keep-database`), for each build given (a worktree with dist/ built), in
+ * turn for several rounds: a fresh service as the bench's warm one (cache on, API key), the bench's pass over the
+ * 500 statements (8 at a time), then the busy month once, timed from here, with first-statement-hook.mjs in the
+ * service timing its parts. Prints one JSON line per run and a summary per build; the SHA-256 of each answer too.
+ *
+ *   flock /tmp/balance-ledger-cpu.lock npx tsx bench/first-statement.ts --database-url <url> --build /work/main --build . --rounds 4
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { accountIdOf } from '../src/projections/ledger.projection';
+import { freePort } from './lib';
+
+const o = new Command('first-statement')
+  .requiredOption('--database-url <url>', 'a database the statements bench kept')
+  .option('--build <dir...>', 'worktrees whose dist/main.js to run, alternated', ['.'])
+  .option('--rounds <n>', 'rounds', Number, 3)
+  .option('--accounts <n>', 'accounts of the bench database', Number, 1000)
+  .option('--statements <n>', 'distinct statements in the pass', Number, 500)
+  .option('--cache-off', 'STATEMENT_CACHE_MB=0 (as the bench second service)')
+  .parse()
+  .opts<{ databaseUrl: string; build: string[]; rounds: number; accounts: number; statements: number; cacheOff?: boolean }>();
+
+const API_TOKEN = 'bench-api-token-0123456789abcdef';
+const HOOK = resolve(import.meta.dirname, 'first-statement-hook.mjs');
+const ids = Array.from({ length: o.accounts }, (_, i) => accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(i).padStart(12, '0')));
+const month = (m: number) => `from=2025-${String(m).padStart(2, '0')}-01&to=2025-${String(m).padStart(2, '0')}-28`;
+const paths = Array.from({ length: Math.min(o.statements, ids.length * 12) }, (_, i) => `/accounts/${ids[(i * 7) % ids.length]}/statement?${month((i % 12) + 1)}`);
+const busyId = accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(o.accounts).padStart(12, '0'));
+const busyPath = `/accounts/${busyId}/statement?${month(6)}`;
+const headers = { authorization: `Bearer ${API_TOKEN}` };
+
+/** What first-statement-hook.mjs wrote of the busy request (times in ms from its arrival). */
+interface Trace {
+  finishMs: number;
+  nodeCpuMs: number;
+  gcMs: number;
+  queries: { kind: string; calledMs: number; firstRowMs: number; readyMs: number; backendCpuMs: number; backendFaults: number }[];
+}
+
+async function run(dir: string) {
+  const out = join(mkdtempSync(join(tmpdir(), 'first-statement-')), 'trace.jsonl');
+  const port = await freePort();
+  const child: ChildProcess = spawn(process.execPath, ['--max-old-space-size=192', '--import', HOOK, 'dist/main.js'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      DATABASE_URL: o.databaseUrl,
+      API_TOKEN,
+      WEBHOOK_TOKEN: 'bench-webhook-token-0123456789abcdef',
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_STATEMENTS: '0',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DRAIN_DELAY_MS: '0',
+      FIRST_TIMING_PATH: busyId,
+      FIRST_TIMING_OUT: out,
+      ...(o.cacheOff ? { STATEMENT_CACHE_MB: '0' } : {}),
+    },
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    for (let tries = 0; !(await fetch(`${url}/health`).catch(() => null))?.ok; tries++) {
+      if (tries > 600) throw new Error('the service did not start');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const get = async (path: string) => {
+      const res = await fetch(`${url}${path}`, { headers });
+      if (!res.ok) throw new Error(`${path}: ${res.status}`);
+      return Buffer.from(await res.arrayBuffer());
+    };
+    const pass = createHash('sha256');
+    for (let i = 0; i < paths.length; i += 8) for (const body of await Promise.all(paths.slice(i, i + 8).map(get))) pass.update(body);
+    const started = performance.now();
+    const body = await get(busyPath);
+    const firstMs = +(performance.now() - started).toFixed(1);
+    const again = performance.now();
+    await get(busyPath);
+    const secondMs = +(performance.now() - again).toFixed(1);
+    await new Promise((r) => setTimeout(r, 50));
+    const trace = JSON.parse(readFileSync(out, 'utf8').split('\n')[0]!) as Trace;
+    return { dir, firstMs, secondMs, busySha: createHash('sha256').update(body).digest('hex').slice(0, 16), passSha: pass.digest('hex').slice(0, 16), ...trace };
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+    rmSync(join(out, '..'), { recursive: true, force: true });
+  }
+}
+
+const results: Awaited<ReturnType<typeof run>>[] = [];
+for (let round = 0; round < o.rounds; round++) {
+  for (const dir of o.build) {
+    const r = await run(resolve(dir));
+    console.log(JSON.stringify(r));
+    results.push(r);
+  }
+}
+const stat = (xs: number[]) => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1));
+  return `${mean.toFixed(1)} ± ${sd.toFixed(1)} (${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)})`;
+};
+for (const dir of o.build) {
+  const mine = results.filter((r) => r.dir === resolve(dir));
+  const q = (r: (typeof mine)[number]) => r.queries.find((x) => x.kind === 'statement')!;
+  console.log(`\n${dir}: ${mine.length} runs; busy sha ${[...new Set(mine.map((r) => r.busySha))].join(',')}; pass sha ${[...new Set(mine.map((r) => r.passSha))].join(',')}`);
+  console.log(`  first (client) ms   ${stat(mine.map((r) => r.firstMs))}   second ${stat(mine.map((r) => r.secondMs))}`);
+  console.log(`  in service ms       ${stat(mine.map((r) => r.finishMs))}   node CPU ${stat(mine.map((r) => r.nodeCpuMs))}  GC ${stat(mine.map((r) => r.gcMs))}`);
+  console.log(`  before query ms     ${stat(mine.map((r) => q(r).calledMs))}`);
+  console.log(`  query→first row ms  ${stat(mine.map((r) => q(r).firstRowMs - q(r).calledMs))}`);
+  console.log(`  first row→ready ms  ${stat(mine.map((r) => q(r).readyMs - q(r).firstRowMs))}`);
+  console.log(`  ready→finish ms     ${stat(mine.map((r) => (r.finishMs) - q(r).readyMs))}`);
+  console.log(`  backend CPU ms      ${stat(mine.map((r) => q(r).backendCpuMs))}   faults ${stat(mine.map((r) => q(r).backendFaults))}`);
+}
