@@ -138,6 +138,8 @@ const BINARY_HEADER = Uint8Array.of(0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0x
 const POSTGRES_EPOCH_MS = 946_684_800_000;
 const DAY_MS = 86_400_000;
 const TWO_32 = 2 ** 32;
+const INT64_MAX = 2n ** 63n - 1n;
+const INT64_MIN = -(2n ** 63n);
 const UTC_MILLIS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 /** A received-at instant (the fold makes every one ISO in UTC with milliseconds), in milliseconds since 1970. */
@@ -201,9 +203,10 @@ class CopyBuffer {
     this.at = this.buf.writeInt32BE(1, this.at);
     this.buf[this.at++] = v ? 1 : 0;
   }
-  /** int8: out of its range throws, as PostgreSQL refuses such a number in text. */
+  /** int8; a number out of its range goes in text, so that PostgreSQL refuses it with its own words as before. */
   int64(v: bigint | null): void {
     if (v === null) return this.nullField();
+    if (v > INT64_MAX || v < INT64_MIN) throw new NotCanonical(String(v));
     this.room(12);
     this.at = this.buf.writeInt32BE(8, this.at);
     this.at = this.buf.writeBigInt64BE(v, this.at);
