@@ -3,7 +3,7 @@
  * that change out (ledger-write.ts writes them) — or, when a carry or a same-instant group runs past the loaded
  * lines, the lines it wants; the caller loads them and folds again. Nothing here awaits, reads a clock or a table.
  */
-import type { BankTransaction } from '../domain/bank-transaction';
+import type { JsonObject } from '../domain/bank-transaction';
 import { isoInstant } from '../domain/calendar';
 import { decodeEvent } from '../domain/event-codec';
 import type { RecordedEvent } from '../domain/recorded-event';
@@ -128,21 +128,20 @@ export function decodeLedgerBatch(events: readonly RecordedEvent[], accountIdOf:
   const items: (Booking | ConflictingRepeat)[] = [];
   const heals: HealAttempt[] = [];
   for (const event of events) {
+    if (event.type === 'BalanceChanged') {
+      items.push(bookingOf(event, accountIdOf));
+      continue;
+    }
     const decoded = decodeEvent(event.type, event.data);
     if (decoded?.type === 'GapHealAttempted') {
       const { breakId, outcome, detail } = decoded.data;
       heals.push({ breakId, eventId: event.eventId, at: receivedAtOf(event), outcome, detail });
       continue;
     }
-    if (decoded?.type !== 'BalanceChanged' && decoded?.type !== 'ConflictingDuplicateReceived') continue;
+    if (decoded?.type !== 'ConflictingDuplicateReceived') continue;
     const tx = decoded.data.transaction;
     const accountId = accountIdOf(tx.fiId, tx.accountNumber);
     const receivedAt = receivedAtOf(event);
-    if (decoded.type === 'BalanceChanged') {
-      const account = { fiId: tx.fiId, fiName: tx.fiName, accountNumber: tx.accountNumber, currency: tx.currency, grantId: decoded.data.grantId, firstSeenAt: receivedAt };
-      items.push({ kind: 'booking', accountId, account, line: factsOf(event, tx, receivedAt, decoded.data.source), position: event.position });
-      continue;
-    }
     items.push({
       kind: 'conflict',
       accountId,
@@ -351,29 +350,55 @@ function conflictsOf(batch: LedgerBatch, context: LedgerContext): Anomaly[] {
   return conflicts;
 }
 
-function factsOf(event: RecordedEvent, tx: BankTransaction, receivedAt: string, source: string): LineFacts {
+/**
+ * A BalanceChanged read straight from the event's JSON into the booking (the codec's reading: money from decimal
+ * strings, a missing running balance or grant as null), without first copying the whole transaction into a decoded
+ * event: a batch's events are the young objects each scavenge copies, and this was one more of them per event.
+ */
+function bookingOf(event: RecordedEvent, accountIdOf: (fiId: string, accountNumber: string) => string): Booking {
+  const { data } = event;
+  const tx = data.transaction as JsonObject;
+  const fiId = tx.fiId as string;
+  const accountNumber = tx.accountNumber as string;
+  const transactionDateTime = tx.transactionDateTime as string;
+  const running = tx.runningBalance;
+  const receivedAt = receivedAtOf(event);
+  const source = data.source as string;
   return {
-    id: tx.id,
-    eventId: event.eventId,
-    instant: Date.parse(tx.transactionDateTime),
-    amount: tx.amount,
-    runningBalance: tx.runningBalance,
-    transactionDate: tx.transactionDate,
-    receivedAt,
-    source,
-    details: {
-      transactionDateTime: tx.transactionDateTime,
-      bookingDate: tx.bookingDate,
-      description: tx.description,
-      reference: tx.reference,
-      counterAccountNumber: tx.counterAccountNumber,
-      counterAccountName: tx.counterAccountName,
-      counterAccountBankName: tx.counterAccountBankName,
-      virtualAccountNumber: tx.virtualAccountNumber,
-      virtualAccountName: tx.virtualAccountName,
-      paymentChannel: tx.paymentChannel,
-      logPosition: event.position,
+    kind: 'booking',
+    accountId: accountIdOf(fiId, accountNumber),
+    account: {
+      fiId,
+      fiName: tx.fiName as string | null,
+      accountNumber,
+      currency: tx.currency as string,
+      grantId: (data.grantId as string | null) ?? null,
+      firstSeenAt: receivedAt,
     },
+    line: {
+      id: tx.id as string,
+      eventId: event.eventId,
+      instant: Date.parse(transactionDateTime),
+      amount: BigInt(tx.amount as string),
+      runningBalance: running === null || running === undefined ? null : BigInt(running as string),
+      transactionDate: tx.transactionDate as string,
+      receivedAt,
+      source,
+      details: {
+        transactionDateTime,
+        bookingDate: tx.bookingDate as string | null,
+        description: tx.description as string | null,
+        reference: tx.reference as string | null,
+        counterAccountNumber: tx.counterAccountNumber as string | null,
+        counterAccountName: tx.counterAccountName as string | null,
+        counterAccountBankName: tx.counterAccountBankName as string | null,
+        virtualAccountNumber: tx.virtualAccountNumber as string | null,
+        virtualAccountName: tx.virtualAccountName as string | null,
+        paymentChannel: tx.paymentChannel as string | null,
+        logPosition: event.position,
+      },
+    },
+    position: event.position,
   };
 }
 

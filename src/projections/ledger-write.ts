@@ -1,6 +1,7 @@
 import { type RawBuilder, sql } from 'kysely';
 import { v5 as uuidv5 } from 'uuid';
-import type { BookLine, BreakState } from './account-book';
+import type { BreakState } from './account-book';
+import { copyLines, iso, LINE_COLUMNS, lineValues, type Value } from './ledger-copy';
 import type { AccountChanges, Anomaly, HealAttempt, LedgerChanges } from './ledger-fold';
 import type { ReadModel } from './read-model';
 import type { LedgerTables } from './tables';
@@ -52,13 +53,14 @@ export const WRITING_VERSION = sql<string>`pg_current_xact_id()::text::bigint`;
 type RecordsetRow<Table> = { readonly [Column in keyof Table]: string | number | boolean | null | Readonly<Record<string, string | null>> };
 
 const text = (v: bigint | null) => (v === null ? null : v.toString());
-const iso = (ms: number) => new Date(ms).toISOString();
 
 async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   // New lines are plain inserts (no speculative insertion); a line already stored only moves or changes balances.
   const count = accounts.reduce((n, a) => n + a.added.length, 0);
-  if (count > 0 && rm.copyRows) await rm.copyRows('statement_lines', LINE_COLUMNS, copyData(accounts, count));
-  else {
+  if (count > 0 && rm.copyRows) {
+    const { format, data } = copyLines(accounts, count);
+    await rm.copyRows('statement_lines', LINE_COLUMNS, data, format);
+  } else {
     const added = accounts.flatMap((a) => a.added.map((l) => recordOf(LINE_COLUMNS, lineValues(a.account.accountId, l))));
     await upsert(rm, 'statement_lines', added, sql``);
   }
@@ -72,98 +74,9 @@ async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): P
     where l.transaction_id = m.transaction_id`.execute(rm.db);
 }
 
-type Value = string | number | boolean | null;
-
-const LINE_COLUMNS = [
-  'transaction_id', 'account_id', 'event_id', 'instant', 'group_seq', 'transaction_date', 'transaction_date_time', 'booking_date',
-  'amount', 'running_balance', 'balance_before', 'balance_after', 'description', 'reference', 'counter_account_number',
-  'counter_account_name', 'counter_account_bank_name', 'virtual_account_number', 'virtual_account_name', 'payment_channel',
-  'late', 'received_at', 'source', 'log_position',
-] as const satisfies readonly (keyof LedgerTables['statement_lines'])[];
-
-/** A new line's columns in LINE_COLUMNS order (money and instants as text). */
-function lineValues(accountId: string, l: BookLine): Value[] {
-  const d = l.details;
-  return [
-    l.id, accountId, l.eventId, iso(l.instant), l.seq, l.transactionDate, d.transactionDateTime, d.bookingDate,
-    l.amount.toString(), text(l.runningBalance), text(l.before), text(l.after), d.description, d.reference, d.counterAccountNumber,
-    d.counterAccountName, d.counterAccountBankName, d.virtualAccountNumber, d.virtualAccountName, d.paymentChannel,
-    l.late, l.receivedAt, l.source, d.logPosition,
-  ];
-}
-
 /** Values in `columns` order as the row json_populate_recordset reads (where COPY is not available: PGlite). */
 const recordOf = <Table>(columns: readonly (keyof Table & string)[], values: readonly Value[]): RecordsetRow<Table> =>
   Object.fromEntries(columns.map((c, i) => [c, values[i] ?? null])) as RecordsetRow<Table>;
-
-/**
- * Rows in COPY's text format, written as UTF-8 straight into one buffer: joining the values into one string made a
- * two-byte string of the whole batch as soon as one line held a non-Latin-1 letter (1.75 MB for 5 000 lines), which
- * was then scanned twice and encoded again. Text PostgreSQL cannot store fails the batch here, as it does in a JSON
- * parameter (so the event is parked either way): a NUL, or a half surrogate, which encoding would silently turn into
- * U+FFFD.
- */
-function copyData(accounts: readonly AccountChanges[], count: number): Uint8Array {
-  const out = new CopyBuffer(count * 512);
-  for (const { account, added } of accounts) {
-    for (const line of added) {
-      // Made and written one line at a time, so that a line's values die young instead of outliving the batch.
-      const values = lineValues(account.accountId, line);
-      for (let i = 0; i < values.length; i++) {
-        if (i > 0) out.byte(TAB);
-        copyValue(out, values[i]!);
-      }
-      out.byte(NEWLINE);
-    }
-  }
-  return out.bytes();
-}
-
-function copyValue(out: CopyBuffer, v: Value): void {
-  if (v === null) out.ascii('\\N');
-  else if (typeof v === 'string') {
-    if (!v.isWellFormed()) throw new Error(CANNOT_STORE);
-    if (!COPY_SPECIAL.test(v)) out.text(v);
-    else if (v.includes('\u0000')) throw new Error(CANNOT_STORE);
-    else out.text(v.replace(COPY_SPECIALS, (c) => COPY_ESCAPES[c]!));
-  } else out.ascii(typeof v === 'boolean' ? (v ? 't' : 'f') : String(v));
-}
-
-const CANNOT_STORE = 'a statement line holds text PostgreSQL cannot store (a NUL or a half surrogate)';
-const TAB = 0x09;
-const NEWLINE = 0x0a;
-const COPY_SPECIAL = /[\\\t\n\r\u0000]/;
-const COPY_SPECIALS = /[\\\t\n\r]/g;
-const COPY_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
-
-/** A growing byte buffer: each value is encoded into it in place (three bytes at most per UTF-16 code unit). */
-class CopyBuffer {
-  private buf: Buffer;
-  private at = 0;
-  constructor(size: number) {
-    this.buf = Buffer.allocUnsafe(Math.max(size, 1024));
-  }
-  byte(b: number): void {
-    if (this.at === this.buf.length) this.grow(1);
-    this.buf[this.at++] = b;
-  }
-  ascii(s: string): void {
-    if (this.at + s.length > this.buf.length) this.grow(s.length);
-    this.at += this.buf.write(s, this.at, 'latin1');
-  }
-  text(s: string): void {
-    if (this.at + s.length * 3 > this.buf.length) this.grow(s.length * 3);
-    this.at += this.buf.write(s, this.at, 'utf8');
-  }
-  bytes(): Uint8Array {
-    return this.buf.subarray(0, this.at);
-  }
-  private grow(need: number): void {
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + need));
-    this.buf.copy(next, 0, 0, this.at);
-    this.buf = next;
-  }
-}
 
 async function writeBreaks(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   await upsert(

@@ -13,9 +13,9 @@ export interface ReadModel {
   readonly table: (name: keyof ReadModelTables) => RawBuilder<unknown>;
   /**
    * Appends rows to a table with COPY, when the connection can (a PostgreSQL server): `data` is the rows in COPY's
-   * text format as UTF-8 bytes, in `columns` order. Absent otherwise (PGlite): write with INSERT.
+   * text format as UTF-8 bytes, or in its binary format, in `columns` order. Absent otherwise (PGlite): write with INSERT.
    */
-  readonly copyRows?: (name: keyof ReadModelTables, columns: readonly string[], data: Uint8Array) => Promise<void>;
+  readonly copyRows?: (name: keyof ReadModelTables, columns: readonly string[], data: Uint8Array, format?: 'text' | 'binary') => Promise<void>;
 }
 
 /**
@@ -24,8 +24,9 @@ export interface ReadModel {
  */
 export function readModelIn(db: Kysely<any>, schema: string, { copy = false }: { copy?: boolean } = {}): ReadModel {
   const table = (name: keyof ReadModelTables) => sql.table(`${schema}.${name}`);
-  const copyRows = async (name: keyof ReadModelTables, columns: readonly string[], data: Uint8Array) => {
-    const { sql: statement } = sql`copy ${table(name)} (${sql.join(columns.map((c) => sql.id(c)))}) from stdin`.compile(db);
+  const copyRows = async (name: keyof ReadModelTables, columns: readonly string[], data: Uint8Array, format: 'text' | 'binary' = 'text') => {
+    const binary = format === 'binary' ? sql` with (format binary)` : sql``;
+    const { sql: statement } = sql`copy ${table(name)} (${sql.join(columns.map((c) => sql.id(c)))}) from stdin${binary}`.compile(db);
     await db.executeQuery(CompiledQuery.raw(statement, [data]));
   };
   return { db: db.withSchema(schema), schema, table, ...(copy ? { copyRows } : {}) };

@@ -83,7 +83,7 @@ class PreparingClient extends pg.Client {
   }
 
   /**
-   * `COPY … FROM STDIN` with one parameter, the rows in COPY's text format, sent as the copy's data: kysely only
+   * `COPY … FROM STDIN` with one parameter, the rows in COPY's text (or binary) format, sent as the copy's data: kysely only
    * hands a connection text and parameters, and bulk writes through COPY cost PostgreSQL a third of an INSERT from
    * a JSON parameter. The data is UTF-8 bytes. It runs on this connection, so inside the caller's transaction.
    */
@@ -104,7 +104,7 @@ const copying = new WeakSet<WriteSideDb>();
 /** Whether this pool's connections take `COPY … FROM STDIN` with its data as the one parameter (a server; PGlite does not). */
 export const copiesFromStdin = (db: WriteSideDb): boolean => copying.has(db);
 
-const COPY_FROM_STDIN = /^\s*copy\s[^;]*\sfrom\s+stdin\s*$/i;
+const COPY_FROM_STDIN = /^\s*copy\s[^;]*\sfrom\s+stdin(\s+with\s+\(format binary\))?\s*$/i;
 /** Names by text, so that a hot query's text (kilobytes) is not hashed again on every call. Bounded like the prepared set. */
 const names = new Map<string, string>();
 function statementName(text: string): string {
