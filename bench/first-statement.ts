@@ -5,7 +5,7 @@
  * 500 statements (8 at a time), then the busy month once, timed from here, with first-statement-hook.mjs in the
  * service timing its parts. Prints one JSON line per run and a summary per build; the SHA-256 of each answer too.
  *
- *   flock /tmp/balance-ledger-cpu.lock npx tsx bench/first-statement.ts --database-url <url> --build /work/main --build . --rounds 4
+ *   flock /tmp/balance-ledger-cpu.lock npx tsx bench/first-statement.ts --database-url <url> --build <base worktree> --build . --rounds 4
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

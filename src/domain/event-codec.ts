@@ -62,11 +62,16 @@ function transactionEventData(data: JsonObject) {
 }
 
 export function decodeTransaction(json: JsonObject): BankTransaction {
-  const running = json.runningBalance;
   return {
     ...(json as unknown as Omit<BankTransaction, 'amount' | 'runningBalance'>),
-    amount: BigInt(json.amount as string),
-    runningBalance: running === null || running === undefined ? null : BigInt(running as string),
+    amount: moneyFromJson(json.amount),
+    runningBalance: optionalMoneyFromJson(json.runningBalance),
     currency: json.currency as Currency,
   };
 }
+
+/** Money as encodeEvent writes it (a decimal string), as bigint. */
+export const moneyFromJson = (value: unknown): bigint => BigInt(value as string);
+/** The same for money that may be missing (a running balance): null then. */
+export const optionalMoneyFromJson = (value: unknown): bigint | null =>
+  value === null || value === undefined ? null : moneyFromJson(value);

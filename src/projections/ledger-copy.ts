@@ -21,7 +21,8 @@ export const LINE_COLUMNS = [
 
 export type Value = string | number | boolean | null;
 
-const text = (v: bigint | null) => (v === null ? null : v.toString());
+/** Money (or a missing running balance) as the text a row of the read model holds. */
+export const text = (v: bigint | null) => (v === null ? null : v.toString());
 export const iso = (ms: number) => new Date(ms).toISOString();
 
 /** A new line's columns in LINE_COLUMNS order (money and instants as text). */

@@ -5,7 +5,7 @@
  */
 import type { JsonObject } from '../domain/bank-transaction';
 import { isoInstant } from '../domain/calendar';
-import { decodeEvent } from '../domain/event-codec';
+import { decodeEvent, moneyFromJson, optionalMoneyFromJson } from '../domain/event-codec';
 import type { RecordedEvent } from '../domain/recorded-event';
 import { AccountBook, type BookLine, type BreakState, type LineFacts, type LinesWanted, type StoredLine, type StoredRun } from './account-book';
 
@@ -361,7 +361,6 @@ function bookingOf(event: RecordedEvent, accountIdOf: (fiId: string, accountNumb
   const fiId = tx.fiId as string;
   const accountNumber = tx.accountNumber as string;
   const transactionDateTime = tx.transactionDateTime as string;
-  const running = tx.runningBalance;
   const receivedAt = receivedAtOf(event);
   const source = data.source as string;
   return {
@@ -379,8 +378,8 @@ function bookingOf(event: RecordedEvent, accountIdOf: (fiId: string, accountNumb
       id: tx.id as string,
       eventId: event.eventId,
       instant: Date.parse(transactionDateTime),
-      amount: BigInt(tx.amount as string),
-      runningBalance: running === null || running === undefined ? null : BigInt(running as string),
+      amount: moneyFromJson(tx.amount),
+      runningBalance: optionalMoneyFromJson(tx.runningBalance),
       transactionDate: tx.transactionDate as string,
       receivedAt,
       source,

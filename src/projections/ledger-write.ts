@@ -1,7 +1,7 @@
 import { type RawBuilder, sql } from 'kysely';
 import { v5 as uuidv5 } from 'uuid';
 import type { BreakState } from './account-book';
-import { copyLines, iso, LINE_COLUMNS, lineValues, type Value } from './ledger-copy';
+import { copyLines, iso, LINE_COLUMNS, lineValues, text, type Value } from './ledger-copy';
 import type { AccountChanges, Anomaly, HealAttempt, LedgerChanges } from './ledger-fold';
 import type { ReadModel } from './read-model';
 import type { LedgerTables } from './tables';
@@ -52,7 +52,6 @@ export const WRITING_VERSION = sql<string>`pg_current_xact_id()::text::bigint`;
 /** A row as json_populate_recordset reads it: every column, as a JSON value (money and instants as text). */
 type RecordsetRow<Table> = { readonly [Column in keyof Table]: string | number | boolean | null | Readonly<Record<string, string | null>> };
 
-const text = (v: bigint | null) => (v === null ? null : v.toString());
 
 async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   // New lines are plain inserts (no speculative insertion); a line already stored only moves or changes balances.
