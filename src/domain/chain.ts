@@ -1,3 +1,5 @@
+import { isBookableMoney } from './money';
+
 /**
  * The bank's running-balance chain, as pure functions.
  *
@@ -22,11 +24,17 @@ export interface Balances {
   readonly after: bigint | null;
 }
 
-/** A line without runningBalance carries its predecessor's balance forward by its amount. */
+/**
+ * A line without runningBalance carries its predecessor's balance forward by its amount. A carried balance past what
+ * the ledger books (±MAX_BOOKABLE_MINOR_UNITS) is no balance the bank ever stated: it is unknown, as when nothing came
+ * before, so the line is booked and the chain picks up again at the next running balance (the read models hold
+ * balances as bigint, and a break's missing amount only fits while both balances are bookable).
+ */
 export function balancesOf(tx: Pick<ChainTransaction, 'amount' | 'runningBalance'>, incoming: bigint | null): Balances {
   if (tx.runningBalance !== null) return { before: tx.runningBalance - tx.amount, after: tx.runningBalance };
   if (incoming === null) return { before: null, after: null };
-  return { before: incoming, after: incoming + tx.amount };
+  const after = incoming + tx.amount;
+  return { before: incoming, after: isBookableMoney(after) ? after : null };
 }
 
 /** The amount missing between two consecutive lines, or null when they link (or a balance is unknown). */

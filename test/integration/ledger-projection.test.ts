@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BankTransaction } from '../../src/domain/bank-transaction';
 import { buildStatement } from '../../src/domain/chain';
+import { MAX_BOOKABLE_MINOR_UNITS } from '../../src/domain/money';
 import { copiesFromStdin } from '../../src/infrastructure/postgres/database';
 import { commitBatch, createProjectionSchema } from '../../src/infrastructure/projection-store';
 import { rebuildProjection, verifyProjection } from '../../src/infrastructure/read-model-maintenance';
@@ -70,6 +71,22 @@ describe('ledger projection', () => {
       { transaction_id: 'c1', balance_before: '900', balance_after: '1000', late: false },
       { transaction_id: 'c2', balance_before: '1000', balance_after: '700', late: false },
       { transaction_id: 'c3', balance_before: '700', balance_after: '750', late: false },
+    ]);
+    expect(await breaksOf(ctx, acct.fiId, acct.accountNumber)).toEqual([]);
+  });
+
+  it('books a line whose carried balance would pass what the ledger books, its balance unknown, and picks the chain up after it', async () => {
+    // Found by the ingest fuzz (FUZZ_SEED=157758728): the carried balance left bigint's range and the event was parked.
+    const acct = { fiId: 'fi-example', accountNumber: '334' };
+    const max = MAX_BOOKABLE_MINOR_UNITS;
+    await ctx.deliver(bankTx({ ...acct, id: 'm1', amount: 1n, runningBalance: max - 1n, transactionDateTime: at(1) }));
+    await ctx.deliver(bankTx({ ...acct, id: 'm2', amount: max, runningBalance: null, transactionDateTime: at(2) }));
+    await ctx.deliver(bankTx({ ...acct, id: 'm3', amount: -max, runningBalance: -1n, transactionDateTime: at(3) }));
+    await ctx.project();
+    expect(await linesOf(ctx, acct.fiId, acct.accountNumber)).toEqual([
+      { transaction_id: 'm1', balance_before: `${max - 2n}`, balance_after: `${max - 1n}`, late: false },
+      { transaction_id: 'm2', balance_before: `${max - 1n}`, balance_after: null, late: false },
+      { transaction_id: 'm3', balance_before: `${max - 1n}`, balance_after: '-1', late: false },
     ]);
     expect(await breaksOf(ctx, acct.fiId, acct.accountNumber)).toEqual([]);
   });

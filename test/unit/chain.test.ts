@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { MAX_BOOKABLE_MINOR_UNITS } from '../../src/domain/money';
 import { balancesOf, buildStatement, type ChainTransaction, missingBetween, orderSameInstant } from '../../src/domain/chain';
 
 const tx = (id: string, amount: bigint, runningBalance: bigint | null, instant = 0): ChainTransaction => ({ id, amount, runningBalance, instant });
@@ -10,6 +11,8 @@ describe('balances of a line', () => {
     ['a debit', tx('t', -30n, 70n), null, { before: 100n, after: 70n }],
     ['without a running balance, carried', tx('t', -30n, null), 500n, { before: 500n, after: 470n }],
     ['without anything to carry', tx('t', -30n, null), null, { before: null, after: null }],
+    ['carried past what the ledger books: unknown', tx('t', 2n, null), MAX_BOOKABLE_MINOR_UNITS - 1n, { before: MAX_BOOKABLE_MINOR_UNITS - 1n, after: null }],
+    ['carried to the most the ledger books', tx('t', -1n, null), -MAX_BOOKABLE_MINOR_UNITS + 1n, { before: -MAX_BOOKABLE_MINOR_UNITS + 1n, after: -MAX_BOOKABLE_MINOR_UNITS }],
   ])('%s', (_name, line, incoming, expected) => {
     expect(balancesOf(line, incoming)).toEqual(expected);
   });
