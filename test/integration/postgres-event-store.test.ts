@@ -74,36 +74,6 @@ describe('PostgreSQL event store global order', () => {
     }
   });
 
-  it('looks again soon after a page that brought events, though its idle interval is an hour', async () => {
-    // Two stores on one database, as the web process and the projector beside it: the follower hears of the
-    // writer's appends only by looking. Its idle interval is an hour, so every event after the first arrives
-    // only through the short look that a page with events is followed by.
-    const writer = createPostgresEventStore(database.db);
-    const follower = createPostgresEventStore(database.db, { pollIntervalMs: 3_600_000, movingPollIntervalMs: 5 });
-    const append = (i: number) => writer.appendToStream(`moving-${i}`, [{ eventId: crypto.randomUUID(), type: 'Moving', data: { i }, metadata: {} }], 'no_stream');
-    const reads: number[] = [];
-    const seen: number[] = [];
-    await append(0);
-    const subscription = follower.subscribe({
-      after: null,
-      filter: { eventTypes: ['Moving'] },
-      onEvents: async (events) => {
-        reads.push(events.length);
-        seen.push(...events.map((e) => (e.data as { i: number }).i));
-        // The next event is committed before the follower decides how long to wait.
-        if (seen.length < 4) await append(seen.length);
-      },
-    });
-    try {
-      const deadline = Date.now() + 5_000;
-      while (seen.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-      expect(seen).toEqual([0, 1, 2, 3]);
-      expect(reads).toEqual([1, 1, 1, 1]);
-    } finally {
-      await subscription.stop();
-    }
-  });
-
   it('is not held back by a long transaction elsewhere on the server', async () => {
     const idle = new pg.Client({ connectionString: testDb.url });
     await idle.connect();

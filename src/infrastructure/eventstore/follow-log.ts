@@ -3,11 +3,8 @@ import type { ReadAllPage, RecordedEvent, SubscribeOptions, Subscription } from 
 export interface FollowLogParts {
   readonly options: SubscribeOptions;
   readonly read: (after: string | null, maxCount: number) => Promise<ReadAllPage>;
-  /**
-   * Resolves when new events may exist (or a poll interval passed, or the signal aborted). `moving`: the page that
-   * reached the end brought events, so more are likely soon.
-   */
-  readonly waitForNews: (signal: AbortSignal, moving: boolean) => Promise<void>;
+  /** Resolves when new events may exist (or a poll interval passed, or the signal aborted). */
+  readonly waitForNews: (signal: AbortSignal) => Promise<void>;
 }
 
 /**
@@ -38,7 +35,7 @@ export function followLog({ options, read, waitForNews }: FollowLogParts): Subsc
         else if (page.lastPosition && page.lastPosition !== position) await options.onCheckpoint?.(page.lastPosition);
         position = page.lastPosition ?? position;
         failures = 0;
-        if (page.isEnd) await waitForNews(stop.signal, events.length > 0);
+        if (page.isEnd) await waitForNews(stop.signal);
       } catch (error) {
         ahead = null;
         options.onError?.(error);

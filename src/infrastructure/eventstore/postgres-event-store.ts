@@ -20,14 +20,6 @@ export interface PostgresEventStoreOptions {
   readonly maxGroupSize?: number;
   /** How often an idle subscription looks for events appended by other processes. */
   readonly pollIntervalMs?: number;
-  /**
-   * How soon a subscription looks again when its last page brought events (the log is moving, appended by another
-   * process). A projector beside the web process that slept the idle interval woke to ~1 000 events at 4 000
-   * webhooks/s and projected them in one burst, taking a core from ingest for 100–250 ms every ~400 ms: the ingest
-   * bench's slowest 50 ms windows all fell inside such bursts. Looking again soon projects the same events in small
-   * steady batches instead.
-   */
-  readonly movingPollIntervalMs?: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -38,7 +30,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export function createPostgresEventStore(db: WriteSideDb, options: PostgresEventStoreOptions = {}): EventStore {
   const pollIntervalMs = options.pollIntervalMs ?? 250;
-  const movingPollIntervalMs = Math.min(pollIntervalMs, options.movingPollIntervalMs ?? 20);
   const waiters = new Set<() => void>();
   const announce = () => {
     for (const wake of waiters) wake();
@@ -90,7 +81,7 @@ export function createPostgresEventStore(db: WriteSideDb, options: PostgresEvent
       return followLog({
         options: subscribeOptions,
         read: (after, maxCount) => readAll(db, { after, maxCount, filter, metadataKeys }),
-        waitForNews: (signal, moving) => waitForNews(waiters, signal, moving ? movingPollIntervalMs : pollIntervalMs),
+        waitForNews: (signal) => waitForNews(waiters, signal, pollIntervalMs),
       });
     },
 
