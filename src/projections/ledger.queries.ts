@@ -638,9 +638,9 @@ const LINE_JSON_FIELDS = sql.raw(
 const LINE_JSON = sql<string>`(select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text`;
 
 /**
- * What the period keeps of each line: the figures' columns, all of them in the period index (ledger-schema.ts), so
- * that the period is read from the index alone where the visibility map allows; the page fetches the rest of its
- * own lines by (instant, group_seq), the event id making the match exact.
+ * What the period reads of each line: the figures' columns, all of them in the period index (ledger-schema.ts), so
+ * that the period is read from the index alone where the visibility map allows; the page reads its own lines whole,
+ * in statement order from the instant index.
  */
 const PERIOD_COLUMNS = sql.raw(`l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after`);
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
