@@ -56,7 +56,7 @@ http.Server.prototype.emit = function (event, req, res) {
 const query = pg.Client.prototype.query;
 pg.Client.prototype.query = function (config, ...rest) {
   if (trace && typeof config === 'object' && config !== null && typeof config.text === 'string') {
-    const q = { kind: config.text.includes('period as materialized') ? 'statement' : config.text.slice(0, 30), calledMs: trace.at(), pid: this.processID };
+    const q = { kind: config.text.includes('with period as') ? 'statement' : config.text.slice(0, 30), calledMs: trace.at(), pid: this.processID };
     const t = trace;
     const statement = q.kind === 'statement';
     if (statement) q.backendBefore = backend(this.processID);

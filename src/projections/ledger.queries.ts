@@ -303,7 +303,7 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
   const { rows } = await rm.db.executeQuery<StatementRow>(
     CompiledQuery.raw(compiled.sql, compiled.parameters.map((p) => (p instanceof Slot ? values[p.name] : p))),
   );
-  const { row, pageLines } = figuresAndLines(rows);
+  const { row, pageLines, next } = figuresAndLines(rows);
   if (!row.account) return null;
   const { read_model: readModel, version } = row.account;
   const p = row.summary;
@@ -313,7 +313,7 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
   // A link needs both balances known and equal: an unknown balance cannot be reconciled.
   const reconciled =
     row.parked === 0 && p.lines_link && (!first || !row.has_before || (row.before !== null && row.before === p.first_before));
-  const nextCursor = row.next ? encodeCursor({ instant: new Date(row.next.instant), seq: row.next.seq }) : null;
+  const nextCursor = next ? encodeCursor({ instant: new Date(next.instant), seq: next.seq }) : null;
   return {
     account: accountOf(row.account),
     from,
@@ -335,16 +335,28 @@ export async function statementPage(rm: ReadModel, accountId: string, query: Sta
   };
 }
 
-/** The statement query's rows: the figures' row, and the page's lines put in order (each row says its place). */
-export function figuresAndLines(rows: readonly StatementRow[]): { row: StatementRow; pageLines: string[] } {
+/**
+ * The statement query's rows: the figures' row, and the page's lines put in order (each row says its place). A line
+ * row without its line is the one after the page: then the page's last line's key is where the next page starts.
+ */
+export function figuresAndLines(rows: readonly StatementRow[]): { row: StatementRow; pageLines: string[]; next: StatementRow['next'] } {
   let figures: StatementRow | undefined;
+  let follows = false;
+  let last: StatementRow['next'] = null;
   const pageLines = new Array<string>(rows.length - 1);
   for (const r of rows) {
     if (r.k === null) figures = r;
-    else pageLines[r.k - 1] = r.line!;
+    else if (r.line === null) follows = true;
+    else {
+      pageLines[r.k - 1] = r.line;
+      if (r.next !== null) last = r.next;
+    }
   }
-  if (figures === undefined || pageLines.length !== rows.length - 1 || pageLines.includes(undefined as never)) throw new Error('the statement query answered no figures, or a page with gaps');
-  return { row: figures, pageLines };
+  // The row after the page takes no place: its slot, the last, stays empty.
+  if (pageLines.length === rows.length - 1 && follows && pageLines.length > 0 && pageLines[pageLines.length - 1] === undefined) pageLines.length -= 1;
+  if (figures === undefined || pageLines.length !== rows.length - 1 - (follows ? 1 : 0) || pageLines.includes(undefined as never)) throw new Error('the statement query answered no figures, or a page with gaps');
+  if (follows && last === null) throw new Error('the statement query answered a line after the page without the page\'s last key');
+  return { row: figures, pageLines, next: follows ? last : null };
 }
 
 /**
@@ -410,9 +422,13 @@ export interface StatementRow {
   summary: PeriodSummary;
   before: string | null;
   has_before: boolean;
-  /** Null in the figures' row; in each line's row, its place on the page (from 1) and its JSON. */
+  /**
+   * Null in the figures' row; in each line's row, its place on the page (from 1) and its JSON; in the row after the
+   * page (a line follows it), its place and no JSON.
+   */
   k: number | null;
   line: string | null;
+  /** In the page's last line's row (when paged), its key; null in every other row. */
   next: { instant: string; seq: number } | null;
   breaks: BreakJson[] | null;
   parked: number;
@@ -443,13 +459,17 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
 function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean): CompiledQuery<StatementRow> {
   const lines = rm.table('statement_lines');
   const inPeriod = sql`account_id = ${slot.accountId} and transaction_date between ${slot.from}::date and ${slot.to}::date`;
-  // The period's lines are read once (date index) and kept in statement order: the figures and the page come from them.
+  // The page starts after this key: the cursor's line, or just before the period's first line (group_seq is an
+  // integer, so `> (first_at, first_seq - 1)` is `>= (first_at, first_seq)`); never before the period's first line,
+  // so that the page's index scan starts inside the period whatever the cursor.
+  const start = withCursor
+    ? sql`case when (${slot.cursorInstant}::timestamptz, ${slot.cursorSeq}::bigint) >= (first_at, first_seq) then ${slot.cursorInstant}::timestamptz else first_at end as start_at,
+        case when (${slot.cursorInstant}::timestamptz, ${slot.cursorSeq}::bigint) >= (first_at, first_seq) then ${slot.cursorSeq}::bigint else first_seq - 1 end as start_seq`
+    : sql`first_at as start_at, first_seq - 1 as start_seq`;
+  // The period's lines are read once (date index, index-only) in statement order, for the figures alone; the page is
+  // read apart, in statement order from the instant index between the period's first and last lines.
   // The text starts with `with`, so that the read pool prepares it (database.ts).
-  // The page starts after the cursor's line: its position in the period (the lines at or before it), or at the start.
-  const afterCursor = withCursor
-    ? sql`select count(*) as n from period c where (c.instant, c.group_seq) <= (${slot.cursorInstant}, ${slot.cursorSeq})`
-    : sql`select 0 as n`;
-  return sql<StatementRow>`    with period as materialized (
+  return sql<StatementRow>`    with period as not materialized (
       select ${PERIOD_COLUMNS},
         row_number() over w as n,
         lag(l.balance_after) over w = l.balance_before as links,
@@ -458,7 +478,10 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
       window w as (order by l.instant, l.group_seq)
     ),
     summary as (${periodSummary()}),
-    bounds as (select first_instant::timestamptz as first_at, first_seq, last_instant::timestamptz as last_at, last_seq from summary),
+    bounds as (
+      select first_at, first_seq, last_at, last_seq, ${start}
+      from (select first_instant::timestamptz as first_at, first_seq::bigint as first_seq, last_instant::timestamptz as last_at, last_seq from summary) s
+    ),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
     -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
     -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
@@ -477,14 +500,21 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
         order by l.instant desc, l.group_seq desc limit 1
       ) without_lines
     ),
-    base as (${afterCursor}),
-    -- The page's lines, k counting from its first line, each already the JSON the API answers. Read once (lines,
-    -- below), so that PostgreSQL inlines it rather than storing a copy of the page's JSON.
+    -- The page's lines after the start, k counting from its first line, each already the JSON the API answers; when
+    -- paged, one line more without its JSON (k = page + 1): it says that a line follows the page. Read in statement
+    -- order from the (account_id, instant, group_seq) index between the start and the period's last line; read once
+    -- (lines, below), so that PostgreSQL inlines it rather than storing a copy of the page's JSON.
     page as (
-      select p.n - base.n as k, ${LINE_JSON} as line
-      from base, period p join ${lines} l
-        on l.account_id = ${slot.accountId} and l.instant = p.instant and l.group_seq = p.group_seq and l.event_id = p.event_id
-      where p.n > base.n ${!paged ? sql`` : sql`and p.n <= base.n + ${slot.page}`}
+      select row_number() over pw as k, l.instant, l.group_seq,
+        ${!paged ? LINE_JSON : sql`case when row_number() over pw <= ${slot.page} then ${LINE_JSON} end`} as line
+      from ${lines} l
+      -- The date tested on each line, not searched in the date index (a CASE: the planner counts half the lines as
+      -- passing, so that it reads the page in order from the instant index and stops, not the whole period and sorts).
+      where l.account_id = ${slot.accountId} and case when l.transaction_date between ${slot.from}::date and ${slot.to}::date then true end
+        and (l.instant, l.group_seq) > ((select start_at from bounds), (select start_seq from bounds))
+        and (l.instant, l.group_seq) <= ((select last_at from bounds), (select last_seq from bounds))
+      window pw as (order by l.instant, l.group_seq)
+      order by l.instant, l.group_seq ${!paged ? sql`` : sql`limit ${slot.pageAndOne}`}
     ),
     open_breaks as (
       select b.break_id, b.account_id, b.after_transaction_id, b.before_transaction_id, b.missing_amount::text as missing_amount,
@@ -508,16 +538,17 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
       (select row_to_json(x) from summary x) as summary,
       (select balance_after from before limit 1) as before,
       exists (select 1 from before) as has_before,
-      -- The page's last line, when a line follows it: where the next page starts.
-      ${!paged ? sql`null::json` : sql`(select json_build_object('instant', p.instant, 'seq', p.group_seq) from base, period p
-        where p.n = base.n + ${slot.page} and exists (select 1 from base b, period q where q.n = b.n + ${slot.pageAndOne}))`} as next,
+      null::json as next,
       (select json_agg(o order by o.opened_at, o.break_id) from open_breaks o) as breaks,
       null::int as k, null::text as line
     -- Then the page's lines, a row each, unordered (k says where each goes): a page's text is never one value, which
     -- PostgreSQL would build in a growing buffer and the driver decode into one string (~300 kB for 500 lines, in
-    -- memory fresh each time: page faults), nor sorted as a whole.
+    -- memory fresh each time: page faults), nor sorted as a whole. The page's last line carries its key (where the
+    -- next page starts, when a line follows it).
     union all
-    select null, null, null, null, null, null, null, p.k::int, p.line from page p`.compile(rm.db);
+    select null, null, null, null, null,
+      ${!paged ? sql`null` : sql`case when p.k = ${slot.page} then json_build_object('instant', p.instant, 'seq', p.group_seq) end`},
+      null, p.k::int, p.line from page p`.compile(rm.db);
 }
 
 export interface StatementSink {
@@ -607,9 +638,9 @@ const LINE_JSON_FIELDS = sql.raw(
 const LINE_JSON = sql<string>`(select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text`;
 
 /**
- * What the period keeps of each line: the figures' columns, all of them in the period index (ledger-schema.ts), so
- * that the period is read from the index alone where the visibility map allows; the page fetches the rest of its
- * own lines by (instant, group_seq), the event id making the match exact.
+ * What the period reads of each line: the figures' columns, all of them in the period index (ledger-schema.ts), so
+ * that the period is read from the index alone where the visibility map allows; the page reads its own lines whole,
+ * in statement order from the instant index.
  */
 const PERIOD_COLUMNS = sql.raw(`l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after`);
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
