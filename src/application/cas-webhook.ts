@@ -111,9 +111,9 @@ const isoInstant = z.string({ error: 'expected an ISO-8601 instant with an offse
   }
 });
 /** Names that become part of a stream id or a read-model key: a safe token of bounded length. */
+const tokenPattern = (max: number) => new RegExp(`^[0-9A-Za-z_.-]{1,${max}}$`);
 const token = (what: string, max: number) =>
   z.string({ error: `${what} is required` }).regex(tokenPattern(max), `${what} must be 1–${max} letters, digits, _ . or -`);
-const tokenPattern = (max: number) => new RegExp(`^[0-9A-Za-z_.-]{1,${max}}$`);
 // The patterns both readings (the schemas and transactionWebhookFast) hold a field to.
 const TOKEN_64 = tokenPattern(64);
 const TOKEN_128 = tokenPattern(128);

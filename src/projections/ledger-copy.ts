@@ -51,7 +51,7 @@ export function copyLines(accounts: readonly AccountChanges[], count: number): C
   }
 }
 
-export const CANNOT_STORE = 'a statement line holds text PostgreSQL cannot store (a NUL or a half surrogate)';
+const CANNOT_STORE = 'a statement line holds text PostgreSQL cannot store (a NUL or a half surrogate)';
 
 /** A value the binary encoder does not read: the batch goes in the text format. */
 class NotCanonical extends Error {

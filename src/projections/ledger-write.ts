@@ -52,7 +52,6 @@ export const WRITING_VERSION = sql<string>`pg_current_xact_id()::text::bigint`;
 /** A row as json_populate_recordset reads it: every column, as a JSON value (money and instants as text). */
 type RecordsetRow<Table> = { readonly [Column in keyof Table]: string | number | boolean | null | Readonly<Record<string, string | null>> };
 
-
 async function writeLines(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   // New lines are plain inserts (no speculative insertion); a line already stored only moves or changes balances.
   const count = accounts.reduce((n, a) => n + a.added.length, 0);

@@ -343,7 +343,7 @@ export function figuresAndLines(rows: readonly StatementRow[]): { row: Statement
   let figures: StatementRow | undefined;
   let follows = false;
   let last: StatementRow['next'] = null;
-  const pageLines = new Array<string>(rows.length - 1);
+  const pageLines: string[] = [];
   for (const r of rows) {
     if (r.k === null) figures = r;
     else if (r.line === null) follows = true;
@@ -352,8 +352,7 @@ export function figuresAndLines(rows: readonly StatementRow[]): { row: Statement
       if (r.next !== null) last = r.next;
     }
   }
-  // The row after the page takes no place: its slot, the last, stays empty.
-  if (pageLines.length === rows.length - 1 && follows && pageLines.length > 0 && pageLines[pageLines.length - 1] === undefined) pageLines.length -= 1;
+  // Every row but the figures' and the one after the page is a line with its place: k = 1 … their count, no gap.
   if (figures === undefined || pageLines.length !== rows.length - 1 - (follows ? 1 : 0) || pageLines.includes(undefined as never)) throw new Error('the statement query answered no figures, or a page with gaps');
   if (follows && last === null) throw new Error('the statement query answered a line after the page without the page\'s last key');
   return { row: figures, pageLines, next: follows ? last : null };

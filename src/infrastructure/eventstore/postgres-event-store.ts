@@ -54,7 +54,7 @@ export function createPostgresEventStore(db: WriteSideDb, options: PostgresEvent
           .orderBy('e.revision')
           .limit(maxCount)
           .execute();
-        return rows.map((row) => toRecorded(row, row.metadata));
+        return rows.map(toRecorded);
       }),
 
     readAll: (options) => translated(() => readAll(db, options)),
@@ -63,7 +63,7 @@ export function createPostgresEventStore(db: WriteSideDb, options: PostgresEvent
       translated(async () => {
         if (!UUID.test(eventId)) return null;
         const row = await selectEvents(db, withAttachments).where('e.event_id', '=', eventId).executeTakeFirst();
-        return row ? toRecorded(row, row.metadata) : null;
+        return row ? toRecorded(row) : null;
       }),
 
     readEvents: (eventIds, { withAttachments = false } = {}) =>
@@ -72,7 +72,7 @@ export function createPostgresEventStore(db: WriteSideDb, options: PostgresEvent
         if (ids.length === 0) return [];
         // One statement for the whole page: `= any` over the unique index.
         const rows = await selectEvents(db, withAttachments).where('e.event_id', '=', (eb) => eb.fn.any(eb.val(ids))).execute();
-        const byId = new Map(rows.map((row) => [row.event_id, toRecorded(row, row.metadata)]));
+        const byId = new Map(rows.map((row) => [row.event_id, toRecorded(row)]));
         return ids.flatMap((id) => byId.get(id) ?? []);
       }),
 
@@ -149,10 +149,7 @@ async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachmen
         return page.execute(trx);
       })
     : await page.execute(db);
-  // With metadataKeys the metadata comes as the text of a JSON object (metadataSql), parsed here.
-  const events = rows
-    .filter((r) => r.kind === 'event')
-    .map((r) => toRecorded(r, typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as JsonObject) : r.metadata));
+  const events = rows.filter((r) => r.kind === 'event').map(toRecorded);
   const isEnd = events.length < maxCount;
   const tail = rows.find((r) => r.kind === 'tail');
   const lastEvent = events[events.length - 1]?.position ?? null;
@@ -225,7 +222,8 @@ function prefixSql(filter: EventFilter | undefined) {
   return sql`and e.stream_id like any(${prefixes}::text[])`;
 }
 
-function toRecorded(row: Omit<EventRow, 'metadata'>, metadata: JsonObject): RecordedEvent {
+/** With metadataKeys the metadata comes as the text of a JSON object (metadataSql), parsed here. */
+function toRecorded(row: Omit<EventRow, 'metadata'> & { metadata: JsonObject | string }): RecordedEvent {
   const event: RecordedEvent = {
     position: positionOf(row.seq),
     streamId: row.stream_id,
@@ -233,7 +231,7 @@ function toRecorded(row: Omit<EventRow, 'metadata'>, metadata: JsonObject): Reco
     eventId: row.event_id,
     type: row.type,
     data: row.data,
-    metadata,
+    metadata: typeof row.metadata === 'string' ? (JSON.parse(row.metadata) as JsonObject) : row.metadata,
     recordedAt: new Date(row.recorded_at),
   };
   return typeof row.raw_body === 'string' ? { ...event, attachment: row.raw_body } : event;
