@@ -226,6 +226,17 @@ describe('PostgreSQL event store subscription beside its appends', () => {
     expect(await holdFirstBatch('window-', 1_500, 2, 2)).toEqual([['window-0'], ['window-1', 'window-2', 'window-3', 'window-4']]);
   });
 
+  it('stops at once when stopped while its handler works, without waiting out the idle poll', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: NO_POLL });
+    let release = () => {};
+    const { subscription, until } = follow(store, 'stopping-', () => new Promise<void>((resolve) => (release = resolve)));
+    await store.appendToStream('stopping-0', [event()], 'no_stream');
+    await until(1);
+    const stopped = subscription.stop();
+    release();
+    await stopped;
+  });
+
   it('delivers every event of bursts of concurrent appends once, in log order, and catches up when they stop', async () => {
     const store = createPostgresEventStore(database.db, { pollIntervalMs: NO_POLL, settleMs: 100 });
     const { received, subscription, until } = follow(store, 'burst-');
