@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { sql } from 'kysely';
 import { openRoot, type Root } from '../src/composition-root';
 import { loadConfig } from '../src/config';
+import { decodePosition } from '../src/application/ports/event-store';
 import { readCheckpoint } from '../src/infrastructure/projection-store';
 import { accountIdOf } from '../src/projections/ledger.projection';
 import { seedEvents, webhookBodies } from './generate';
@@ -95,25 +96,58 @@ async function ingest() {
     const projector = beside
       ? await startService('projector (ingest, beside)', CLI, { DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, { args: ['project'], portVariable: 'METRICS_PORT' })
       : null;
+    // Opened before the load, so that reading the lag at its end costs no start-up.
+    const root = await openBenchRoot(db.url);
     try {
+      const commitsBefore = await commits(root.resolve('database').db);
       const result = await load({ url: service.url, connections: o.ingestConnections, duration, requests: ingestRequests() }, projector ? [service, projector] : [service], db.name);
+      const commitsPerWebhook = ((await commits(root.resolve('database').db)) - commitsBefore) / result.requests;
+      const lag = await projectionLag(root.resolve('database').db);
       const rss = service.peakRssMb();
       const projectorRss = projector?.peakRssMb() ?? null;
-      (results.ingest as Record<string, unknown>)[shape] = { service: result, peakRssMb: rss, projectorPeakRssMb: projectorRss };
+      (results.ingest as Record<string, unknown>)[shape] = { service: result, commitsPerWebhook, projectionLag: lag, peakRssMb: rss, projectorPeakRssMb: projectorRss };
       rows.push(
         { scenario: `ingest, ${shape}`, measure: 'durable webhooks/s', value: String(result.perSecond), ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '≥ 0.30 × bare' },
         { scenario: `ingest, ${shape}`, measure: 'p50 / p99 ms', value: `${result.p50} / ${result.p99}`, ceiling: `${ceiling.p50} / ${ceiling.p99}`, ratio: '', target: 'p99 ≤ 25' },
         { scenario: `ingest, ${shape}`, measure: 'errors, non-2xx', value: `${result.errors}, ${result.non2xx}`, ceiling: `${ceiling.errors}, ${ceiling.non2xx}`, ratio: '', target: '0' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'CPU µs per webhook (web / projector)' : 'CPU µs per webhook', value: result.cpuMicrosPerRequest.join(' / '), ceiling: String(ceiling.cpuMicrosPerRequest[0]), ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: 'CPU µs per webhook (PostgreSQL / whole machine)', value: `${result.postgresCpuMicrosPerRequest} / ${result.machineCpuMicrosPerRequest}`, ceiling: `${ceiling.postgresCpuMicrosPerRequest} / ${ceiling.machineCpuMicrosPerRequest}`, ratio: '', target: '' },
+        { scenario: `ingest, ${shape}`, measure: "ledger projection's lag at the load's end: events behind, s to catch up", value: `${lag.eventsBehind}, ${lag.secondsToCatchUp === null ? 'not in 120 s' : lag.secondsToCatchUp.toFixed(2)}`, ceiling: '', ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(bareRss), ratio: '', target: '≤ 300' },
       );
     } finally {
+      await root.close();
       await projector?.stop();
       await service.stop();
       await db.drop();
     }
   }
+}
+
+/** Transactions committed in the bench's database so far (group commits, projection batches): results.json only. */
+const commits = async (db: import('kysely').Kysely<any>) =>
+  Number((await sql<{ n: string }>`select xact_commit as n from pg_stat_database where datname = current_database()`.execute(db)).rows[0]?.n ?? 0);
+
+/**
+ * How far the ledger projection is behind the log's head when the load ends (events appended after its checkpoint),
+ * and how long it then takes to reach that head: a shape that left projection work behind cannot look fast.
+ */
+async function projectionLag(db: import('kysely').Kysely<any>): Promise<{ eventsBehind: number; secondsToCatchUp: number | null }> {
+  const started = performance.now();
+  const projected = async () => {
+    const { position } = await readCheckpoint(db, 'ledger', 'ledger');
+    return position === null ? 0n : decodePosition(position).minor;
+  };
+  const { rows } = await sql<{ head: string | null }>`select max(seq) as head from events`.execute(db);
+  const head = BigInt(rows[0]?.head ?? 0);
+  const from = await projected();
+  const behind = await sql<{ n: string }>`select count(*) as n from events where seq > ${from.toString()}::bigint and seq <= ${head.toString()}::bigint`.execute(db);
+  const eventsBehind = Number(behind.rows[0]?.n ?? 0);
+  while ((await projected()) < head) {
+    if (performance.now() - started > 120_000) return { eventsBehind, secondsToCatchUp: null };
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { eventsBehind, secondsToCatchUp: (performance.now() - started) / 1000 };
 }
 
 async function projection() {

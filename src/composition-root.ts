@@ -196,7 +196,7 @@ function storeFactories(config: Config, opened: Closable[], eventStoreDb: EventS
         }),
       ),
     eventStore: (get) => {
-      if (!eventStoreDb || !config.eventStoreUrl) return closing(opened, createPostgresEventStore(get('database').db));
+      if (!eventStoreDb || !config.eventStoreUrl) return closing(opened, createPostgresEventStore(get('database').db, { settleMs: config.projectionSettleMs }));
       const logger = get('logger').child({ component: 'eventstoredb' });
       return closing(opened, eventStoreDb.createEventStoreDbEventStore({ connectionString: config.eventStoreUrl, logger }));
     },

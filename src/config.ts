@@ -68,6 +68,7 @@ const envSchema = z.object({
   WEBHOOK_BODY_LIMIT: z.coerce.number().int().min(1024).max(64 * 1024 * 1024).default(256 * 1024),
   RUN_PROJECTIONS: z.enum(['true', 'false']).default('true').transform((v) => v === 'true'),
   PROJECTION_BATCH_SIZE: z.coerce.number().int().min(1).max(50_000).default(5000),
+  PROJECTION_SETTLE_MS: z.coerce.number().int().min(0).max(1000).default(250),
   BANKHUB_BASE_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://sandbox.bankhub.dev')),
   // The sandbox's Cas Link; production's is given by Cas.
   BANKHUB_LINK_URL: z.preprocess(emptyAsUndefined, httpUrl.default('https://dev.link.bankhub.dev')),
@@ -148,6 +149,8 @@ export type Config = Readonly<{
   webhookBodyLimit: number;
   runProjections: boolean;
   projectionBatchSize: number;
+  /** While this process keeps appending, its projection runners read the log at most once in this many ms. */
+  projectionSettleMs: number;
   bankHub: Readonly<{
     baseUrl: string;
     /** Cas Link, opened by the customer's browser with `?grantToken=…&redirectUri=…`. */
@@ -228,6 +231,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookBodyLimit: e.WEBHOOK_BODY_LIMIT,
     runProjections: e.RUN_PROJECTIONS,
     projectionBatchSize: e.PROJECTION_BATCH_SIZE,
+    projectionSettleMs: e.PROJECTION_SETTLE_MS,
     bankHub: Object.freeze({
       baseUrl: e.BANKHUB_BASE_URL,
       linkUrl: e.BANKHUB_LINK_URL,

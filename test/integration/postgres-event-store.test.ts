@@ -1,13 +1,14 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DuplicateEventId, type EventToAppend, type RecordedEvent, WrongExpectedVersion } from '../../src/application/ports/event-store';
+import { DuplicateEventId, type EventStore, type EventToAppend, type RecordedEvent, WrongExpectedVersion } from '../../src/application/ports/event-store';
 import type { JsonObject } from '../../src/domain/bank-transaction';
 import { openRoot, type Root } from '../../src/composition-root';
 import { loadConfig } from '../../src/config';
 import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
 import type { Database } from '../../src/infrastructure/postgres/database';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
+import { waitFor } from '../support/service';
 import { describeEventStoreContract } from './event-store.contract';
 
 let testDb: TestDatabase;
@@ -155,5 +156,107 @@ describe('PostgreSQL event store group insert', () => {
       expect((await store.readStream(`meets-${i}`)).map((r) => r.eventId)).toEqual([e.eventId]);
     }
     expect(await store.readStream('meets-7')).toEqual([]);
+  });
+});
+
+// A subscription in the appending process is woken by its own commits; the idle poll is set far beyond every
+// deadline below, so only those wake-ups (and the settling window) can deliver what these tests wait for.
+describe('PostgreSQL event store subscription beside its appends', () => {
+  const NO_POLL = 600_000;
+  const event = (): EventToAppend => ({ eventId: crypto.randomUUID(), type: 'Settled', data: {}, metadata: {} });
+
+  function follow(store: EventStore, prefix: string, handle: (events: readonly RecordedEvent[]) => Promise<void> = async () => {}) {
+    const batches: string[][] = [];
+    const subscription = store.subscribe({
+      after: null,
+      filter: { streamPrefixes: [prefix] },
+      onEvents: async (events) => {
+        batches.push(events.map((e) => e.streamId));
+        await handle(events);
+      },
+    });
+    const received = () => batches.flat();
+    return { batches, received, subscription, until: (n: number) => waitFor(`${n} events delivered`, () => received().length >= n, 10_000) };
+  }
+
+  it('hands over each append made after a quiet spell at once, however long the settling window', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: NO_POLL, settleMs: NO_POLL });
+    const { batches, subscription, until } = follow(store, 'quiet-');
+    try {
+      for (let i = 0; i < 5; i++) {
+        await store.appendToStream(`quiet-${i}`, [event()], 'no_stream');
+        await until(i + 1);
+      }
+      expect(batches).toEqual([0, 1, 2, 3, 4].map((i) => [`quiet-${i}`]));
+    } finally {
+      await subscription.stop();
+    }
+  });
+
+  /**
+   * Appends `prefix`0, holds the handler on that first batch while `held` more commit one by one, lets it go and
+   * appends `after` more one by one; resolves with the batches once all are delivered.
+   */
+  async function holdFirstBatch(prefix: string, settleMs: number, held: number, after: number): Promise<string[][]> {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: NO_POLL, settleMs });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { batches, subscription, until } = follow(store, prefix, () => gate);
+    const append = (i: number) => store.appendToStream(`${prefix}${i}`, [event()], 'no_stream');
+    try {
+      await append(0);
+      await until(1);
+      for (let i = 1; i <= held; i++) await append(i);
+      release();
+      for (let i = held + 1; i <= held + after; i++) await append(i);
+      await until(1 + held + after);
+      return batches;
+    } finally {
+      release();
+      await subscription.stop();
+    }
+  }
+
+  it('does not lose a commit that lands while the handler works on the batch before it', async () => {
+    expect(await holdFirstBatch('busy-handler-', 0, 1, 0)).toEqual([['busy-handler-0'], ['busy-handler-1']]);
+  });
+
+  it('reads what commits during the window after a busy batch as one batch', async () => {
+    // Two commits while the first batch is handled: the follower is busy, so it waits for the window to end.
+    expect(await holdFirstBatch('window-', 1_500, 2, 2)).toEqual([['window-0'], ['window-1', 'window-2', 'window-3', 'window-4']]);
+  });
+
+  it('stops at once when stopped while its handler works, without waiting out the idle poll', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: NO_POLL });
+    let release = () => {};
+    const { subscription, until } = follow(store, 'stopping-', () => new Promise<void>((resolve) => (release = resolve)));
+    await store.appendToStream('stopping-0', [event()], 'no_stream');
+    await until(1);
+    const stopped = subscription.stop();
+    release();
+    await stopped;
+  });
+
+  it('delivers every event of bursts of concurrent appends once, in log order, and catches up when they stop', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: NO_POLL, settleMs: 100 });
+    const { received, subscription, until } = follow(store, 'burst-');
+    try {
+      const streams: string[] = [];
+      for (let burst = 0; burst < 10; burst++) {
+        const names = Array.from({ length: 40 }, (_, i) => `burst-${burst}-${i}`);
+        streams.push(...names);
+        // Half of each burst is awaited, the rest still committing while the next burst starts.
+        const appended = names.map((name) => store.appendToStream(name, [event()], 'no_stream'));
+        await Promise.all(appended.slice(0, 20));
+        if (burst === 9) await Promise.all(appended);
+      }
+      await until(streams.length);
+      const logOrder = await sql<{ stream_id: string }>`select stream_id from events where stream_id like 'burst-%' order by seq`.execute(database.db);
+      expect(received()).toEqual(logOrder.rows.map((r) => r.stream_id));
+      expect(new Set(received()).size).toBe(streams.length);
+      expect(new Set(received())).toEqual(new Set(streams));
+    } finally {
+      await subscription.stop();
+    }
   });
 });

@@ -20,6 +20,8 @@ export interface PostgresEventStoreOptions {
   readonly maxGroupSize?: number;
   /** How often an idle subscription looks for events appended by other processes. */
   readonly pollIntervalMs?: number;
+  /** While this process keeps appending, a subscription at the log's end reads it at most once in this many ms. */
+  readonly settleMs?: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -31,7 +33,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function createPostgresEventStore(db: WriteSideDb, options: PostgresEventStoreOptions = {}): EventStore {
   const pollIntervalMs = options.pollIntervalMs ?? 250;
   const waiters = new Set<() => void>();
+  let appends = 0;
   const announce = () => {
+    appends += 1;
     for (const wake of waiters) wake();
     waiters.clear();
   };
@@ -82,6 +86,8 @@ export function createPostgresEventStore(db: WriteSideDb, options: PostgresEvent
         options: subscribeOptions,
         read: (after, maxCount) => readAll(db, { after, maxCount, filter, metadataKeys }),
         waitForNews: (signal) => waitForNews(waiters, signal, pollIntervalMs),
+        appendsSeen: () => appends,
+        settleMs: options.settleMs ?? 0,
       });
     },
 
@@ -107,6 +113,7 @@ export function createPostgresEventStore(db: WriteSideDb, options: PostgresEvent
 /** Resolves when an append of this process committed, the poll interval passed, or the signal aborted. */
 function waitForNews(waiters: Set<() => void>, signal: AbortSignal, pollIntervalMs: number): Promise<void> {
   return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
     const timer = setTimeout(done, pollIntervalMs);
     function done() {
       clearTimeout(timer);
