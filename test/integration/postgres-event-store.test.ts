@@ -33,6 +33,35 @@ describeEventStoreContract('PostgreSQL', async () => ({
   poison: () => ({ eventId: crypto.randomUUID(), type: 'Poison', data: { text: 'a\u0000b' }, metadata: {} }),
 }));
 
+describe('PostgreSQL event store recordedAt', () => {
+  it('reads recorded_at as its millisecond since 1970, floored, at any instant (a double inside 1900–2100, numeric outside)', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: 20 });
+    const type = `Instant-${crypto.randomUUID()}`;
+    const events = Array.from({ length: 3000 }, () => ({ eventId: crypto.randomUUID(), type, data: {}, metadata: {} }));
+    await store.appendToStream(`instants-${type}`, events, 'no_stream');
+    // The edges of both forms and of the millisecond, then microsecond instants spread over 1700–2300.
+    const edges = [
+      '1900-01-01 00:00:00+00', '1899-12-31 23:59:59.999999+00', '2099-12-31 23:59:59.999999+00', '2100-01-01 00:00:00+00',
+      '1969-12-31 23:59:59.999999+00', '1969-12-31 23:59:59.999+00', '1970-01-01 00:00:00.000001+00', '2026-06-01 01:02:03.456+00',
+      '2026-06-01 01:02:03.455999+00', '1000-01-01 00:00:00.000999+00', '3000-12-31 23:59:59.999001+00', '2038-01-19 03:14:07.999+00',
+    ];
+    await sql`
+      update events e set recorded_at = case when n <= ${edges.length} then (${edges}::timestamptz[])[n]
+        else timestamptz '1700-01-01 00:00:00+00' + ((n * 2654435761) % 18934560000000000) * interval '1 microsecond' end
+      from (select seq, row_number() over (order by seq) as n from events where type = ${type}) r
+      where e.seq = r.seq`.execute(database.db);
+    const { rows } = await sql<{ event_id: string; ms: number }>`
+      select event_id, floor(extract(epoch from recorded_at) * 1000)::float8 as ms from events where type = ${type}`.execute(database.db);
+    const expected = new Map(rows.map((r) => [r.event_id, r.ms]));
+    const page = await store.readAll({ after: null, maxCount: 10_000, filter: { eventTypes: [type] }, metadataKeys: [] });
+    expect(page.events).toHaveLength(events.length);
+    const wrong = page.events.filter((e) => e.recordedAt.getTime() !== expected.get(e.eventId));
+    expect(wrong.map((e) => [e.eventId, e.recordedAt.getTime(), expected.get(e.eventId)])).toEqual([]);
+    const [one] = await store.readStream(`instants-${type}`, { maxCount: 1 });
+    expect(one!.recordedAt.getTime()).toBe(expected.get(one!.eventId));
+  });
+});
+
 describe('PostgreSQL event store global order', () => {
   it('never lets a reader pass an event whose transaction is still open: appends commit in sequence order', async () => {
     const store = createPostgresEventStore(database.db, { pollIntervalMs: 10 });
