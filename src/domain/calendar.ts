@@ -10,13 +10,6 @@ export function isCalendarDate(text: string): boolean {
 }
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
-
-/** Days from 1970-01-01 to a calendar day YYYY-MM-DD (negative before), or null for any other text. */
-export function epochDay(text: string): number | null {
-  return isCalendarDate(text) ? Date.parse(`${text}T00:00:00Z`) / DAY_MS : null;
-}
-
-const DAY_MS = 86_400_000;
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /**
