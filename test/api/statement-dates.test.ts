@@ -108,6 +108,23 @@ describe('a statement whose bank dates disagree with the times', () => {
     }
   });
 
+  it.each([
+    ['2026-03-04', '2026-03-14', '2026-03-03'],
+    ['2026-03-16', '2026-03-30', '2026-03-15'],
+    ['2026-04-02', '2026-04-30', '2026-04-01'],
+    ['2026-02-01', '2026-02-27', null],
+  ])('opens a period without lines (%s to %s) with the last line in time order of the latest earlier date (%s)', async (from, to, earlier) => {
+    const empty = await get(`/accounts/${D}/statement?from=${from}&to=${to}`);
+    expect(empty.lines).toEqual([]);
+    expect(empty.lineCount).toBe(0);
+    // The latest earlier date's lines may lie anywhere in time: its last line in time order is the one that opens.
+    const opening = earlier === null ? null : (await get(`/accounts/${D}/statement?from=${earlier}&to=${earlier}`)).lines.at(-1).balanceAfter;
+    if (earlier !== null) expect(opening).not.toBeNull();
+    if (earlier !== null) expect(LINES.filter(([, date]) => date > earlier && date < from)).toEqual([]);
+    expect(empty.openingBalance).toBe(opening);
+    expect(empty.closingBalance).toBe(opening);
+  });
+
   it('starts at the period’s first line for a cursor before the period, and answers no line for one after it', async () => {
     const march = `/accounts/${D}/statement?from=2026-03-01&to=2026-03-31`;
     const whole = await get(march);
