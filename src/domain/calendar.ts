@@ -1,15 +1,53 @@
 /** A bank-local calendar day written YYYY-MM-DD that exists (no 2026-02-30). Arithmetic only: it runs per field. */
 export function isCalendarDate(text: string): boolean {
-  if (!DATE.test(text)) return false;
-  const year = Number(text.slice(0, 4));
-  const month = Number(text.slice(5, 7));
-  const day = Number(text.slice(8, 10));
-  if (month < 1 || month > 12 || day < 1) return false;
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  return day <= (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1]!);
+  return text.length === 10 && daysSince1970(text) !== null;
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
+/**
+ * Days since 1970-01-01 of the YYYY-MM-DD that `text` starts with, when that day exists (isCalendarDate's rule), else
+ * null: the proleptic Gregorian count that Date.UTC makes (days_from_civil), read digit by digit without a Date.
+ */
+export function daysSince1970(text: string): number | null {
+  if (text.charCodeAt(4) !== 0x2d || text.charCodeAt(7) !== 0x2d) return null;
+  const year = digitsAt(text, 0, 4);
+  const month = digitsAt(text, 5, 2);
+  const day = digitsAt(text, 8, 2);
+  if (year < 0 || month < 1 || month > 12 || day < 1) return null;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (day > (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1]!)) return null;
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yearOfEra = y - era * 400;
+  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
+  return era * 146_097 + yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear - 719_468;
+}
+
+/**
+ * Milliseconds since 1970 of an instant written YYYY-MM-DDTHH:MM:SS.mmmZ (toISOString's form) on a day that exists,
+ * hours below 24; null for anything else.
+ */
+export function utcMillisSince1970(text: string): number | null {
+  if (text.length !== 24 || text.charCodeAt(10) !== 0x54 || text.charCodeAt(13) !== 0x3a || text.charCodeAt(16) !== 0x3a || text.charCodeAt(19) !== 0x2e || text.charCodeAt(23) !== 0x5a) return null;
+  const days = daysSince1970(text);
+  const hour = digitsAt(text, 11, 2);
+  const minute = digitsAt(text, 14, 2);
+  const second = digitsAt(text, 17, 2);
+  const milli = digitsAt(text, 20, 3);
+  if (days === null || hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59 || milli < 0) return null;
+  return (days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000 + milli;
+}
+
+/** The number written by `count` ASCII digits from `at`, or -1 when one of them is not a digit. */
+function digitsAt(s: string, at: number, count: number): number {
+  let n = 0;
+  for (let i = at; i < at + count; i++) {
+    const d = s.charCodeAt(i) - 0x30;
+    if (!(d >= 0 && d <= 9)) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /**

@@ -7,7 +7,7 @@
  * it does in a JSON parameter (the event is parked either way): a NUL, or a half surrogate, which encoding would
  * silently turn into U+FFFD.
  */
-import { isCalendarDate } from '../domain/calendar';
+import { daysSince1970, utcMillisSince1970 } from '../domain/calendar';
 import type { BookLine } from './account-book';
 import type { AccountChanges } from './ledger-fold';
 import type { LedgerTables } from './tables';
@@ -137,66 +137,18 @@ const COPY_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\
 const BINARY_HEADER = Uint8Array.of(0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0);
 /** 2000-01-01T00:00:00Z, PostgreSQL's epoch for timestamps and dates, in milliseconds since 1970. */
 const POSTGRES_EPOCH_MS = 946_684_800_000;
+/** Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
+const POSTGRES_EPOCH_DAYS = 10_957;
 const TWO_32 = 2 ** 32;
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
-const UTC_MILLIS = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
-/**
- * A received-at instant (the fold makes every one ISO in UTC with milliseconds), in milliseconds since 1970. Read
- * digit by digit when every field is in its range (a day that exists, hours below 24); anything else (hour 24, which
- * Date.parse reads as the next day, or what is not this form at all) goes through Date.parse as before.
- */
+/** A received-at instant (the fold makes every one ISO in UTC with milliseconds), in milliseconds since 1970. */
 function instantOf(textual: string): number {
-  if (textual.length === 24 && textual.charCodeAt(10) === 0x54 && textual.charCodeAt(13) === 0x3a && textual.charCodeAt(16) === 0x3a && textual.charCodeAt(19) === 0x2e && textual.charCodeAt(23) === 0x5a) {
-    const days = daysOf(textual);
-    const hour = digitsAt(textual, 11, 2);
-    const minute = digitsAt(textual, 14, 2);
-    const second = digitsAt(textual, 17, 2);
-    const milli = digitsAt(textual, 20, 3);
-    if (days !== null && hour >= 0 && hour < 24 && minute >= 0 && minute < 60 && second >= 0 && second < 60 && milli >= 0) {
-      return (days * 86_400 + hour * 3_600 + minute * 60 + second) * 1_000 + milli;
-    }
-  }
-  if (!UTC_MILLIS.test(textual) || !isCalendarDate(textual.slice(0, 10))) throw new NotCanonical(textual);
-  const ms = Date.parse(textual);
-  if (Number.isNaN(ms)) throw new NotCanonical(textual);
+  const ms = utcMillisSince1970(textual);
+  if (ms === null) throw new NotCanonical(textual);
   return ms;
 }
-
-/** The number written by `count` ASCII digits from `at`, or -1 when one of them is not a digit. */
-function digitsAt(s: string, at: number, count: number): number {
-  let n = 0;
-  for (let i = at; i < at + count; i++) {
-    const d = s.charCodeAt(i) - 0x30;
-    if (!(d >= 0 && d <= 9)) return -1;
-    n = n * 10 + d;
-  }
-  return n;
-}
-
-/**
- * Days since 1970-01-01 of the day a text starts with when it is YYYY-MM-DD and exists (isCalendarDate's rule), else
- * null: the proleptic Gregorian count that Date.UTC and Date.parse make (days_from_civil), without a Date.
- */
-function daysOf(s: string): number | null {
-  if (s.charCodeAt(4) !== 0x2d || s.charCodeAt(7) !== 0x2d) return null;
-  const year = digitsAt(s, 0, 4);
-  const month = digitsAt(s, 5, 2);
-  const day = digitsAt(s, 8, 2);
-  if (year < 0 || month < 1 || month > 12 || day < 1) return null;
-  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  if (day > (month === 2 ? (leap ? 29 : 28) : DAYS_IN_MONTH[month - 1]!)) return null;
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yearOfEra = y - era * 400;
-  const dayOfYear = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1;
-  return era * 146_097 + yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear - 719_468;
-}
-
-const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-/** Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
-const POSTGRES_EPOCH_DAYS = 10_957;
 
 /** The value of a hexadecimal digit's character code, or -1. */
 const HEX = new Int8Array(128).fill(-1);
@@ -275,7 +227,7 @@ class CopyBuffer {
   /** date from YYYY-MM-DD (a day that exists, from the year 100: Date.UTC reads 0–99 as 1900–1999): days since 2000. */
   date(v: string | null): void {
     if (v === null) return this.nullField();
-    const days = v.length === 10 ? daysOf(v) : null;
+    const days = v.length === 10 ? daysSince1970(v) : null;
     if (days === null || v < '0100') throw new NotCanonical(v);
     this.room(8);
     this.at = this.buf.writeInt32BE(4, this.at);

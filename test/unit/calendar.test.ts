@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { dateProblem, instantProblem, isCalendarDate, isoInstant } from '../../src/domain/calendar';
+import { dateProblem, daysSince1970, instantProblem, isCalendarDate, isoInstant, utcMillisSince1970 } from '../../src/domain/calendar';
 
 const pad = (n: number, width: number) => String(n).padStart(width, '0');
 
@@ -22,6 +22,28 @@ describe('the calendar', () => {
     for (const [text, exists] of [['2000-02-29', true], ['1900-02-29', false], ['2024-02-29', true], ['2100-02-29', false], ['2023-04-31', false]] as const) {
       expect(isCalendarDate(text)).toBe(exists);
     }
+  });
+
+  it('counts the days and milliseconds since 1970 as Date.UTC does, for days that exist and nothing else', () => {
+    const field = (max: number, width = 2) => fc.integer({ min: 0, max }).map((n) => pad(n, width));
+    fc.assert(
+      fc.property(field(9999, 4), field(13), field(32), field(24), field(60), field(60), field(999, 3), (y, mo, d, h, mi, s, ms) => {
+        const day = `${y}-${mo}-${d}`;
+        const date = new Date(0);
+        date.setUTCFullYear(Number(y), Number(mo) - 1, Number(d));
+        expect(daysSince1970(day)).toBe(dateExists(day) ? date.getTime() / 86_400_000 : null);
+        const instant = `${day}T${h}:${mi}:${s}.${ms}Z`;
+        const inRange = dateExists(day) && Number(h) < 24 && Number(mi) < 60 && Number(s) < 60;
+        date.setUTCHours(Number(h), Number(mi), Number(s), Number(ms));
+        expect(utcMillisSince1970(instant)).toBe(inRange ? date.getTime() : null);
+      }),
+      { numRuns: 5_000 },
+    );
+    for (const text of ['2026-03-01T01:00:05Z', '2026-03-01T01:00:05.000+00:00', '2026-3-01T01:00:05.000Z', '2026-03-01 01:00:05.000Z', '２026-03-01T01:00:05.000Z']) {
+      expect(utcMillisSince1970(text)).toBeNull();
+    }
+    expect(utcMillisSince1970('1970-01-01T00:00:00.000Z')).toBe(0);
+    expect(daysSince1970('2000-01-01')).toBe(10_957);
   });
 
   it('writes an instant as Date#toISOString does, or throws where it throws (days past a month\'s end, hour 24, no zone)', () => {

@@ -11,7 +11,7 @@ export interface FollowLogParts {
    * Least time between two reads at the log's end while this process keeps appending (more than one commit since
    * the read before): what commits meanwhile is read as one batch. After a quiet spell an append is read at once.
    */
-  readonly settleMs?: number;
+  readonly settleMs: number;
 }
 
 /**
@@ -21,7 +21,7 @@ export interface FollowLogParts {
  * (every group commit is news) the end is read at most once a `settleMs`, so the handler gets fewer, larger
  * batches; an append after a quiet spell is read at once.
  */
-export function followLog({ options, read: readPage, waitForNews, appendsSeen, settleMs = 0 }: FollowLogParts): Subscription {
+export function followLog({ options, read: readPage, waitForNews, appendsSeen, settleMs }: FollowLogParts): Subscription {
   const stop = new AbortController();
   const maxBatch = options.maxBatch ?? 500;
   const done = (async () => {
