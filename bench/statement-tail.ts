@@ -11,7 +11,6 @@
  *
  *   flock /tmp/balance-ledger-cpu.lock npx tsx bench/statement-tail.ts --database-url <url> --build <base worktree> --build . --rounds 1
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -19,8 +18,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { Command } from 'commander';
-import { accountIdOf } from '../src/projections/ledger.projection';
-import { backendMicrosBetween, backendTicks, freePort } from './lib';
+import { benchStatements, headers, startKeptService } from './kept-service';
+import { backendMicrosBetween, backendTicks } from './lib';
 
 const o = new Command('statement-tail')
   .requiredOption('--database-url <url>', 'a database the statements bench kept')
@@ -36,18 +35,12 @@ const o = new Command('statement-tail')
   .option('--node-arg <arg...>', 'more node flags for the service', [])
   .option('--stdout', "the service's stdout to this process's stderr")
   .parse()
-  .opts<{ nodeArg: string[]; stdout?: boolean;  databaseUrl: string; build: string[]; rounds: number; duration: number; modes: string; accounts: number; statements: number; env: string[]; phases: string; profile?: string }>();
+  .opts<{ nodeArg: string[]; stdout?: boolean; databaseUrl: string; build: string[]; rounds: number; duration: number; modes: string; accounts: number; statements: number; env: string[]; phases: string; profile?: string }>();
 const phases = new Set(o.phases.split(','));
 
-const API_TOKEN = 'bench-api-token-0123456789abcdef';
 const HOOK = resolve(import.meta.dirname, 'statement-tail-hook.mjs');
 const database = new URL(o.databaseUrl).pathname.slice(1);
-const ids = Array.from({ length: o.accounts }, (_, i) => accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(i).padStart(12, '0')));
-const month = (m: number) => `from=2025-${String(m).padStart(2, '0')}-01&to=2025-${String(m).padStart(2, '0')}-28`;
-const paths = Array.from({ length: Math.min(o.statements, ids.length * 12) }, (_, i) => `/accounts/${ids[(i * 7) % ids.length]}/statement?${month((i % 12) + 1)}`);
-const busyId = accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(o.accounts).padStart(12, '0'));
-const busyPath = `/accounts/${busyId}/statement?${month(6)}`;
-const headers = { authorization: `Bearer ${API_TOKEN}` };
+const { paths, busyId, busyPath } = benchStatements(o.accounts, o.statements);
 const extraEnv = Object.fromEntries(o.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
 const cpuOf = (pid: number) => {
@@ -84,41 +77,17 @@ async function measured(url: string, pid: number, options: autocannon.Options) {
 }
 
 async function run(dir: string, mode: string) {
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--max-old-space-size=192', ...(o.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(o.profile)}`] : []), ...o.nodeArg, '--import', HOOK, 'dist/main.js'], {
-    cwd: dir,
-    stdio: ['ignore', o.stdout ? process.stderr : 'ignore', 'inherit'],
-    env: {
-      ...process.env,
-      DATABASE_URL: o.databaseUrl,
-      API_TOKEN,
-      WEBHOOK_TOKEN: 'bench-webhook-token-0123456789abcdef',
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_STATEMENTS: '0',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DRAIN_DELAY_MS: '0',
-      TAIL_BUSY_ID: busyId,
-      ...(mode === 'off' ? { STATEMENT_CACHE_MB: '0' } : {}),
-      ...extraEnv,
-    },
+  const service = await startKeptService(dir, o.databaseUrl, {
+    hook: HOOK,
+    nodeArgs: [...(o.profile ? ['--cpu-prof', `--cpu-prof-dir=${resolve(o.profile)}`] : []), ...o.nodeArg],
+    env: { TAIL_BUSY_ID: busyId, ...(mode === 'off' ? { STATEMENT_CACHE_MB: '0' } : {}), ...extraEnv },
+    stdout: o.stdout ? process.stderr : 'ignore',
   });
-  const exited = new Promise((r) => child.once('exit', r));
-  const url = `http://127.0.0.1:${port}`;
+  const { url, child } = service;
   try {
-    for (let tries = 0; !(await fetch(`${url}/health`).catch(() => null))?.ok; tries++) {
-      if (tries > 600) throw new Error('the service did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const get = async (path: string) => {
-      const res = await fetch(`${url}${path}`, { headers });
-      if (!res.ok) throw new Error(`${path}: ${res.status}`);
-      return Buffer.from(await res.arrayBuffer());
-    };
-    const pass = createHash('sha256');
-    for (let i = 0; i < paths.length; i += 8) for (const body of await Promise.all(paths.slice(i, i + 8).map(get))) pass.update(body);
+    const passSha = await service.pass(paths);
     const started = performance.now();
-    const busyBody = await get(busyPath);
+    const busyBody = await service.get(busyPath);
     const busyFirstMs = Math.round(performance.now() - started);
     let k = 0;
     const random = !phases.has('random') ? null : await measured(url, child.pid!, {
@@ -133,7 +102,7 @@ async function run(dir: string, mode: string) {
     return {
       dir,
       mode,
-      passSha: pass.digest('hex').slice(0, 16),
+      passSha,
       busySha: createHash('sha256').update(busyBody).digest('hex').slice(0, 16),
       busyFirstMs,
       random,
@@ -141,8 +110,7 @@ async function run(dir: string, mode: string) {
       busy,
     };
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    await service.stop();
   }
 }
 
