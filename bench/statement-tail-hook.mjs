@@ -3,7 +3,9 @@
 // loop's delay (monitorEventLoopDelay) and GC (PerformanceObserver). `GET /__tail` is answered here, before
 // fastify, with what was seen since the last `/__tail` (then reset): per kind of request (statement, busy,
 // health) the server-side latency from the request event to the response's finish, the event loop's delay, GC
-// pauses by kind, the process's CPU.
+// pauses by kind, the process's CPU and heap spaces, the busy month's requests taken apart (before the statement
+// query, to its first row, its rows, after them; GC and CPU in the request: median and slowest), and the coalesced
+// version reads (how many, ids a read, round trip).
 import http from 'node:http';
 import v8 from 'node:v8';
 import { createRequire } from 'node:module';
