@@ -7,14 +7,12 @@
  *
  *   flock /tmp/balance-ledger-cpu.lock npx tsx bench/first-statement.ts --database-url <url> --build <base worktree> --build . --rounds 4
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { accountIdOf } from '../src/projections/ledger.projection';
-import { freePort } from './lib';
+import { benchStatements, startKeptService } from './kept-service';
 
 const o = new Command('first-statement')
   .requiredOption('--database-url <url>', 'a database the statements bench kept')
@@ -26,14 +24,8 @@ const o = new Command('first-statement')
   .parse()
   .opts<{ databaseUrl: string; build: string[]; rounds: number; accounts: number; statements: number; cacheOff?: boolean }>();
 
-const API_TOKEN = 'bench-api-token-0123456789abcdef';
 const HOOK = resolve(import.meta.dirname, 'first-statement-hook.mjs');
-const ids = Array.from({ length: o.accounts }, (_, i) => accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(i).padStart(12, '0')));
-const month = (m: number) => `from=2025-${String(m).padStart(2, '0')}-01&to=2025-${String(m).padStart(2, '0')}-28`;
-const paths = Array.from({ length: Math.min(o.statements, ids.length * 12) }, (_, i) => `/accounts/${ids[(i * 7) % ids.length]}/statement?${month((i % 12) + 1)}`);
-const busyId = accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(o.accounts).padStart(12, '0'));
-const busyPath = `/accounts/${busyId}/statement?${month(6)}`;
-const headers = { authorization: `Bearer ${API_TOKEN}` };
+const { paths, busyId, busyPath } = benchStatements(o.accounts, o.statements);
 
 /** What first-statement-hook.mjs wrote of the busy request (times in ms from its arrival). */
 interface Trace {
@@ -45,51 +37,23 @@ interface Trace {
 
 async function run(dir: string) {
   const out = join(mkdtempSync(join(tmpdir(), 'first-statement-')), 'trace.jsonl');
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--max-old-space-size=192', '--import', HOOK, 'dist/main.js'], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: {
-      ...process.env,
-      DATABASE_URL: o.databaseUrl,
-      API_TOKEN,
-      WEBHOOK_TOKEN: 'bench-webhook-token-0123456789abcdef',
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_STATEMENTS: '0',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DRAIN_DELAY_MS: '0',
-      FIRST_TIMING_PATH: busyId,
-      FIRST_TIMING_OUT: out,
-      ...(o.cacheOff ? { STATEMENT_CACHE_MB: '0' } : {}),
-    },
+  const service = await startKeptService(dir, o.databaseUrl, {
+    hook: HOOK,
+    env: { FIRST_TIMING_PATH: busyId, FIRST_TIMING_OUT: out, ...(o.cacheOff ? { STATEMENT_CACHE_MB: '0' } : {}) },
   });
-  const exited = new Promise((r) => child.once('exit', r));
-  const url = `http://127.0.0.1:${port}`;
   try {
-    for (let tries = 0; !(await fetch(`${url}/health`).catch(() => null))?.ok; tries++) {
-      if (tries > 600) throw new Error('the service did not start');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const get = async (path: string) => {
-      const res = await fetch(`${url}${path}`, { headers });
-      if (!res.ok) throw new Error(`${path}: ${res.status}`);
-      return Buffer.from(await res.arrayBuffer());
-    };
-    const pass = createHash('sha256');
-    for (let i = 0; i < paths.length; i += 8) for (const body of await Promise.all(paths.slice(i, i + 8).map(get))) pass.update(body);
+    const passSha = await service.pass(paths);
     const started = performance.now();
-    const body = await get(busyPath);
+    const body = await service.get(busyPath);
     const firstMs = +(performance.now() - started).toFixed(1);
     const again = performance.now();
-    await get(busyPath);
+    await service.get(busyPath);
     const secondMs = +(performance.now() - again).toFixed(1);
     await new Promise((r) => setTimeout(r, 50));
     const trace = JSON.parse(readFileSync(out, 'utf8').split('\n')[0]!) as Trace;
-    return { dir, firstMs, secondMs, busySha: createHash('sha256').update(body).digest('hex').slice(0, 16), passSha: pass.digest('hex').slice(0, 16), ...trace };
+    return { dir, firstMs, secondMs, busySha: createHash('sha256').update(body).digest('hex').slice(0, 16), passSha, ...trace };
   } finally {
-    child.kill('SIGTERM');
-    await exited;
+    await service.stop();
     rmSync(join(out, '..'), { recursive: true, force: true });
   }
 }

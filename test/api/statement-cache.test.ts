@@ -190,4 +190,19 @@ describe('the statement cache', () => {
     expect(metricValue(after, 'ledger_statement_cache_bytes')).toBe(bytes);
     expect(bytes).toBeGreaterThan(0);
   });
+
+  it('answers requests asked together after a change from the changed state, then all of them from the cache', async () => {
+    // Their version reads are coalesced (one read for the requests of a turn): none may see the state before the change.
+    const queries = ['limit=1', 'limit=2', 'limit=3', 'limit=10'];
+    await Promise.all(queries.map((q) => body(app, q)));
+    await book('c10', '2026-03-27', 3n, 1010n);
+    await ctx.project();
+    const before = cache.stats();
+    const together = await Promise.all(queries.map((q) => body(app, q)));
+    expect(cache.stats()).toMatchObject({ misses: before.misses + queries.length, hits: before.hits });
+    for (const [i, q] of queries.entries()) expect(together[i]).toBe(await body(uncachedApp, q));
+    expect(JSON.parse(together[3]!)).toMatchObject({ lineCount: 8, lines: expect.arrayContaining([expect.objectContaining({ transactionId: 'c10' })]) });
+    expect(await Promise.all(queries.map((q) => body(app, q)))).toEqual(together);
+    expect(cache.stats()).toMatchObject({ misses: before.misses + queries.length, hits: before.hits + queries.length });
+  });
 });

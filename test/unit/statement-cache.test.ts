@@ -69,7 +69,7 @@ describe('the statement cache', () => {
 });
 
 describe('coalesced version reads', () => {
-  it('answers requests that arrive while reads run with one read, started after they arrived', async () => {
+  it('answers the requests of one turn, and those that arrive while reads run, with one read each, started after they arrived', async () => {
     const reads: { ids: readonly string[]; release: () => void }[] = [];
     const arrived: string[] = [];
     const read = (ids: readonly string[]) => {
@@ -81,14 +81,24 @@ describe('coalesced version reads', () => {
     };
     const versionOf = coalescedVersionReads(read, 2);
     const ask = (id: string) => (arrived.push(id.toLowerCase()), versionOf(id));
-    const answers = ['a', 'b', 'C', 'd', 'c', 'e'].map(ask);
-    expect(reads.map((r) => r.ids)).toEqual([['a'], ['b']]);
+    const turn = () => new Promise((r) => setImmediate(r));
+    // Requests of one turn of the event loop share a read, which starts once that turn is over.
+    const first = ['a', 'b', 'A'].map(ask);
+    expect(reads).toEqual([]);
+    await turn();
+    expect(reads.map((r) => r.ids)).toEqual([['a', 'b']]);
+    const second = ['C', 'd'].map(ask);
+    await turn();
+    // Two reads at most in flight: what arrives meanwhile waits for one of them to end.
+    const third = ['c', 'e'].map(ask);
+    await turn();
+    expect(reads.map((r) => r.ids)).toEqual([['a', 'b'], ['c', 'd']]);
     reads[0]!.release();
-    await new Promise((r) => setTimeout(r, 0));
-    expect(reads.map((r) => r.ids)).toEqual([['a'], ['b'], ['c', 'd', 'e']]);
+    await turn();
+    expect(reads.map((r) => r.ids)).toEqual([['a', 'b'], ['c', 'd'], ['c', 'e']]);
     reads[1]!.release();
     reads[2]!.release();
-    expect(await Promise.all(answers)).toEqual([v('v-a'), v('v-b'), v('v-c'), v('v-d'), v('v-c'), null]);
+    expect(await Promise.all([...first, ...second, ...third])).toEqual([v('v-a'), v('v-b'), v('v-a'), v('v-c'), v('v-d'), v('v-c'), null]);
   });
 
   it('fails the requests of a failed read only', async () => {
@@ -99,8 +109,11 @@ describe('coalesced version reads', () => {
       return new Map(ids.map((id) => [id, v('1')]));
     }, 1);
     const first = versionOf('a');
+    const failed = expect(first).rejects.toThrow('connection lost');
+    // A request of a later turn, while the first read runs: the next read is its own.
+    await new Promise((r) => setImmediate(r));
     const second = versionOf('b');
-    await expect(first).rejects.toThrow('connection lost');
+    await failed;
     expect(await second).toEqual(v('1'));
   });
 });

@@ -60,9 +60,10 @@ export const statementCacheKey = (schema: string, accountId: string, query: { fr
 
 /**
  * Reads accounts' versions for concurrent requests together: a request's id waits for the next read, which starts
- * once fewer than `inFlight` reads are running, and one statement answers every id that waited (one round trip and
- * one index probe each, instead of a statement each). A read always starts after the requests it answers arrived, so
- * it sees every change committed before them, as a read of its own would.
+ * at the end of the event loop's turn in which it arrived (or later, once fewer than `inFlight` reads are running),
+ * and one statement answers every id that waited (one round trip and one index probe each, instead of a statement
+ * each). A read always starts after the requests it answers arrived, so it sees every change committed before them,
+ * as a read of its own would.
  */
 export function coalescedVersionReads(
   read: (accountIds: readonly string[]) => Promise<ReadonlyMap<string, StatementVersion>>,
@@ -70,6 +71,17 @@ export function coalescedVersionReads(
 ): (accountId: string) => Promise<StatementVersion | null> {
   let waiting: { id: string; resolve: (v: StatementVersion | null) => void; reject: (e: unknown) => void }[] = [];
   let running = 0;
+  let scheduled = false;
+  // setImmediate runs after the sockets read in this turn: one read answers all their requests, where starting at
+  // once gave the first two a read each (3 ids a read instead of 5 under the statements bench, and PostgreSQL's CPU).
+  const schedule = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      next();
+    });
+  };
   const next = () => {
     if (running >= inFlight || waiting.length === 0) return;
     const batch = waiting;
@@ -91,6 +103,6 @@ export function coalescedVersionReads(
     new Promise((resolve, reject) => {
       // Ids come back in PostgreSQL's lower case.
       waiting.push({ id: accountId.toLowerCase(), resolve, reject });
-      next();
+      schedule();
     });
 }
