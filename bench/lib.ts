@@ -5,15 +5,36 @@ import autocannon from 'autocannon';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
-import { createTestDatabase } from '../test/support/postgres';
+import { ADMIN_URL, createTestDatabase } from '../test/support/postgres';
 import { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 import { monotonicMicros } from './profile-summary';
 
 export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 
-/** A database of the benchmark's own, dropped afterwards (the same helper the tests use). */
+/**
+ * A database of the benchmark's own, dropped afterwards (the same helper the tests use). The drop first waits (up to
+ * 5 s) for the database's sessions to leave: pg-pool's `end()` resolves when it has asked its idle clients to close,
+ * not when they have, and a forced drop that reaches such a client first makes its pool emit an error nobody listens
+ * to (Emmett's store, closed just before, took a whole run down that way).
+ */
 export async function freshDatabase(label: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
-  return createTestDatabase(`bench_${label}`);
+  const database = await createTestDatabase(`bench_${label}`);
+  return { ...database, drop: async () => (await sessionsGone(database.name, 5_000), await database.drop()) };
+}
+
+async function sessionsGone(name: string, timeoutMs: number): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const { rows } = await client.query('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+      if (rows[0].n === 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await client.end();
+  }
 }
 
 /** A fresh database with the service's tables (migrated) and one connection to it, for timing statements alone. */
