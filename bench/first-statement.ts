@@ -12,7 +12,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { benchStatements, startKeptService } from './kept-service';
+import { startKeptService } from './kept-service';
+import { benchStatements } from './lib';
 
 const o = new Command('first-statement')
   .requiredOption('--database-url <url>', 'a database the statements bench kept')

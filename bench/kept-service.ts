@@ -1,24 +1,13 @@
 /**
  * What the scratch harnesses over a database the statements bench kept (first-statement.ts, statement-tail.ts)
- * share: the bench's statements and busy month, and a service started from a build's dist/ with a hook loaded, as
- * the bench starts its own (API key, no statement rate limit), that fills the cache as the bench does.
+ * share: a service started from a build's dist/ with a hook loaded, as the bench starts its own (API key, no
+ * statement rate limit), that fills the cache as the bench does (the requests: lib.ts `benchStatements`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accountIdOf } from '../src/projections/ledger.projection';
-import { freePort } from './lib';
+import { BENCH_API_TOKEN, BENCH_WEBHOOK_TOKEN, freePort } from './lib';
 
-export const API_TOKEN = 'bench-api-token-0123456789abcdef';
-export const headers = { authorization: `Bearer ${API_TOKEN}` };
-
-/** The bench's distinct one-month statements (bench/run.ts `statements`) and the busy account's month. */
-export function benchStatements(accounts: number, statements: number) {
-  const ids = Array.from({ length: accounts }, (_, i) => accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(i).padStart(12, '0')));
-  const month = (m: number) => `from=2025-${String(m).padStart(2, '0')}-01&to=2025-${String(m).padStart(2, '0')}-28`;
-  const paths = Array.from({ length: Math.min(statements, ids.length * 12) }, (_, i) => `/accounts/${ids[(i * 7) % ids.length]}/statement?${month((i % 12) + 1)}`);
-  const busyId = accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(accounts).padStart(12, '0'));
-  return { paths, busyId, busyPath: `/accounts/${busyId}/statement?${month(6)}` };
-}
+export const headers = { authorization: `Bearer ${BENCH_API_TOKEN}` };
 
 export interface KeptService {
   readonly url: string;
@@ -43,8 +32,8 @@ export async function startKeptService(
     env: {
       ...process.env,
       DATABASE_URL: databaseUrl,
-      API_TOKEN,
-      WEBHOOK_TOKEN: 'bench-webhook-token-0123456789abcdef',
+      API_TOKEN: BENCH_API_TOKEN,
+      WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN,
       LOG_LEVEL: 'warn',
       RATE_LIMIT_STATEMENTS: '0',
       PORT: String(port),

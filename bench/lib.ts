@@ -5,36 +5,32 @@ import autocannon from 'autocannon';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
-import { ADMIN_URL, createTestDatabase } from '../test/support/postgres';
+import { accountIdOf } from '../src/projections/ledger.projection';
+import { createTestDatabase } from '../test/support/postgres';
 import { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 import { monotonicMicros } from './profile-summary';
 
 export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 
+/** The secrets every service the bench starts is given. */
+export const BENCH_WEBHOOK_TOKEN = 'bench-webhook-token-0123456789abcdef';
+export const BENCH_API_TOKEN = 'bench-api-token-0123456789abcdef';
+
 /**
- * A database of the benchmark's own, dropped afterwards (the same helper the tests use). The drop first waits (up to
- * 5 s) for the database's sessions to leave: pg-pool's `end()` resolves when it has asked its idle clients to close,
- * not when they have, and a forced drop that reaches such a client first makes its pool emit an error nobody listens
- * to (Emmett's store, closed just before, took a whole run down that way).
+ * The statements scenario's requests over a seeded database: distinct one-month statements spread over the accounts and
+ * months, asked in turn, and the busy account's month.
  */
-export async function freshDatabase(label: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
-  const database = await createTestDatabase(`bench_${label}`);
-  return { ...database, drop: async () => (await sessionsGone(database.name, 5_000), await database.drop()) };
+export function benchStatements(accounts: number, statements: number) {
+  const idOf = (n: number) => accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(n).padStart(12, '0'));
+  const month = (m: number) => `from=2025-${String(m).padStart(2, '0')}-01&to=2025-${String(m).padStart(2, '0')}-28`;
+  const paths = Array.from({ length: Math.min(statements, accounts * 12) }, (_, i) => `/accounts/${idOf((i * 7) % accounts)}/statement?${month((i % 12) + 1)}`);
+  const busyId = idOf(accounts);
+  return { paths, busyId, busyPath: `/accounts/${busyId}/statement?${month(6)}` };
 }
 
-async function sessionsGone(name: string, timeoutMs: number): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
-  await client.connect();
-  try {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const { rows } = await client.query('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
-      if (rows[0].n === 0) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  } finally {
-    await client.end();
-  }
+/** A database of the benchmark's own, dropped afterwards (the same helper the tests use). */
+export async function freshDatabase(label: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+  return createTestDatabase(`bench_${label}`);
 }
 
 /** A fresh database with the service's tables (migrated) and one connection to it, for timing statements alone. */
@@ -115,11 +111,11 @@ function peakRss(child: ChildProcess) {
   return () => (sample(), peak);
 }
 
-/** CPU time a process has used so far (user + system, from /proc: clock ticks of 10 ms), in µs. */
-function cpuMicros(child: ChildProcess): number {
+/** CPU time a process has used so far (user + system, from /proc: clock ticks of 10 ms), in µs; NaN once it is gone. */
+export function cpuMicros(pid: number | undefined): number {
   try {
     // The fields after the command name (which may hold spaces, so it is skipped by its closing parenthesis).
-    const fields = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / TICKS_PER_SECOND;
   } catch {
     return Number.NaN;
@@ -152,7 +148,7 @@ export function backendMicrosBetween(before: Map<string, number>, after: Map<str
 }
 
 /** CPU the whole machine used so far (every core, idle and I/O wait left out; /proc/stat's first line), in µs. */
-function machineCpuMicros(): number {
+export function machineCpuMicros(): number {
   const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   return (((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 1_000_000) / TICKS_PER_SECOND;
 }
@@ -180,7 +176,7 @@ export function startWorker(label: string, script: string, args: readonly string
   return {
     exited,
     peakRssMb,
-    cpuMicros: () => cpuMicros(child),
+    cpuMicros: () => cpuMicros(child.pid),
     markLoad(edge) {
       if (!profile) return;
       profile.window ??= { from: 0, to: Number.MAX_SAFE_INTEGER };

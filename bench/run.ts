@@ -9,10 +9,9 @@ import { openRoot, type Root } from '../src/composition-root';
 import { loadConfig } from '../src/config';
 import { decodePosition } from '../src/application/ports/event-store';
 import { readCheckpoint } from '../src/infrastructure/projection-store';
-import { accountIdOf } from '../src/projections/ledger.projection';
 import { seedEvents, webhookBodies } from './generate';
 import { ADMIN_URL } from '../test/support/postgres';
-import { buildDist, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, ROOT, type Service, startService, startWorker } from './lib';
+import { BENCH_API_TOKEN, BENCH_WEBHOOK_TOKEN, benchStatements, buildDist, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, ROOT, type Service, startService, startWorker } from './lib';
 import { formatSummary, summariseProfile } from './profile-summary';
 import { storeScenario } from './store';
 
@@ -61,8 +60,6 @@ const rows: { scenario: string; measure: string; value: string; ceiling: string;
 const results: Record<string, unknown> = {};
 /** The stores of a bench database as the service opens them (migrated, read-model schemas made), for seeding and reading. */
 const openBenchRoot = (url: string): Promise<Root> => openRoot(loadConfig({ DATABASE_URL: url, DB_POOL_SIZE: '4', LOG_LEVEL: 'silent' }));
-const TOKEN = 'bench-webhook-token-0123456789abcdef';
-const API_TOKEN = 'bench-api-token-0123456789abcdef';
 const MAIN = 'dist/main.js';
 const CLI = 'dist/cli.js';
 const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
@@ -73,7 +70,7 @@ function ingestRequests() {
   return [
     {
       method: 'POST' as const,
-      path: `/webhooks/bankhub?token=${TOKEN}`,
+      path: `/webhooks/bankhub?token=${BENCH_WEBHOOK_TOKEN}`,
       headers: { 'content-type': 'application/json' },
       setupRequest: (req: autocannon.Request) => ({ ...req, body: makeBody() }),
     },
@@ -92,7 +89,7 @@ async function ingest() {
   for (const shape of ['projector beside', 'projections in web'] as const) {
     const db = await freshDatabase('ingest');
     const beside = shape === 'projector beside';
-    const service = await startService(`web (ingest, ${shape})`, MAIN, { DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: String(!beside) });
+    const service = await startService(`web (ingest, ${shape})`, MAIN, { DATABASE_URL: db.url, WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: String(!beside) });
     const projector = beside
       ? await startService('projector (ingest, beside)', CLI, { DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, { args: ['project'], portVariable: 'METRICS_PORT' })
       : null;
@@ -228,11 +225,7 @@ async function rebuild(db: { url: string }) {
  * process with it off (every statement computed), on the same database.
  */
 async function statements(db: { url: string }, busy: number) {
-  const ids = Array.from({ length: o.accounts }, (_, i) => accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(i).padStart(12, '0')));
-  const month = (m: number) => `from=2025-${String(m).padStart(2, '0')}-01&to=2025-${String(m).padStart(2, '0')}-28`;
-  // Distinct statements, spread over the accounts and months, asked in turn.
-  const paths = Array.from({ length: Math.min(o.statements, ids.length * 12) }, (_, i) => `/accounts/${ids[(i * 7) % ids.length]}/statement?${month((i % 12) + 1)}`);
-  const busyPath = `/accounts/${accountIdOf('3c26a8ed-efb5-11ed-8620-0ae7e48c82d8', String(o.accounts).padStart(12, '0'))}/statement?${month(6)}`;
+  const { paths, busyPath } = benchStatements(o.accounts, o.statements);
   const warm = await statementRun(db, paths, busyPath, {});
   const cold = await statementRun(db, paths, busyPath, { STATEMENT_CACHE_MB: '0' });
   results.statements = { distinct: paths.length, warm, cold };
@@ -254,8 +247,8 @@ async function statementRun(db: { url: string }, paths: readonly string[], busyP
   let service: Service | null = null;
   try {
     // The load generator is one client asking as fast as it can: the per-key statement limit would measure itself.
-    service = await startService('web (statements)', MAIN, { DATABASE_URL: db.url, WEBHOOK_TOKEN: TOKEN, API_TOKEN, LOG_LEVEL: 'warn', RATE_LIMIT_STATEMENTS: '0', ...env });
-    const headers = { authorization: `Bearer ${API_TOKEN}` };
+    service = await startService('web (statements)', MAIN, { DATABASE_URL: db.url, WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN, API_TOKEN: BENCH_API_TOKEN, LOG_LEVEL: 'warn', RATE_LIMIT_STATEMENTS: '0', ...env });
+    const headers = { authorization: `Bearer ${BENCH_API_TOKEN}` };
     const get = async (path: string) => {
       const res = await fetch(`${service!.url}${path}`, { headers });
       if (!res.ok) throw new Error(`${path}: ${res.status}`);

@@ -12,14 +12,13 @@
  *   flock /tmp/balance-ledger-cpu.lock npx tsx bench/statement-tail.ts --database-url <url> --build <base worktree> --build . --rounds 1
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { Command } from 'commander';
-import { benchStatements, headers, startKeptService } from './kept-service';
-import { backendMicrosBetween, backendTicks } from './lib';
+import { headers, startKeptService } from './kept-service';
+import { backendMicrosBetween, backendTicks, benchStatements, cpuMicros, machineCpuMicros } from './lib';
 
 const o = new Command('statement-tail')
   .requiredOption('--database-url <url>', 'a database the statements bench kept')
@@ -43,25 +42,16 @@ const database = new URL(o.databaseUrl).pathname.slice(1);
 const { paths, busyId, busyPath } = benchStatements(o.accounts, o.statements);
 const extraEnv = Object.fromEntries(o.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
-const cpuOf = (pid: number) => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
-const machineMs = () => {
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) * 10;
-};
-
 async function measured(url: string, pid: number, options: autocannon.Options) {
   await fetch(`${url}/__tail`);
-  const [svc0, pg0, me0, m0] = [cpuOf(pid), backendTicks(database), process.cpuUsage(), machineMs()];
+  const [svc0, pg0, me0, m0] = [cpuMicros(pid), backendTicks(database), process.cpuUsage(), machineCpuMicros()];
   // The load generator's own event loop (autocannon runs in this process): its delays are in every latency it measures.
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
   const r = await autocannon(options);
   loop.disable();
   const me = process.cpuUsage(me0);
-  const [svc, pgMs, m] = [cpuOf(pid) - svc0, backendMicrosBetween(pg0, backendTicks(database)) / 1000, machineMs() - m0];
+  const [svc, pg, m] = [cpuMicros(pid) - svc0, backendMicrosBetween(pg0, backendTicks(database)), machineCpuMicros() - m0];
   const inside = (await (await fetch(`${url}/__tail`)).json()) as Record<string, unknown>;
   const l = r.latency as unknown as Record<string, number>;
   const s = r.duration || 1;
@@ -69,7 +59,7 @@ async function measured(url: string, pid: number, options: autocannon.Options) {
     perSecond: Math.round(r.requests.total / s),
     client: { p50: l.p50, p90: l.p90, p99: l.p99, p999: l.p99_9, max: l.max },
     errors: r.errors + r.timeouts + r.non2xx,
-    cpuPct: { service: Math.round(svc / s / 10), postgres: Math.round(pgMs / s / 10), loadGen: Math.round((me.user + me.system) / 1000 / s / 10), machine: Math.round(m / s / 10) },
+    cpuPct: { service: Math.round(svc / s / 10_000), postgres: Math.round(pg / s / 10_000), loadGen: Math.round((me.user + me.system) / s / 10_000), machine: Math.round(m / s / 10_000) },
     inside,
     loadGenLoop: { p50: +(loop.percentile(50) / 1e6).toFixed(2), p99: +(loop.percentile(99) / 1e6).toFixed(2), max: +(loop.max / 1e6).toFixed(2) },
     load1: +loadavg()[0]!.toFixed(2),

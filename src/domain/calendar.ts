@@ -1,13 +1,18 @@
 /** A bank-local calendar day written YYYY-MM-DD that exists (no 2026-02-30). Arithmetic only: it runs per field. */
 export function isCalendarDate(text: string): boolean {
-  return text.length === 10 && daysSince1970(text) !== null;
+  return daysSince1970(text) !== null;
 }
 
 /**
- * Days since 1970-01-01 of the YYYY-MM-DD that `text` starts with, when that day exists (isCalendarDate's rule), else
- * null: the proleptic Gregorian count that Date.UTC makes (days_from_civil), read digit by digit without a Date.
+ * Days since 1970-01-01 of the day written YYYY-MM-DD, when it exists (isCalendarDate's rule), else null: the
+ * proleptic Gregorian count that Date.UTC makes (days_from_civil), read digit by digit without a Date.
  */
 export function daysSince1970(text: string): number | null {
+  return text.length === 10 ? leadingDays(text) : null;
+}
+
+/** daysSince1970 of the YYYY-MM-DD that `text` starts with (a date, or an instant's first ten characters). */
+function leadingDays(text: string): number | null {
   if (text.charCodeAt(4) !== 0x2d || text.charCodeAt(7) !== 0x2d) return null;
   const year = digitsAt(text, 0, 4);
   const month = digitsAt(text, 5, 2);
@@ -28,7 +33,7 @@ export function daysSince1970(text: string): number | null {
  */
 export function utcMillisSince1970(text: string): number | null {
   if (text.length !== 24 || text.charCodeAt(10) !== 0x54 || text.charCodeAt(13) !== 0x3a || text.charCodeAt(16) !== 0x3a || text.charCodeAt(19) !== 0x2e || text.charCodeAt(23) !== 0x5a) return null;
-  const days = daysSince1970(text);
+  const days = leadingDays(text);
   const hour = digitsAt(text, 11, 2);
   const minute = digitsAt(text, 14, 2);
   const second = digitsAt(text, 17, 2);

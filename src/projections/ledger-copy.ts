@@ -227,7 +227,7 @@ class CopyBuffer {
   /** date from YYYY-MM-DD (a day that exists, from the year 100: Date.UTC reads 0–99 as 1900–1999): days since 2000. */
   date(v: string | null): void {
     if (v === null) return this.nullField();
-    const days = v.length === 10 ? daysSince1970(v) : null;
+    const days = daysSince1970(v);
     if (days === null || v < '0100') throw new NotCanonical(v);
     this.room(8);
     this.at = this.buf.writeInt32BE(4, this.at);

@@ -18,8 +18,30 @@ export async function createTestDatabase(label = 'test'): Promise<TestDatabase> 
   return {
     url: url.toString(),
     name,
-    drop: () => admin(`drop database if exists ${name} with (force)`),
+    drop: async () => {
+      await sessionsGone(name, 5_000);
+      await admin(`drop database if exists ${name} with (force)`);
+    },
   };
+}
+
+/**
+ * Waits (at most `timeoutMs`) until no session is connected to database `name`. pg-pool's `end()` resolves once it has
+ * asked its idle clients to close, not once they have; a forced drop that reaches such a client first makes its pool
+ * emit an error nobody listens to (Emmett's store, closed just before a bench database's drop, took a run down so).
+ * What is still connected after the wait is ended by the drop's `force`.
+ */
+async function sessionsGone(name: string, timeoutMs: number): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+      const { rows } = await client.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+      if (rows[0]!.n === 0) return;
+    }
+  } finally {
+    await client.end();
+  }
 }
 
 async function admin(statement: string): Promise<void> {
