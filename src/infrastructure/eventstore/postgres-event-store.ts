@@ -132,15 +132,21 @@ type EventRow = Omit<Selectable<EventsTable>, 'recorded_at'> & { recorded_at: nu
 type PageRow = Omit<EventRow, 'metadata'> & { kind: 'event' | 'tail'; metadata: JsonObject | string };
 
 /**
- * Every column; the attachment (event_attachments, by seq) only when asked: it is the heaviest part of an event, and
- * projections never need it. These reads are a few rows, so one index probe a row.
+ * The event's attachment (its row of event_attachments) when the read asks, else null: it is the heaviest part of an
+ * event, and projections never need it. A subquery, so one index probe for each row the read returns: as a join, a
+ * page after a position was planned as a merge join whose side of the attachments started at the first row (the
+ * position's bound is not carried over to the other table), fetching every body before the page for each page.
  */
+const attachmentSql = (withAttachments: boolean) =>
+  withAttachments ? sql<string | null>`(select a.body from event_attachments a where a.seq = e.seq)` : sql<string | null>`null::text`;
+
+/** Every column; the attachment only when asked. */
 const selectEvents = (db: WriteSideDb, withAttachments: boolean) =>
   db
     .selectFrom('events as e')
     .select(['e.seq', 'e.stream_id', 'e.revision', 'e.event_id', 'e.type', 'e.data', 'e.metadata'])
     .select(RECORDED_MS.as('recorded_at'))
-    .select((withAttachments ? sql<string | null>`(select a.body from event_attachments a where a.seq = e.seq)` : sql<string | null>`null::text`).as('raw_body'));
+    .select(attachmentSql(withAttachments).as('raw_body'));
 
 async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachments = false, metadataKeys }: ReadAllOptions): Promise<ReadAllPage> {
   const from = after === null ? 0n : decodePosition(after).minor;
@@ -182,11 +188,9 @@ function pageSql(
   filter: EventFilter | undefined,
   { withAttachments, metadataKeys }: { withAttachments: boolean; metadataKeys: MetadataKeys | undefined },
 ) {
-  // The attachments of a page (export, audit) joined by seq; a read without them never touches their table.
-  const [rawBody, attachments] = withAttachments ? [sql`a.body`, sql`left join event_attachments a on a.seq = e.seq`] : [sql`null::text`, sql``];
   const select = (where: RawBuilder<unknown>) => sql`
-    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, ${metadataSql(metadataKeys)} as metadata, ${rawBody} as raw_body, ${RECORDED_MS} as recorded_at
-    from events e ${attachments} where e.seq > ${from.toString()}::bigint ${where} ${prefixSql(filter)}
+    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, ${metadataSql(metadataKeys)} as metadata, ${attachmentSql(withAttachments)} as raw_body, ${RECORDED_MS} as recorded_at
+    from events e where e.seq > ${from.toString()}::bigint ${where} ${prefixSql(filter)}
     order by e.seq limit ${maxCount}`;
   const types = filter?.eventTypes;
   if (types === undefined) return select(sql``);
