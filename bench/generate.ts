@@ -32,15 +32,16 @@ const compact = (json: RawBuilder<unknown>) => sql`replace(replace((${json})::te
 
 /**
  * Writes `count` BalanceChanged events over `accounts` accounts straight into the event table (as the webhook path
- * would have stored them, raw body included), a year of history with chained running balances. Account numbers are
- * firstAccount … firstAccount + accounts − 1, zero-padded to 12 digits.
+ * would have stored them, each with a raw body of 900 bytes in event_attachments), a year of history with chained
+ * running balances. Account numbers are firstAccount … firstAccount + accounts − 1, zero-padded to 12 digits.
  */
 export async function seedEvents(db: Kysely<any>, count: number, accounts: number, label: string, firstAccount = 0): Promise<void> {
   const perAccount = Math.ceil(count / accounts);
   // One statement: the running balance is a window over each account's whole history.
   {
     await sql`
-      insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
+      with inserted as (
+      insert into events (stream_id, revision, event_id, type, data, metadata)
       select 'bankTx-' || tx_id, 0, overlay(overlay(md5(tx_id) placing '5' from 13) placing '8' from 17)::uuid, 'BalanceChanged',
         ${compact(sql`json_build_object('source', 'webhook', 'grantId', null, 'transaction', json_build_object(
           'id', tx_id, 'transactionCode', null, 'reference', null,
@@ -52,8 +53,7 @@ export async function seedEvents(db: Kysely<any>, count: number, accounts: numbe
           'counterAccountBankName', 'Vietcombank', 'paymentMeta', null, 'fiId', ${FI}::text, 'fiName', 'VietinBank',
           'fiServiceId', null, 'fiServiceName', null, 'currency', 'VND'))`)},
         ${compact(sql`json_build_object('rawSha256', md5(tx_id), 'contentSha256', md5(tx_id),
-          'receivedAt', to_char(at_local, 'YYYY-MM-DD"T"HH24:MI:05Z'), 'source', 'webhook', 'requestId', null)`)},
-        repeat('x', 900)
+          'receivedAt', to_char(at_local, 'YYYY-MM-DD"T"HH24:MI:05Z'), 'source', 'webhook', 'requestId', null)`)}
       from (
         select n, acct, amount, tx_id, at_local,
           sum(amount) over (partition by acct order by k) as running
@@ -65,6 +65,8 @@ export async function seedEvents(db: Kysely<any>, count: number, accounts: numbe
           from generate_series(0::bigint, ${count - 1}::bigint) n
         ) g
       ) r
-      order by n`.execute(db);
+      order by n
+      returning seq)
+      insert into event_attachments (seq, body) select seq, repeat('x', 900) from inserted`.execute(db);
   }
 }

@@ -13,11 +13,17 @@ import { eventsOfIngest } from './store';
 const SIZE = 64;
 const groups = Number(process.argv[2] ?? 200);
 const values = Array.from({ length: SIZE }, (_, i) => `($${i * 6 + 2}::text, $${i * 6 + 3}::uuid, $${i * 6 + 4}::text, $${i * 6 + 5}::json, $${i * 6 + 6}::json, $${i * 6 + 7}::text)`).join(', ');
-const insert = (tail: string) => `with append_lock as (select pg_advisory_xact_lock($1::bigint))
-  insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
-  select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
-  from append_lock, (values ${values}) as g(stream_id, event_id, type, data, metadata, raw_body) ${tail}
-  returning event_id, seq`;
+// The events, then their attachments from what the insert returned (as insertGroup writes them).
+const insert = (tail: string) => `with append_lock as (select pg_advisory_xact_lock($1::bigint)),
+  g as materialized (select * from (values ${values}) as g(stream_id, event_id, type, data, metadata, raw_body)),
+  inserted as (
+    insert into events (stream_id, revision, event_id, type, data, metadata)
+    select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata from append_lock, g ${tail}
+    returning event_id, seq),
+  attached as (
+    insert into event_attachments (seq, body)
+    select i.seq, g.raw_body from inserted i join g on g.event_id = i.event_id where g.raw_body is not null)
+  select event_id, seq from inserted`;
 const forms: Record<string, string> = { 'on conflict do nothing': insert('on conflict do nothing'), 'plain insert': insert('') };
 
 const { client, drop } = await migratedClient('group_conflict');

@@ -14,8 +14,17 @@ import { eventsOfIngest } from './store';
 const size = Number(process.argv[2] ?? 64);
 const groups = Number(process.argv[3] ?? 200);
 const LOCK = APPEND_LOCK.toString();
-const COLUMNS = 'insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)';
-const RETURNING = 'on conflict do nothing returning event_id, seq';
+/** The events inserted from `source` (rows `g` with a raw_body), then their attachments from what the insert returned. */
+const insertFrom = (lock: string, source: string) => `with append_lock as (select pg_advisory_xact_lock(${lock}::bigint)),
+  g as materialized (select * from ${source}),
+  inserted as (
+    insert into events (stream_id, revision, event_id, type, data, metadata)
+    select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata from append_lock, g on conflict do nothing
+    returning event_id, seq),
+  attached as (
+    insert into event_attachments (seq, body)
+    select i.seq, g.raw_body from inserted i join g on g.event_id = i.event_id where g.raw_body is not null)
+  select event_id, seq from inserted`;
 
 interface Row {
   readonly stream_id: string;
@@ -35,29 +44,24 @@ const forms: Record<string, (client: pg.Client, rows: readonly Row[]) => Promise
   'one JSON parameter': (client, rows) =>
     client.query({
       name: 'json',
-      text: `with append_lock as (select pg_advisory_xact_lock($2::bigint)) ${COLUMNS}
-        select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
-        from append_lock, json_to_recordset(('[' || $1::text || ']')::json)
-          as g(stream_id text, event_id uuid, type text, data json, metadata json, raw_body text) ${RETURNING}`,
+      text: insertFrom(
+        '$2',
+        `json_to_recordset(('[' || $1::text || ']')::json) as g(stream_id text, event_id uuid, type text, data json, metadata json, raw_body text)`,
+      ),
       values: [rows.map((r) => JSON.stringify(r)).join(','), LOCK],
     }),
   // One array per column (the driver escapes each element in JavaScript).
   'unnest of arrays': (client, rows) =>
     client.query({
       name: 'unnest',
-      text: `with append_lock as (select pg_advisory_xact_lock($7::bigint)) ${COLUMNS}
-        select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
-        from append_lock, unnest($1::text[], $2::uuid[], $3::text[], $4::json[], $5::json[], $6::text[])
-          as g(stream_id, event_id, type, data, metadata, raw_body) ${RETURNING}`,
+      text: insertFrom('$7', 'unnest($1::text[], $2::uuid[], $3::text[], $4::json[], $5::json[], $6::text[]) as g(stream_id, event_id, type, data, metadata, raw_body)'),
       values: [...[0, 1, 2, 3, 4, 5].map((c) => rows.map((r) => values([r])[c])), LOCK],
     }),
   // Now: a prepared multi-row VALUES, one parameter per column and row.
   'multi-row VALUES': (client, rows) =>
     client.query({
       name: `values-${rows.length}`,
-      text: `with append_lock as (select pg_advisory_xact_lock($1::bigint)) ${COLUMNS}
-        select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
-        from append_lock, (values ${multiRow(rows.length)}) as g(stream_id, event_id, type, data, metadata, raw_body) ${RETURNING}`,
+      text: insertFrom('$1', `(values ${multiRow(rows.length)}) as g(stream_id, event_id, type, data, metadata, raw_body)`),
       values: [LOCK, ...values(rows)],
     }),
 };

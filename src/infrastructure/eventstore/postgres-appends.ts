@@ -108,7 +108,7 @@ function settle(group: readonly PendingAppend[], results: readonly (AppendResult
   });
 }
 
-/** One row of an insert, as the JSON parameter carries it: the attachment is a column of its own. */
+/** One row of an insert, as the JSON parameter carries it: the attachment goes to event_attachments. */
 const rowOf = (e: EventToAppend) => ({ event_id: e.eventId, type: e.type, data: e.data, metadata: e.metadata, raw_body: e.attachment ?? null });
 
 /** A group row's parameters, in the order of GROUP_COLUMNS. JSON.stringify is native and runs as the append is queued. */
@@ -162,14 +162,26 @@ function groupInsertText(slots: number, onConflict: boolean): string {
   const key = onConflict ? -slots : slots;
   let text = groupTexts.get(key);
   if (text === undefined) {
-    const rows = Array.from({ length: slots }, (_, row) => `(${GROUP_COLUMNS.map((type, column) => `$${2 + row * GROUP_COLUMNS.length + column}::${type}`).join(', ')})`);
-    // The lock CTE calls a volatile function, so it is evaluated once, before the first row reaches the insert.
-    text = `with append_lock as (select pg_advisory_xact_lock($1::bigint))
-    insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
-    select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata, g.raw_body
-    from append_lock, (values ${rows.join(', ')}) as g(stream_id, event_id, type, data, metadata, raw_body)
-    where g.event_id is not null${onConflict ? '\n    on conflict do nothing' : ''}
-    returning event_id, seq`;
+    const rows = Array.from({ length: slots }, (_, row) => `(${GROUP_COLUMNS.map((type, column) => `$${2 + row * GROUP_COLUMNS.length + column}::${type}`).join(', ')}, ${row})`);
+    const values = `(values ${rows.join(', ')}) as g(stream_id, event_id, type, data, metadata, raw_body, ord)`;
+    // The on-conflict form may meet one event id twice in the group: the first delivery alone is inserted, so the
+    // attachment joined back by event id is the body of the very row that was stored.
+    const group = onConflict
+      ? `select * from (select distinct on (g.event_id) g.* from ${values} where g.event_id is not null order by g.event_id, g.ord) d order by d.ord`
+      : `select g.* from ${values} where g.event_id is not null`;
+    // The lock CTE calls a volatile function, so it is evaluated once, before the first row reaches the insert. The
+    // attachments are inserted from what the events insert returned: one row per stored event that has a body.
+    text = `with append_lock as (select pg_advisory_xact_lock($1::bigint)),
+    g as materialized (${group}),
+    inserted as (
+      insert into events (stream_id, revision, event_id, type, data, metadata)
+      select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata
+      from append_lock, g${onConflict ? '\n      on conflict do nothing' : ''}
+      returning event_id, seq),
+    attached as (
+      insert into event_attachments (seq, body)
+      select i.seq, g.raw_body from inserted i join g on g.event_id = i.event_id where g.raw_body is not null)
+    select event_id, seq from inserted`;
     groupTexts.set(key, text);
   }
   return text;
@@ -299,13 +311,20 @@ function checkExpected(streamId: string, expected: ExpectedRevision, current: bi
 
 async function insertRows(trx: Kysely<WriteSideTables>, streamId: string, events: readonly EventToAppend[], base: bigint) {
   const json = events.map((e, i) => ({ revision: (base + BigInt(i)).toString(), ...rowOf(e) }));
+  // The attachments in the same statement, joined back to the stored events by revision (unique in the batch).
   const { rows } = await sql<{ seq: string }>`
-    insert into events (stream_id, revision, event_id, type, data, metadata, raw_body)
-    select ${streamId}, g.revision, g.event_id, g.type, g.data, g.metadata, g.raw_body
-    from json_to_recordset(${JSON.stringify(json)}::json)
-      as g(revision bigint, event_id uuid, type text, data json, metadata json, raw_body text)
-    order by g.revision
-    returning seq`.execute(trx);
+    with g as materialized (
+      select * from json_to_recordset(${JSON.stringify(json)}::json)
+        as g(revision bigint, event_id uuid, type text, data json, metadata json, raw_body text)),
+    inserted as (
+      insert into events (stream_id, revision, event_id, type, data, metadata)
+      select ${streamId}, g.revision, g.event_id, g.type, g.data, g.metadata from g
+      order by g.revision
+      returning seq, revision),
+    attached as (
+      insert into event_attachments (seq, body)
+      select i.seq, g.raw_body from inserted i join g on g.revision = i.revision where g.raw_body is not null)
+    select seq from inserted order by seq`.execute(trx);
   return rows;
 }
 

@@ -28,7 +28,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The event store on PostgreSQL (a server, or PGlite embedded): table `events`, appended by postgres-appends.ts
- * (global order, group commit). The attachment is the column `raw_body`, selected only when a read asks for it.
+ * (global order, group commit). The attachment is a row of `event_attachments` (same seq), read only when a read asks.
  */
 export function createPostgresEventStore(db: WriteSideDb, options: PostgresEventStoreOptions = {}): EventStore {
   const pollIntervalMs = options.pollIntervalMs ?? 250;
@@ -127,17 +127,26 @@ function waitForNews(waiters: Set<() => void>, signal: AbortSignal, pollInterval
 }
 
 /** A row as both reads select it: `recorded_at` in epoch milliseconds (RECORDED_MS). */
-type EventRow = Omit<Selectable<EventsTable>, 'recorded_at'> & { recorded_at: number };
+type EventRow = Omit<Selectable<EventsTable>, 'recorded_at'> & { recorded_at: number; raw_body: string | null };
 /** A page's row: an event (its metadata as text when only some keys were asked for) or the log's tail. */
 type PageRow = Omit<EventRow, 'metadata'> & { kind: 'event' | 'tail'; metadata: JsonObject | string };
 
-/** Every column; the attachment only when asked (it is the heaviest one, and projections never need it). */
+/**
+ * The event's attachment (its row of event_attachments) when the read asks, else null: it is the heaviest part of an
+ * event, and projections never need it. A subquery, so one index probe for each row the read returns: as a join, a
+ * page after a position was planned as a merge join whose side of the attachments started at the first row (the
+ * position's bound is not carried over to the other table), fetching every body before the page for each page.
+ */
+const attachmentSql = (withAttachments: boolean) =>
+  withAttachments ? sql<string | null>`(select a.body from event_attachments a where a.seq = e.seq)` : sql<string | null>`null::text`;
+
+/** Every column; the attachment only when asked. */
 const selectEvents = (db: WriteSideDb, withAttachments: boolean) =>
   db
     .selectFrom('events as e')
     .select(['e.seq', 'e.stream_id', 'e.revision', 'e.event_id', 'e.type', 'e.data', 'e.metadata'])
     .select(RECORDED_MS.as('recorded_at'))
-    .select((withAttachments ? sql<string | null>`e.raw_body` : sql<string | null>`null::text`).as('raw_body'));
+    .select(attachmentSql(withAttachments).as('raw_body'));
 
 async function readAll(db: WriteSideDb, { after, maxCount, filter, withAttachments = false, metadataKeys }: ReadAllOptions): Promise<ReadAllPage> {
   const from = after === null ? 0n : decodePosition(after).minor;
@@ -179,9 +188,8 @@ function pageSql(
   filter: EventFilter | undefined,
   { withAttachments, metadataKeys }: { withAttachments: boolean; metadataKeys: MetadataKeys | undefined },
 ) {
-  const rawBody = withAttachments ? sql`e.raw_body` : sql`null::text`;
   const select = (where: RawBuilder<unknown>) => sql`
-    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, ${metadataSql(metadataKeys)} as metadata, ${rawBody} as raw_body, ${RECORDED_MS} as recorded_at
+    select e.seq, e.stream_id, e.revision, e.event_id, e.type, e.data, ${metadataSql(metadataKeys)} as metadata, ${attachmentSql(withAttachments)} as raw_body, ${RECORDED_MS} as recorded_at
     from events e where e.seq > ${from.toString()}::bigint ${where} ${prefixSql(filter)}
     order by e.seq limit ${maxCount}`;
   const types = filter?.eventTypes;

@@ -1,4 +1,4 @@
-import { type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { type Migration, type MigrationProvider, type MigrationResultSet, Migrator, sql } from 'kysely';
 import type { WriteSideDb } from './tables';
 
 /**
@@ -158,13 +158,44 @@ const migrations: Record<string, Migration> = {
           alter column metadata set compression lz4`.execute(db);
     },
   },
+  // The raw body out of the event rows into a table of its own, keyed by the event's seq: with it inline a row was
+  // ~1.9 KB (4 a page), and a from-zero projection of a vacuumed log, which never reads it, spent ~9 µs of
+  // PostgreSQL's CPU an event more fetching those pages (ARCHITECTURE.md, perf-projection-12). The bodies stored so
+  // far move here unchanged (text to text, no re-encoding). Dropping the column frees nothing on disk: its bytes stay
+  // in the old pages until the table is rewritten (VACUUM FULL or pg_repack, an operator's choice); new pages are
+  // dense at once.
+  '0008_event_attachments': {
+    async up(db) {
+      await sql`
+        create table event_attachments (
+          seq bigint primary key,
+          -- The body exactly as received (the port's attachment); only events that carry one have a row.
+          body text not null
+        )`.execute(db);
+      const { rows } = await sql<{ lz4: boolean }>`
+        select 'lz4' = any(enumvals) as lz4 from pg_settings where name = 'default_toast_compression'`.execute(db);
+      if (rows[0]?.lz4) await sql`alter table event_attachments alter column body set compression lz4`.execute(db);
+      await sql`
+        insert into event_attachments (seq, body)
+        select seq, raw_body from events where raw_body is not null order by seq`.execute(db);
+      await sql`alter table events drop column raw_body`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
 export async function migrateToLatest(db: WriteSideDb): Promise<void> {
-  const migrator = new Migrator({ db, provider });
-  const { error, results } = await migrator.migrateToLatest();
+  thrownIfFailed(await new Migrator({ db, provider }).migrateToLatest());
+}
+
+/** The write side as it stood after migration `name` (tests build an older deployment's schema with it). */
+export async function migrateTo(db: WriteSideDb, name: string): Promise<void> {
+  if (!(name in migrations)) throw new Error(`no migration ${name}`);
+  thrownIfFailed(await new Migrator({ db, provider }).migrateTo(name));
+}
+
+function thrownIfFailed({ error, results }: MigrationResultSet): void {
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
     throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${String(error)}`, { cause: error });

@@ -12,6 +12,7 @@ import type { Defaulted, Int8, Json, Timestamptz } from '../../projections/table
 
 export interface WriteSideTables {
   events: EventsTable;
+  event_attachments: EventAttachmentsTable;
   quarantine: QuarantineTable;
   grant_secrets: GrantSecretsTable;
   api_keys: ApiKeysTable;
@@ -35,9 +36,17 @@ export interface EventsTable {
   type: string;
   data: Json<JsonObject>;
   metadata: Json<JsonObject>;
-  /** The event's attachment (the raw body), kept out of the metadata JSON so it is neither escaped nor re-parsed. */
-  raw_body: string | null;
   recorded_at: Defaulted<Timestamptz>;
+}
+
+/**
+ * An event's attachment (the raw body, exactly as received), one row per event that has one, written in the same
+ * statement as the event: out of the event rows so that reads that never ask for it (projections) read narrow pages,
+ * and out of the metadata JSON so it is neither escaped nor re-parsed.
+ */
+export interface EventAttachmentsTable {
+  seq: Int8;
+  body: string;
 }
 
 /** Bodies that could not be booked, byte for byte (quarantine-repository.ts). */
