@@ -69,10 +69,12 @@ function startAfter(rm: ReadModel, accountId: string, after: string): RawBuilder
   const someAfterBefore = (t: RawBuilder<unknown>) => sql`coalesce((select max(m.log_position) > ${after} from ${lines} m
     where m.account_id = ${accountId} and not m.late and m.instant = (select l.instant from ${lines} l
       where l.account_id = ${accountId} and not l.late and l.instant < ${fromMicros(t)} order by l.instant desc limit 1)), false)`;
+  // `offset 0` keeps the probe a subquery of its own, evaluated once a step (inlined, it would run once per use).
   return sql`select lo, hi from (${span}) s where lo is not null
     union all
-    select case when found then lo else mid end, case when found then mid else hi end
-    from (select lo, hi, mid, ${someAfterBefore(sql`mid`)} as found from (select lo, hi, lo + (hi - lo) / 2 as mid from bisect where hi - lo > 1) b) p`;
+    select case when p.found then b.lo else b.mid end, case when p.found then b.mid else b.hi end
+    from (select lo, hi, lo + (hi - lo) / 2 as mid from bisect where hi - lo > 1) b
+      cross join lateral (select ${someAfterBefore(sql`b.mid`)} as found offset 0) p`;
 }
 
 /** An instant as whole microseconds since 1970 (bigint, exact), and back. */
