@@ -266,8 +266,8 @@ export async function balanceAt(
  * One account's statement for the bank-local dates [from, to]. Every figure (opening, closing, totals, reconciled,
  * digest, breaks) covers the whole period; only `lines` is a page. It is ONE statement: one round trip, and one
  * snapshot, so the page, the totals and the digest describe the same state of the read model.
- * Cost: one pass over the period's lines (date index), one page read in order from the instant index, and
- * one-row probes; never the account's whole history.
+ * Cost: one pass over the period's lines (the instant index between the bounds the account's date gaps give), one
+ * page read in order from the instant index, and one-row probes; never the account's whole history.
  */
 export async function statement(rm: ReadModel, accountId: string, query: StatementQuery): Promise<Statement | null> {
   const page = await statementPage(rm, accountId, query);
@@ -466,8 +466,9 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
     ? sql`case when (${slot.cursorInstant}::timestamptz, ${slot.cursorSeq}::bigint) >= (first_at, first_seq) then ${slot.cursorInstant}::timestamptz else first_at end as start_at,
         case when (${slot.cursorInstant}::timestamptz, ${slot.cursorSeq}::bigint) >= (first_at, first_seq) then ${slot.cursorSeq}::bigint else first_seq - 1 end as start_seq`
     : sql`first_at as start_at, first_seq - 1 as start_seq`;
-  // The period's lines are read once (date index, index-only) in statement order, for the figures alone; the page is
-  // read apart, in statement order from the instant index between the period's first and last lines.
+  // The period's lines are read once (instant index, index-only, bounded by the date gaps) in statement order, for the
+  // figures alone; the page is read apart, in statement order from the instant index between the period's first and
+  // last lines.
   // The text starts with `with`, so that the read pool prepares it (database.ts).
   return sql<StatementRow>`    with gaps as (${accountGaps(rm, sql`${slot.accountId}`)}),
     period as not materialized (
@@ -657,11 +658,6 @@ const LINE_JSON_FIELDS = sql.raw(
 const LINE_JSON = sql<string>`(select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text`;
 
 /**
- * What the period reads of each line: the figures' columns, all of them in the period index (ledger-schema.ts), so
- * that the period is read from the index alone where the visibility map allows; the page reads its own lines whole,
- * in statement order from the instant index.
- */
-/**
  * The account's date gaps (tables.ts, AccountsTable) as `ahead` and `behind` days, each null where it bounds nothing: at
  * or beyond DATE_GAP_UNBOUNDED, or absent in a read model made before them (served while start-up rebuilds it; read
  * through the row's JSON so that it answers instead of failing). No row for an unknown account.
@@ -680,6 +676,11 @@ export const firstInstantOf = (day: RawBuilder<unknown>) =>
 export const instantAfter = (day: RawBuilder<unknown>) =>
   sql`coalesce(((${day}) + g.behind + 1)::timestamp at time zone 'UTC', 'infinity'::timestamptz)`;
 
+/**
+ * What the period reads of each line: the figures' columns, all of them in the instant index (ledger-schema.ts), so
+ * that the period is read from the index alone where the visibility map allows; the page reads its own lines whole,
+ * in statement order from the instant index.
+ */
 const PERIOD_COLUMNS = sql.raw(`l.instant, l.group_seq, l.event_id, l.amount, l.balance_before, l.balance_after`);
 type BreakJson = Omit<BreakRow, 'opened_at' | 'resolved_at' | 'last_heal_at'> & {
   opened_at: string;

@@ -91,7 +91,7 @@ describe("the auditor's view of one account", () => {
       const seen: string[] = [];
       let after: string | null = null;
       do {
-        const page = (await t.app.inject({ url: `/audit/accounts/${AID}/events?limit=${limit}${after ? `&after=${after}` : ''}` })).json();
+        const page: { events: AuditEvent[]; next: string | null } = (await t.app.inject({ url: `/audit/accounts/${AID}/events?limit=${limit}${after ? `&after=${after}` : ''}` })).json();
         seen.push(...page.events.map((e: AuditEvent) => e.eventId));
         after = page.next;
       } while (after !== null && seen.length <= expected.length);
