@@ -1,10 +1,11 @@
 import { type RawBuilder, sql } from 'kysely';
 import { v5 as uuidv5 } from 'uuid';
-import type { BreakState } from './account-book';
+import { daysSince1970 } from '../domain/calendar';
+import type { BookLine, BreakState } from './account-book';
 import { copyLines, iso, LINE_COLUMNS, lineValues, text, type Value } from './ledger-copy';
 import type { AccountChanges, Anomaly, HealAttempt, LedgerChanges } from './ledger-fold';
 import type { ReadModel } from './read-model';
-import type { LedgerTables } from './tables';
+import { DATE_GAP_UNBOUNDED, type LedgerTables } from './tables';
 
 /** The namespace of the ledger read model's name-based ids (accounts, breaks, anomalies): the same on every rebuild. */
 export const LEDGER_NAMESPACE = '0d5f3c1e-2b7a-4c1d-8e9f-6a5b4c3d2e1f';
@@ -135,7 +136,7 @@ async function writeAccounts(rm: ReadModel, accounts: readonly AccountChanges[])
   await upsert<'accounts', 'version'>(
     rm,
     'accounts',
-    accounts.map(({ account: a }) => ({
+    accounts.map(({ account: a, added }) => ({
       account_id: a.accountId,
       fi_id: a.fiId,
       fi_name: a.fiName,
@@ -150,15 +151,38 @@ async function writeAccounts(rm: ReadModel, accounts: readonly AccountChanges[])
       late_deliveries: a.lateDeliveries,
       grant_id: a.grantId,
       first_seen_at: a.firstSeenAt,
+      ...dateGaps(added),
     })),
     sql`on conflict (account_id) do update set
       balance = excluded.balance, last_transaction_id = excluded.last_transaction_id,
       last_transaction_at = excluded.last_transaction_at, last_transaction_date_time = excluded.last_transaction_date_time,
       line_count = excluded.line_count, open_breaks = excluded.open_breaks, late_deliveries = excluded.late_deliveries,
-      grant_id = coalesce(${t}.grant_id, excluded.grant_id), version = excluded.version`,
+      grant_id = coalesce(${t}.grant_id, excluded.grant_id), version = excluded.version,
+      date_ahead_days = greatest(${t}.date_ahead_days, excluded.date_ahead_days),
+      date_behind_days = greatest(${t}.date_behind_days, excluded.date_behind_days)`,
     // The rows' JSON leaves `version` out: it comes from this base row.
     sql`json_populate_record(null::${t}, json_build_object('version', ${WRITING_VERSION}))`,
   );
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The widest gaps between the bank dates of lines added and their instants' UTC dates (tables.ts, AccountsTable): the
+ * upsert keeps the greater of these and the account's. A line's instant and date never change once it is stored
+ * (a later batch only moves its place in a group or its balances), so the lines added are all there is to look at.
+ */
+function dateGaps(added: readonly BookLine[]): { date_ahead_days: number; date_behind_days: number } {
+  let ahead = 0;
+  let behind = 0;
+  for (const l of added) {
+    const date = daysSince1970(l.transactionDate);
+    const day = Math.floor(l.instant / DAY_MS);
+    if (date === null || !Number.isFinite(day)) return { date_ahead_days: DATE_GAP_UNBOUNDED, date_behind_days: DATE_GAP_UNBOUNDED };
+    ahead = Math.max(ahead, Math.min(DATE_GAP_UNBOUNDED, date - day));
+    behind = Math.max(behind, Math.min(DATE_GAP_UNBOUNDED, day - date));
+  }
+  return { date_ahead_days: ahead, date_behind_days: behind };
 }
 
 /**

@@ -28,7 +28,10 @@ export function createLedgerProjection(): Projection {
     // apart is resolved; a carry never skips the lines between two loaded islands; a conflicting repeat is filed under
     // the account of the line it contradicts, also in the same batch): deployed read models are rebuilt to match.
     // 4: accounts.version, which the statement cache validates by. 5: the period index covers the statement's figures.
-    version: 5,
+    // 6: no index led by the bank date; the accounts' date gaps bound a period's instants (the period index is the
+    // instant index, covering the figures); no index led by the log position but one of the late lines (the auditor's
+    // view reads the others from the instant index).
+    version: 6,
     eventTypes: ['BalanceChanged', 'ConflictingDuplicateReceived', 'GapHealAttempted'],
     metadataKeys: ['receivedAt'],
     tables: LEDGER_TABLES,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { CompiledQuery, type RawBuilder, type Selectable, sql } from 'kysely';
 import { fromMicros, micros, type Page, pageOf } from './paging';
 import type { ReadModel } from './read-model';
-import type { AccountsTable, BreaksTable } from './tables';
+import { type AccountsTable, type BreaksTable, DATE_GAP_UNBOUNDED } from './tables';
 
 /**
  * Money as PostgreSQL writes a bigint: an exact decimal string of whole đồng. The queries hand it on as it comes,
@@ -266,8 +266,8 @@ export async function balanceAt(
  * One account's statement for the bank-local dates [from, to]. Every figure (opening, closing, totals, reconciled,
  * digest, breaks) covers the whole period; only `lines` is a page. It is ONE statement: one round trip, and one
  * snapshot, so the page, the totals and the digest describe the same state of the read model.
- * Cost: one pass over the period's lines (date index), one page read in order from the instant index, and
- * one-row probes; never the account's whole history.
+ * Cost: one pass over the period's lines (the instant index between the bounds the account's date gaps give), one
+ * page read in order from the instant index, and one-row probes; never the account's whole history.
  */
 export async function statement(rm: ReadModel, accountId: string, query: StatementQuery): Promise<Statement | null> {
   const page = await statementPage(rm, accountId, query);
@@ -457,7 +457,8 @@ function statementQueryOf(rm: ReadModel, paged: boolean, withCursor: boolean): C
 
 function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean): CompiledQuery<StatementRow> {
   const lines = rm.table('statement_lines');
-  const inPeriod = sql`account_id = ${slot.accountId} and transaction_date between ${slot.from}::date and ${slot.to}::date`;
+  const from = sql`${slot.from}::date`;
+  const to = sql`${slot.to}::date`;
   // The page starts after this key: the cursor's line, or just before the period's first line (group_seq is an
   // integer, so `> (first_at, first_seq - 1)` is `>= (first_at, first_seq)`); never before the period's first line,
   // so that the page's index scan starts inside the period whatever the cursor.
@@ -465,15 +466,19 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
     ? sql`case when (${slot.cursorInstant}::timestamptz, ${slot.cursorSeq}::bigint) >= (first_at, first_seq) then ${slot.cursorInstant}::timestamptz else first_at end as start_at,
         case when (${slot.cursorInstant}::timestamptz, ${slot.cursorSeq}::bigint) >= (first_at, first_seq) then ${slot.cursorSeq}::bigint else first_seq - 1 end as start_seq`
     : sql`first_at as start_at, first_seq - 1 as start_seq`;
-  // The period's lines are read once (date index, index-only) in statement order, for the figures alone; the page is
-  // read apart, in statement order from the instant index between the period's first and last lines.
+  // The period's lines are read once (instant index, index-only, bounded by the date gaps) in statement order, for the
+  // figures alone; the page is read apart, in statement order from the instant index between the period's first and
+  // last lines.
   // The text starts with `with`, so that the read pool prepares it (database.ts).
-  return sql<StatementRow>`    with period as not materialized (
+  return sql<StatementRow>`    with gaps as (${accountGaps(rm, sql`${slot.accountId}`)}),
+    period as not materialized (
       select ${PERIOD_COLUMNS},
         row_number() over w as n,
         lag(l.balance_after) over w = l.balance_before as links,
         lead(l.instant) over w is null as is_last
-      from ${lines} l where l.${inPeriod}
+      from ${lines} l
+      where l.account_id = ${slot.accountId} and l.transaction_date between ${from} and ${to}
+        and l.instant >= (select ${firstInstantOf(from)} from gaps g) and l.instant < (select ${instantAfter(to)} from gaps g)
       window w as (order by l.instant, l.group_seq)
     ),
     summary as (${periodSummary()}),
@@ -481,9 +486,24 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
       select first_at, first_seq, last_at, last_seq, ${start}
       from (select first_instant::timestamptz as first_at, first_seq::bigint as first_seq, last_instant::timestamptz as last_at, last_seq from summary) s
     ),
+    -- For a period without lines, the latest date before it, read in windows of instants (never the history before):
+    -- every line dated before the period lies before the instant after its eve; the latest of those in statement order
+    -- has a date no later than the one sought, and every line of that date lies at or after its first instant.
+    last_earlier as (
+      select l.transaction_date as day from ${lines} l
+      where (select first_at from bounds) is null and l.account_id = ${slot.accountId} and l.transaction_date < ${from}
+        and l.instant < (select ${instantAfter(sql`${from} - 1`)} from gaps g)
+      order by l.instant desc, l.group_seq desc limit 1
+    ),
+    latest_earlier as (
+      select max(l.transaction_date) as day from ${lines} l
+      where l.account_id = ${slot.accountId} and l.transaction_date < ${from}
+        and l.instant >= (select ${firstInstantOf(sql`day`)} from last_earlier, gaps g)
+        and l.instant < (select ${instantAfter(sql`${from} - 1`)} from gaps g)
+    ),
     -- The line before the period: the one before its first line in statement order; for a period without lines,
-    -- the last line (statement order) of the latest earlier date — one day's lines, however long the history after it.
-    -- Bounds are scalar subqueries, not a join, so that they become index conditions rather than filters.
+    -- the last line (statement order) of the latest earlier date. Bounds are scalar subqueries, not a join, so that they
+    -- become index conditions rather than filters.
     before as (
       select * from (
         select l.balance_after::text as balance_after from ${lines} l
@@ -494,8 +514,9 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
       union all
       select * from (
         select l.balance_after::text from ${lines} l, bounds b
-        where b.first_at is null and l.account_id = ${slot.accountId} and l.transaction_date = (
-          select max(transaction_date) from ${lines} where account_id = ${slot.accountId} and transaction_date < ${slot.from}::date)
+        where b.first_at is null and l.account_id = ${slot.accountId} and l.transaction_date = (select day from latest_earlier)
+          and l.instant >= (select ${firstInstantOf(sql`day`)} from latest_earlier, gaps g)
+          and l.instant < (select ${instantAfter(sql`day`)} from latest_earlier, gaps g)
         order by l.instant desc, l.group_seq desc limit 1
       ) without_lines
     ),
@@ -507,8 +528,8 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
       select row_number() over pw as k, l.instant, l.group_seq,
         ${!paged ? LINE_JSON : sql`case when row_number() over pw <= ${slot.page} then ${LINE_JSON} end`} as line
       from ${lines} l
-      -- The date tested on each line, not searched in the date index (a CASE: the planner counts half the lines as
-      -- passing, so that it reads the page in order from the instant index and stops, not the whole period and sorts).
+      -- The date tested on each line (a CASE: the planner counts half the lines as passing, so that it reads the page in
+      -- order from the instant index and stops, not the whole period and sorts).
       where l.account_id = ${slot.accountId} and case when l.transaction_date between ${slot.from}::date and ${slot.to}::date then true end
         and (l.instant, l.group_seq) > ((select start_at from bounds), (select start_seq from bounds))
         and (l.instant, l.group_seq) <= ((select last_at from bounds), (select last_seq from bounds))
@@ -637,7 +658,26 @@ const LINE_JSON_FIELDS = sql.raw(
 const LINE_JSON = sql<string>`(select row_to_json(j) from (select ${LINE_JSON_FIELDS}) j)::text`;
 
 /**
- * What the period reads of each line: the figures' columns, all of them in the period index (ledger-schema.ts), so
+ * The account's date gaps (tables.ts, AccountsTable) as `ahead` and `behind` days, each null where it bounds nothing: at
+ * or beyond DATE_GAP_UNBOUNDED, or absent in a read model made before them (served while start-up rebuilds it; read
+ * through the row's JSON so that it answers instead of failing). No row for an unknown account.
+ */
+export function accountGaps(rm: ReadModel, accountId: RawBuilder<unknown>): RawBuilder<unknown> {
+  return sql`select case when g.ahead < ${sql.lit(DATE_GAP_UNBOUNDED)} then g.ahead end as ahead,
+      case when g.behind < ${sql.lit(DATE_GAP_UNBOUNDED)} then g.behind end as behind
+    from (select (to_jsonb(x) ->> 'date_ahead_days')::int as ahead, (to_jsonb(x) ->> 'date_behind_days')::int as behind
+      from ${rm.table('accounts')} x where x.account_id = ${accountId}) g`;
+}
+
+/** The earliest instant a line dated `day` may have, given `gaps g` (accountGaps): 00:00 UTC `ahead` days before. */
+export const firstInstantOf = (day: RawBuilder<unknown>) =>
+  sql`coalesce(((${day}) - g.ahead)::timestamp at time zone 'UTC', '-infinity'::timestamptz)`;
+/** Every line dated `day` or before lies before this instant, given `gaps g`: 00:00 UTC `behind` + 1 days after. */
+export const instantAfter = (day: RawBuilder<unknown>) =>
+  sql`coalesce(((${day}) + g.behind + 1)::timestamp at time zone 'UTC', 'infinity'::timestamptz)`;
+
+/**
+ * What the period reads of each line: the figures' columns, all of them in the instant index (ledger-schema.ts), so
  * that the period is read from the index alone where the visibility map allows; the page reads its own lines whole,
  * in statement order from the instant index.
  */

@@ -40,7 +40,22 @@ export interface AccountsTable {
    * while the version is.
    */
   version: Int8;
+  /**
+   * The most days by which a line's transaction_date (the bank's date) has come after (ahead) or before (behind) the
+   * UTC date of its instant, over every line the account ever had; never less than 0, only ever raised (ledger-write.ts),
+   * in the same transaction as the lines. So every line dated in [from, to] has its instant in
+   * [from − ahead days, to + behind + 1 days) at 00:00 UTC: a statement reads its period as that window of instants
+   * and keeps the lines dated in the period (ledger.queries.ts). A value of DATE_GAP_UNBOUNDED or more: no bound.
+   */
+  date_ahead_days: Generated<number>;
+  date_behind_days: Generated<number>;
 }
+
+/**
+ * At or beyond this many days a date gap bounds nothing: the statement reads the account's lines whatever their
+ * instants (ledger.queries.ts). Kept far inside PostgreSQL's date range, so that a period's window is plain arithmetic.
+ */
+export const DATE_GAP_UNBOUNDED = 100_000;
 
 /** ledger.statement_lines: one row per transaction, in statement order by (instant, group_seq). */
 export interface StatementLinesTable {

@@ -135,4 +135,24 @@ describe('a statement whose bank dates disagree with the times', () => {
     expect(late.nextCursor).toBeNull();
     expect(late.digest).toBe(whole.digest);
   });
+  it('finds a line dated far from its time, delivered in a batch of its own before lines dated near theirs', async () => {
+    // The account's widest gaps are kept across batches: a later batch of ordinary lines must not narrow them.
+    const post = async (line: (typeof LINES)[number]) => {
+      const res = await t.app.inject({ method: 'POST', url: `/webhooks/bankhub?token=${TEST_TOKEN}`, headers: { 'content-type': 'application/json' }, payload: webhook(line) });
+      expect(res.statusCode).toBe(200);
+      await t.runner.caughtUp();
+    };
+    await post(['f1', '2027-05-01', '2026-03-25T09:00:00+07:00', 1, null]);
+    await post(['f2', '2024-11-30', '2026-05-20T09:00:00+07:00', 2, null]);
+    await post(['f3', '2026-05-21', '2026-05-21T09:00:00+07:00', 3, null]);
+    expect((await get(`/accounts/${D}/statement?from=2027-05-01&to=2027-05-01`)).lines.map((l: Line) => l.transactionId)).toEqual(['f1']);
+    expect((await get(`/accounts/${D}/statement?from=2024-11-30&to=2024-11-30`)).lines.map((l: Line) => l.transactionId)).toEqual(['f2']);
+    // Periods without lines whose latest earlier date is a line more than a year away in time.
+    const f1 = (await get(`/accounts/${D}/statement?from=2027-05-01&to=2027-05-01`)).lines[0].balanceAfter;
+    const afterF1 = await get(`/accounts/${D}/statement?from=2027-06-01&to=2027-06-30`);
+    expect([afterF1.lineCount, afterF1.openingBalance]).toEqual([0, f1]);
+    const f2 = (await get(`/accounts/${D}/statement?from=2024-11-30&to=2024-11-30`)).lines[0].balanceAfter;
+    const afterF2 = await get(`/accounts/${D}/statement?from=2024-12-01&to=2025-12-31`);
+    expect([afterF2.lineCount, afterF2.openingBalance]).toEqual([0, f2]);
+  });
 });

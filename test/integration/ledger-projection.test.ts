@@ -280,7 +280,7 @@ describe('ledger projection against the reference statement', () => {
       return rows.map((r) => r.def);
     };
     expect(await indexesOf('ledger')).toEqual(await indexesOf('ledger_fresh'));
-    expect((await indexesOf('ledger')).some((d) => d.includes('(account_id, transaction_date, instant, group_seq)'))).toBe(true);
+    expect((await indexesOf('ledger')).some((d) => d.includes('(status, opened_at, break_id)'))).toBe(true);
     await sql`drop schema ledger_fresh cascade`.execute(ctx.database.db);
   });
 
