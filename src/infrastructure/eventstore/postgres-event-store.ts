@@ -136,9 +136,12 @@ type PageRow = Omit<EventRow, 'metadata'> & { kind: 'event' | 'tail'; metadata: 
  * event, and projections never need it. A subquery, so one index probe for each row the read returns: as a join, a
  * page after a position was planned as a merge join whose side of the attachments started at the first row (the
  * position's bound is not carried over to the other table), fetching every body before the page for each page.
+ * A body goes back exactly as it came, a leading byte-order mark included: PGlite decodes text with a TextDecoder
+ * that drops one at the start of a value, so the body is selected behind this character and taken off in toRecorded.
  */
+const ATTACHMENT_GUARD = '.';
 const attachmentSql = (withAttachments: boolean) =>
-  withAttachments ? sql<string | null>`(select a.body from event_attachments a where a.seq = e.seq)` : sql<string | null>`null::text`;
+  withAttachments ? sql<string | null>`(select ${sql.lit(ATTACHMENT_GUARD)} || a.body from event_attachments a where a.seq = e.seq)` : sql<string | null>`null::text`;
 
 /** Every column; the attachment only when asked. */
 const selectEvents = (db: WriteSideDb, withAttachments: boolean) =>
@@ -257,5 +260,5 @@ function toRecorded(row: Omit<EventRow, 'metadata'> & { metadata: JsonObject | s
     metadata: typeof row.metadata === 'string' ? (JSON.parse(row.metadata) as JsonObject) : row.metadata,
     recordedAt: new Date(row.recorded_at),
   };
-  return typeof row.raw_body === 'string' ? { ...event, attachment: row.raw_body } : event;
+  return typeof row.raw_body === 'string' ? { ...event, attachment: row.raw_body.slice(ATTACHMENT_GUARD.length) } : event;
 }
