@@ -1,3 +1,4 @@
+import { DAY_MS } from '../domain/calendar';
 import { encodeEvent } from '../domain/event-codec';
 import { healStreamId, type LedgerEvent } from '../domain/events';
 import type { BreakToHeal } from '../domain/healing';
@@ -39,7 +40,6 @@ type Outcome = { outcome: 'closed' | 'not_closed' | 'failed'; detail: string | n
 
 /** One Cas call covers several breaks of a grant whose windows lie within this many days. */
 const MAX_WINDOW_DAYS = 31;
-const DAY_MS = 86_400_000;
 
 export async function healGaps(deps: HealDeps): Promise<HealReport> {
   const now = deps.backfill.now();

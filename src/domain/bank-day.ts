@@ -1,10 +1,11 @@
+import { DAY_MS } from './calendar';
+
 /**
  * The bank's calendar: Vietnam keeps UTC+7 all year (no daylight saving), so a bank-local day and time of day are
  * arithmetic on the instant. Pure: the instant is passed in.
  */
 export const BANK_UTC_OFFSET_MINUTES = 7 * 60;
 const MINUTE_MS = 60_000;
-const DAY_MS = 86_400_000;
 
 const localMs = (instant: Date): number => instant.getTime() + BANK_UTC_OFFSET_MINUTES * MINUTE_MS;
 

@@ -1,3 +1,6 @@
+/** Milliseconds in a calendar day (JavaScript time counts no leap seconds, and the bank keeps UTC+7 all year). */
+export const DAY_MS = 86_400_000;
+
 /** A bank-local calendar day written YYYY-MM-DD that exists (no 2026-02-30). Arithmetic only: it runs per field. */
 export function isCalendarDate(text: string): boolean {
   return daysSince1970(text) !== null;
@@ -96,4 +99,4 @@ export function instantProblem(text: string): DateProblem | null {
 }
 
 const FIRST_BOOKABLE_MS = Date.parse(`${FIRST_BOOKABLE_DATE}T00:00:00Z`);
-const AFTER_LAST_BOOKABLE_MS = Date.parse(`${LAST_BOOKABLE_DATE}T00:00:00Z`) + 86_400_000;
+const AFTER_LAST_BOOKABLE_MS = Date.parse(`${LAST_BOOKABLE_DATE}T00:00:00Z`) + DAY_MS;

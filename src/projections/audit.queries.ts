@@ -1,5 +1,6 @@
 import { type RawBuilder, sql } from 'kysely';
-import { accountGaps, firstInstantOf, instantAfter } from './ledger.queries';
+import { accountGaps, instantsDatable } from './ledger.queries';
+import { fromMicros, microsOf } from './paging';
 import type { ReadModel } from './read-model';
 
 export interface AccountEventRef {
@@ -29,10 +30,7 @@ export async function accountEventRefs(
   const afterCursor = after === null ? sql`true` : sql`l.log_position > ${after}`;
   const inPeriod = period === null ? sql`true` : sql`l.transaction_date between ${period.from} and ${period.to}`;
   // Lines dated in the period have their instants in the window the account's date gaps give (ledger.queries.ts).
-  const inWindow =
-    period === null
-      ? sql`true`
-      : sql`l.instant >= (select ${firstInstantOf(period.from)} from gaps g) and l.instant < (select ${instantAfter(period.to)} from gaps g)`;
+  const inWindow = period === null ? sql`true` : instantsDatable(period.from, period.to);
   const start = after === null ? sql`'-infinity'::timestamptz` : sql`(select ${fromMicros(sql`lo`)} from bisect where hi - lo <= 1)`;
   const { rows } = await sql<{ event_id: string; log_position: string }>`
     with recursive gaps as (${accountGaps(rm, sql`${accountId}::uuid`)}),
@@ -64,7 +62,7 @@ export async function accountEventRefs(
  */
 function startAfter(rm: ReadModel, accountId: string, after: string): RawBuilder<unknown> {
   const lines = rm.table('statement_lines');
-  const span = sql`select ${micros(sql`min(l.instant)`)} as lo, ${micros(sql`max(l.instant)`)} + 1 as hi from ${lines} l
+  const span = sql`select ${microsOf(sql`min(l.instant)`)} as lo, ${microsOf(sql`max(l.instant)`)} + 1 as hi from ${lines} l
     where l.account_id = ${accountId} and not l.late`;
   const someAfterBefore = (t: RawBuilder<unknown>) => sql`coalesce((select max(m.log_position) > ${after} from ${lines} m
     where m.account_id = ${accountId} and not m.late and m.instant = (select l.instant from ${lines} l
@@ -76,10 +74,6 @@ function startAfter(rm: ReadModel, accountId: string, after: string): RawBuilder
     from (select lo, hi, lo + (hi - lo) / 2 as mid from bisect where hi - lo > 1) b
       cross join lateral (select ${someAfterBefore(sql`b.mid`)} as found offset 0) p`;
 }
-
-/** An instant as whole microseconds since 1970 (bigint, exact), and back. */
-const micros = (t: RawBuilder<unknown>) => sql`(extract(epoch from ${t}) * 1000000)::bigint`;
-const fromMicros = (n: RawBuilder<unknown>) => sql`('epoch'::timestamptz + (${n}) * interval '1 microsecond')`;
 
 export async function accountExists({ db }: ReadModel, accountId: string): Promise<boolean> {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(accountId)) return false;

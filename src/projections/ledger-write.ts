@@ -1,6 +1,6 @@
 import { type RawBuilder, sql } from 'kysely';
 import { v5 as uuidv5 } from 'uuid';
-import { daysSince1970 } from '../domain/calendar';
+import { DAY_MS, daysSince1970 } from '../domain/calendar';
 import type { BookLine, BreakState } from './account-book';
 import { copyLines, iso, LINE_COLUMNS, lineValues, text, type Value } from './ledger-copy';
 import type { AccountChanges, Anomaly, HealAttempt, LedgerChanges } from './ledger-fold';
@@ -164,8 +164,6 @@ async function writeAccounts(rm: ReadModel, accounts: readonly AccountChanges[])
     sql`json_populate_record(null::${t}, json_build_object('version', ${WRITING_VERSION}))`,
   );
 }
-
-const DAY_MS = 86_400_000;
 
 /**
  * The widest gaps between the bank dates of lines added and their instants' UTC dates (tables.ts, AccountsTable): the

@@ -478,7 +478,7 @@ function buildStatementQuery(rm: ReadModel, paged: boolean, withCursor: boolean)
         lead(l.instant) over w is null as is_last
       from ${lines} l
       where l.account_id = ${slot.accountId} and l.transaction_date between ${from} and ${to}
-        and l.instant >= (select ${firstInstantOf(from)} from gaps g) and l.instant < (select ${instantAfter(to)} from gaps g)
+        and ${instantsDatable(from, to)}
       window w as (order by l.instant, l.group_seq)
     ),
     summary as (${periodSummary()}),
@@ -670,11 +670,14 @@ export function accountGaps(rm: ReadModel, accountId: RawBuilder<unknown>): RawB
 }
 
 /** The earliest instant a line dated `day` may have, given `gaps g` (accountGaps): 00:00 UTC `ahead` days before. */
-export const firstInstantOf = (day: RawBuilder<unknown>) =>
+const firstInstantOf = (day: RawBuilder<unknown>) =>
   sql`coalesce(((${day}) - g.ahead)::timestamp at time zone 'UTC', '-infinity'::timestamptz)`;
 /** Every line dated `day` or before lies before this instant, given `gaps g`: 00:00 UTC `behind` + 1 days after. */
-export const instantAfter = (day: RawBuilder<unknown>) =>
+const instantAfter = (day: RawBuilder<unknown>) =>
   sql`coalesce(((${day}) + g.behind + 1)::timestamp at time zone 'UTC', 'infinity'::timestamptz)`;
+/** Line `l`'s instant lies where a line dated in [from, to] can lie, given the query's `gaps` (accountGaps). */
+export const instantsDatable = (from: RawBuilder<unknown>, to: RawBuilder<unknown>) =>
+  sql`l.instant >= (select ${firstInstantOf(from)} from gaps g) and l.instant < (select ${instantAfter(to)} from gaps g)`;
 
 /**
  * What the period reads of each line: the figures' columns, all of them in the instant index (ledger-schema.ts), so

@@ -49,6 +49,11 @@ export function pageOf<R, T>(rows: readonly R[], limit: number, item: (row: R) =
   return { items: items.map(item), next: rows.length > limit && last !== undefined ? key(last) : null };
 }
 
-/** An instant as whole microseconds since the epoch: exact in a cursor, and back to timestamptz without a parse. */
-export const micros = (column: RawBuilder<unknown>) => sql<string>`(extract(epoch from ${column}) * 1000000)::bigint::text`;
-export const fromMicros = (value: string) => sql<Date>`(timestamptz 'epoch' + ${value}::bigint * interval '1 microsecond')`;
+/**
+ * An instant as whole microseconds since the epoch: exact in a cursor (`micros`, as text), in arithmetic on instants
+ * (`microsOf`, a bigint), and back to timestamptz without a parse (`fromMicros`: a cursor's text or a bigint expression).
+ */
+export const microsOf = (column: RawBuilder<unknown>) => sql<string>`(extract(epoch from ${column}) * 1000000)::bigint`;
+export const micros = (column: RawBuilder<unknown>) => sql<string>`${microsOf(column)}::text`;
+export const fromMicros = (value: string | RawBuilder<unknown>) =>
+  sql<Date>`(timestamptz 'epoch' + ${typeof value === 'string' ? sql`${value}::bigint` : sql`(${value})`} * interval '1 microsecond')`;

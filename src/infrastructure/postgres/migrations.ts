@@ -1,4 +1,4 @@
-import { type Migration, type MigrationProvider, type MigrationResultSet, Migrator, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, type MigrationResultSet, Migrator, sql } from 'kysely';
 import type { WriteSideDb } from './tables';
 
 /**
@@ -148,9 +148,7 @@ const migrations: Record<string, Migration> = {
   // stored keep theirs, and reads decompress either.
   '0007_events_lz4': {
     async up(db) {
-      const { rows } = await sql<{ lz4: boolean }>`
-        select 'lz4' = any(enumvals) as lz4 from pg_settings where name = 'default_toast_compression'`.execute(db);
-      if (!rows[0]?.lz4) return;
+      if (!(await serverHasLz4(db))) return;
       await sql`
         alter table events
           alter column raw_body set compression lz4,
@@ -172,9 +170,7 @@ const migrations: Record<string, Migration> = {
           -- The body exactly as received (the port's attachment); only events that carry one have a row.
           body text not null
         )`.execute(db);
-      const { rows } = await sql<{ lz4: boolean }>`
-        select 'lz4' = any(enumvals) as lz4 from pg_settings where name = 'default_toast_compression'`.execute(db);
-      if (rows[0]?.lz4) await sql`alter table event_attachments alter column body set compression lz4`.execute(db);
+      if (await serverHasLz4(db)) await sql`alter table event_attachments alter column body set compression lz4`.execute(db);
       await sql`
         insert into event_attachments (seq, body)
         select seq, raw_body from events where raw_body is not null order by seq`.execute(db);
@@ -182,6 +178,13 @@ const migrations: Record<string, Migration> = {
     },
   },
 };
+
+/** Whether the server can compress with lz4 (a PostgreSQL built with it; PGlite has pglz alone). */
+async function serverHasLz4(db: Kysely<unknown>): Promise<boolean> {
+  const { rows } = await sql<{ lz4: boolean }>`
+    select 'lz4' = any(enumvals) as lz4 from pg_settings where name = 'default_toast_compression'`.execute(db);
+  return rows[0]?.lz4 === true;
+}
 
 const provider: MigrationProvider = { getMigrations: async () => migrations };
 
