@@ -24,6 +24,7 @@ const program = new Command('bench')
   .option('--quick', 'small sizes and short durations')
   .option('--duration <s>', 'seconds per load test', Number)
   .option('--ingest-connections <n>', 'connections for ingest', Number, 64)
+  .option('--ingest-rate <n>', 'hold the floor and the service at this many webhooks/s in all (CPU a webhook compared at equal load); default: as fast as they go', Number)
   .option('--statement-connections <n>', 'connections for statements and /health', Number, 32)
   .option('--statements <n>', 'distinct one-month statements asked in turn (accounts × months)', Number, 500)
   .option('--project-events <n>', 'events projected from zero', Number)
@@ -41,6 +42,7 @@ const o = program.opts<{
   quick?: boolean;
   duration?: number;
   ingestConnections: number;
+  ingestRate?: number;
   statementConnections: number;
   statements: number;
   projectEvents?: number;
@@ -83,7 +85,12 @@ async function ingest() {
   const bareRss = bare.peakRssMb();
   await bare.stop();
   rows.push({ scenario: 'ingest', measure: 'bare fastify webhooks/s, p50 / p99 ms', value: `${ceiling.perSecond}, ${ceiling.p50} / ${ceiling.p99}`, ceiling: '', ratio: '', target: '' });
-  results.ingest = { ceiling, ceilingPeakRssMb: bareRss, connections: o.ingestConnections, duration };
+  const floor = await ingestFloor();
+  rows.push(
+    { scenario: 'ingest, durable floor', measure: 'webhooks/s, p50 / p99 ms', value: `${floor.perSecond}, ${floor.p50} / ${floor.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(floor.perSecond / ceiling.perSecond), target: '' },
+    { scenario: 'ingest, durable floor', measure: 'CPU µs per webhook (server / PostgreSQL / whole machine)', value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${floor.machineCpuMicrosPerRequest}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+  );
+  results.ingest = { ceiling, ceilingPeakRssMb: bareRss, floor, connections: o.ingestConnections, rate: o.ingestRate ?? null, duration };
   // Both shapes in one run: the production shape (docker-compose.yml: a projector process beside the web process)
   // and `npm start`'s default (the projections in the web process).
   for (const shape of ['projector beside', 'projections in web'] as const) {
@@ -97,7 +104,7 @@ async function ingest() {
     const root = await openBenchRoot(db.url);
     try {
       const commitsBefore = await commits(root.resolve('database').db);
-      const result = await load({ url: service.url, connections: o.ingestConnections, duration, requests: ingestRequests() }, projector ? [service, projector] : [service], db.name);
+      const result = await load({ ...ingestLoad(service.url) }, projector ? [service, projector] : [service], db.name);
       const commitsPerWebhook = ((await commits(root.resolve('database').db)) - commitsBefore) / result.requests;
       const lag = await projectionLag(root.resolve('database').db);
       const rss = service.peakRssMb();
@@ -118,6 +125,27 @@ async function ingest() {
       await service.stop();
       await db.drop();
     }
+  }
+}
+
+/** The service's and the floor's load: as fast as they go, or held at --ingest-rate webhooks/s in all. */
+const ingestLoad = (url: string): autocannon.Options => ({
+  url,
+  connections: o.ingestConnections,
+  duration,
+  requests: ingestRequests(),
+  ...(o.ingestRate ? { overallRate: o.ingestRate } : {}),
+});
+
+/** bench/floor-server.mjs under the same load on a fresh database: what storing durably costs before our work. */
+async function ingestFloor(): Promise<LoadResult> {
+  const db = await freshDatabase('floor');
+  const floor = await startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: db.url });
+  try {
+    return await load(ingestLoad(floor.url), [floor], db.name);
+  } finally {
+    await floor.stop();
+    await db.drop();
   }
 }
 
