@@ -17,6 +17,7 @@ import {
   WrongExpectedVersion,
   encodePosition,
 } from '../../application/ports/event-store';
+import { driverPoolOf } from '../postgres/database';
 import { isDataError, isUnavailableError } from '../postgres/errors';
 import type { WriteSideDb, WriteSideTables } from '../postgres/tables';
 
@@ -200,7 +201,13 @@ async function insertGroup(db: WriteSideDb, group: readonly PendingAppend[]): Pr
   const parameters: unknown[] = [APPEND_LOCK.toString()];
   for (const pending of group) parameters.push(...pending.row);
   for (let i = group.length; i < slots; i++) parameters.push(...NO_ROW);
-  const insert = (onConflict: boolean) => db.executeQuery<{ event_id: string; seq: string }>(CompiledQuery.raw(groupInsertText(slots, onConflict), parameters));
+  // On a server the statement goes to the driver's pool itself (the same pool, connections and prepared statements
+  // as kysely's): kysely's executor around it cost ~10 µs of the web process a webhook at 1 500 webhooks/s.
+  const pool = driverPoolOf(db);
+  const insert = (onConflict: boolean): Promise<{ rows: { event_id: string; seq: string }[] }> =>
+    pool
+      ? pool.query<{ event_id: string; seq: string }>(groupInsertText(slots, onConflict), parameters)
+      : db.executeQuery<{ event_id: string; seq: string }>(CompiledQuery.raw(groupInsertText(slots, onConflict), parameters));
   // A row already stored fails the plain insert (its own transaction, so nothing of it stays); the group is then
   // inserted again, skipping what is stored, and the answers below are decided as always.
   const inserted = await insert(false).catch((error: unknown) => {

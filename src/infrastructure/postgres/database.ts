@@ -100,6 +100,13 @@ class PreparingClient extends pg.Client {
   }
 }
 const copying = new WeakSet<WriteSideDb>();
+const writePools = new WeakMap<WriteSideDb, pg.Pool>();
+
+/**
+ * The driver's pool under a server's write side (null for PGlite): for the one statement so hot that kysely's
+ * executor, connection provider and result transform around it are measurable (the group insert of appends).
+ */
+export const driverPoolOf = (db: WriteSideDb): pg.Pool | null => writePools.get(db) ?? null;
 
 /** Whether this pool's connections take `COPY … FROM STDIN` with its data as the one parameter (a server; PGlite does not). */
 export const copiesFromStdin = (db: WriteSideDb): boolean => copying.has(db);
@@ -172,6 +179,7 @@ function openPostgres(connectionString: string, options: DatabaseOptions): Datab
   readPool.on('connect', (client) => void client.query(RAISE_MALLOC_THRESHOLDS).catch(() => {}));
   const db = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: writePool }) });
   copying.add(db);
+  writePools.set(db, writePool);
   const readDb = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: readPool }) });
   return {
     db,
