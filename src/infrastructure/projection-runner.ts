@@ -71,11 +71,10 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
   const schema = options.schema ?? projection.name;
   const batchSize = options.batchSize ?? 5000;
   const now = options.now ?? (() => new Date());
-  const checkpointOnlyMs = options.checkpointOnlyMs ?? CHECKPOINT_ONLY_MS;
   const log = logger.child({ component: 'projection', projection: projection.name });
-  /** The committed checkpoint (what a batch expects to find); the subscription may have read past it (onCheckpoint). */
-  let position: string | null = null;
+  let position: string | null = null; // committed: what a batch expects to find (the subscription may be past it)
   let committedAt = Number.NEGATIVE_INFINITY;
+  const committed = (last: string) => ((position = last), (committedAt = performance.now()));
   let eventsProjected = 0n;
   let active = false;
   let lastError: string | null = null;
@@ -107,8 +106,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             maxBatch: batchSize,
             onEvents: async (events, last) => {
               const outcome = await commitBatch(database.db, projection, schema, position, events, last, { parking, warm });
-              position = last;
-              committedAt = performance.now();
+              committed(last);
               eventsProjected += BigInt(outcome.applied);
               lastError = null;
               for (const { event, error } of outcome.parked) {
@@ -120,10 +118,8 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             },
             onCheckpoint: async (last) => {
               lastError = null;
-              if (performance.now() - committedAt < checkpointOnlyMs) return;
-              await commitBatch(database.db, projection, schema, position, [], last, { parking, warm });
-              position = last;
-              committedAt = performance.now();
+              if (performance.now() - committedAt < (options.checkpointOnlyMs ?? CHECKPOINT_ONLY_MS)) return;
+              committed(await commitBatch(database.db, projection, schema, position, [], last, { parking, warm }).then(() => last));
             },
             onError: (error) => {
               if (error instanceof Resync) {

@@ -143,17 +143,7 @@ async function writeAccounts(rm: ReadModel, accounts: readonly AccountChanges[])
 async function updateAccounts(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   if (accounts.length === 0) return;
   const t = rm.table('accounts');
-  const rows = accounts.map(({ account: a, added }) => ({
-    account_id: a.accountId,
-    balance: text(a.balance),
-    last_transaction_id: a.lastTransactionId,
-    last_transaction_at: a.lastTransactionAt === null ? null : iso(a.lastTransactionAt),
-    last_transaction_date_time: a.lastTransactionDateTime,
-    line_count: a.lineCount.toString(),
-    open_breaks: a.openBreaks,
-    late_deliveries: a.lateDeliveries,
-    ...dateGaps(added),
-  }));
+  const rows = accounts.map((changes) => ({ account_id: changes.account.accountId, ...batchColumns(changes) }));
   const result = await sql`
     update ${t} a set
       balance = r.balance, last_transaction_id = r.last_transaction_id, last_transaction_at = r.last_transaction_at,
@@ -170,28 +160,37 @@ async function updateAccounts(rm: ReadModel, accounts: readonly AccountChanges[]
   }
 }
 
+/** The columns of an account's row that a batch changes, as json_to_recordset and json_populate_recordset read them. */
+const batchColumns = ({ account: a, added }: AccountChanges) => ({
+  balance: text(a.balance),
+  last_transaction_id: a.lastTransactionId,
+  last_transaction_at: a.lastTransactionAt === null ? null : iso(a.lastTransactionAt),
+  last_transaction_date_time: a.lastTransactionDateTime,
+  line_count: a.lineCount.toString(),
+  open_breaks: a.openBreaks,
+  late_deliveries: a.lateDeliveries,
+  ...dateGaps(added),
+});
+
 async function insertAccounts(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   const t = rm.table('accounts');
   await upsert<'accounts', 'version'>(
     rm,
     'accounts',
-    accounts.map(({ account: a, added }) => ({
-      account_id: a.accountId,
-      fi_id: a.fiId,
-      fi_name: a.fiName,
-      account_number: a.accountNumber,
-      currency: a.currency,
-      balance: text(a.balance),
-      last_transaction_id: a.lastTransactionId,
-      last_transaction_at: a.lastTransactionAt === null ? null : iso(a.lastTransactionAt),
-      last_transaction_date_time: a.lastTransactionDateTime,
-      line_count: a.lineCount.toString(),
-      open_breaks: a.openBreaks,
-      late_deliveries: a.lateDeliveries,
-      grant_id: a.grantId,
-      first_seen_at: a.firstSeenAt,
-      ...dateGaps(added),
-    })),
+    accounts.map((changes) => {
+      const a = changes.account;
+      const { accountId, fiId, fiName, accountNumber, currency, grantId, firstSeenAt } = a;
+      return {
+        account_id: accountId,
+        fi_id: fiId,
+        fi_name: fiName,
+        account_number: accountNumber,
+        currency,
+        grant_id: grantId,
+        first_seen_at: firstSeenAt,
+        ...batchColumns(changes),
+      };
+    }),
     sql`on conflict (account_id) do update set
       balance = excluded.balance, last_transaction_id = excluded.last_transaction_id,
       last_transaction_at = excluded.last_transaction_at, last_transaction_date_time = excluded.last_transaction_date_time,
