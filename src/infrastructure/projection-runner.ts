@@ -20,6 +20,14 @@ import {
 /** An event that fails on its own is tried this many times (with the subscription's backoff between) before it is parked. */
 const TRIES_BEFORE_PARKING = 3;
 
+/**
+ * A page with none of the projection's events only moves its checkpoint past other projections' events: such a move
+ * is committed at most once in this many ms. A runner whose types are not being appended (grants while webhooks
+ * arrive) would otherwise commit a transaction at every poll; the reads after it start from the subscription's own
+ * position either way, and a restart re-reads at most this long a stretch of events it skips.
+ */
+const CHECKPOINT_ONLY_MS = 5_000;
+
 /** What GET /projections and `ledger status` report of a runner. */
 export interface RunnerStatus {
   readonly projection: string;
@@ -54,6 +62,8 @@ export interface RunnerOptions {
   readonly schema?: string;
   readonly batchSize?: number;
   readonly now?: () => Date;
+  /** See CHECKPOINT_ONLY_MS. */
+  readonly checkpointOnlyMs?: number;
 }
 
 export function createProjectionRunner(options: RunnerOptions): ProjectionRunner {
@@ -62,7 +72,9 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
   const batchSize = options.batchSize ?? 5000;
   const now = options.now ?? (() => new Date());
   const log = logger.child({ component: 'projection', projection: projection.name });
-  let position: string | null = null;
+  let position: string | null = null; // committed: what a batch expects to find (the subscription may be past it)
+  let committedAt = Number.NEGATIVE_INFINITY;
+  const committed = (last: string) => ((position = last), (committedAt = performance.now()));
   let eventsProjected = 0n;
   let active = false;
   let lastError: string | null = null;
@@ -94,7 +106,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             maxBatch: batchSize,
             onEvents: async (events, last) => {
               const outcome = await commitBatch(database.db, projection, schema, position, events, last, { parking, warm });
-              position = last;
+              committed(last);
               eventsProjected += BigInt(outcome.applied);
               lastError = null;
               for (const { event, error } of outcome.parked) {
@@ -105,9 +117,9 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
               }
             },
             onCheckpoint: async (last) => {
-              await commitBatch(database.db, projection, schema, position, [], last, { parking, warm });
-              position = last;
               lastError = null;
+              if (performance.now() - committedAt < (options.checkpointOnlyMs ?? CHECKPOINT_ONLY_MS)) return;
+              committed(await commitBatch(database.db, projection, schema, position, [], last, { parking, warm }).then(() => last));
             },
             onError: (error) => {
               if (error instanceof Resync) {

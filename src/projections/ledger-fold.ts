@@ -93,6 +93,8 @@ export interface Anomaly {
 /** What a batch changes in one account. */
 export interface AccountChanges {
   readonly account: AccountState;
+  /** The account's row was in the tables when the batch loaded it (else the batch creates it). */
+  readonly stored: boolean;
   /** Lines the batch added: inserted. */
   readonly added: readonly BookLine[];
   /** Stored lines whose order or balances changed: updated. */
@@ -303,6 +305,7 @@ export function foldAccount(accountId: string, context: AccountContext | undefin
   return {
     kind: 'folded',
     changes: {
+      stored: context?.state != null,
       account: {
         ...state,
         ...(tail

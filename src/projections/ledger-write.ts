@@ -129,30 +129,68 @@ async function writeAnomalies(rm: ReadModel, anomalies: readonly Anomaly[]): Pro
 
 /**
  * Every account whose lines, balances, breaks or late flags the batch changed has a row here (the fold returns one
- * per account it changed), so each gets the batch's version with its changes.
+ * per account it changed), so each gets the batch's version with its changes. An account the batch loaded from the
+ * tables is updated with only the columns a batch changes (a follower's batch touches about one account per event,
+ * and the columns that never change after the first line were most of each row's JSON); a new one is inserted whole.
  */
 async function writeAccounts(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
+  const stored = accounts.filter((a) => a.stored);
+  await updateAccounts(rm, stored);
+  if (stored.length < accounts.length) await insertAccounts(rm, accounts.filter((a) => !a.stored));
+}
+
+/** What a batch changes in a stored account's row (see writeAccounts); the bank, number, currency and grant stay. */
+async function updateAccounts(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
+  if (accounts.length === 0) return;
+  const t = rm.table('accounts');
+  const rows = accounts.map((changes) => ({ account_id: changes.account.accountId, ...batchColumns(changes) }));
+  const result = await sql`
+    update ${t} a set
+      balance = r.balance, last_transaction_id = r.last_transaction_id, last_transaction_at = r.last_transaction_at,
+      last_transaction_date_time = r.last_transaction_date_time, line_count = r.line_count, open_breaks = r.open_breaks,
+      late_deliveries = r.late_deliveries, version = ${WRITING_VERSION},
+      date_ahead_days = greatest(a.date_ahead_days, r.date_ahead_days), date_behind_days = greatest(a.date_behind_days, r.date_behind_days)
+    from json_to_recordset(${JSON.stringify(rows)}::json) as r(
+      account_id uuid, balance bigint, last_transaction_id text, last_transaction_at timestamptz, last_transaction_date_time text,
+      line_count bigint, open_breaks integer, late_deliveries integer, date_ahead_days integer, date_behind_days integer)
+    where a.account_id = r.account_id`.execute(rm.db);
+  // The rows were loaded in this transaction (or remembered by a writer whose checkpoint version still holds).
+  if (result.numAffectedRows !== undefined && Number(result.numAffectedRows) !== rows.length) {
+    throw new Error(`accounts: ${rows.length - Number(result.numAffectedRows)} of ${rows.length} loaded accounts are no longer stored`);
+  }
+}
+
+/** The columns of an account's row that a batch changes, as json_to_recordset and json_populate_recordset read them. */
+const batchColumns = ({ account: a, added }: AccountChanges) => ({
+  balance: text(a.balance),
+  last_transaction_id: a.lastTransactionId,
+  last_transaction_at: a.lastTransactionAt === null ? null : iso(a.lastTransactionAt),
+  last_transaction_date_time: a.lastTransactionDateTime,
+  line_count: a.lineCount.toString(),
+  open_breaks: a.openBreaks,
+  late_deliveries: a.lateDeliveries,
+  ...dateGaps(added),
+});
+
+async function insertAccounts(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   const t = rm.table('accounts');
   await upsert<'accounts', 'version'>(
     rm,
     'accounts',
-    accounts.map(({ account: a, added }) => ({
-      account_id: a.accountId,
-      fi_id: a.fiId,
-      fi_name: a.fiName,
-      account_number: a.accountNumber,
-      currency: a.currency,
-      balance: text(a.balance),
-      last_transaction_id: a.lastTransactionId,
-      last_transaction_at: a.lastTransactionAt === null ? null : iso(a.lastTransactionAt),
-      last_transaction_date_time: a.lastTransactionDateTime,
-      line_count: a.lineCount.toString(),
-      open_breaks: a.openBreaks,
-      late_deliveries: a.lateDeliveries,
-      grant_id: a.grantId,
-      first_seen_at: a.firstSeenAt,
-      ...dateGaps(added),
-    })),
+    accounts.map((changes) => {
+      const a = changes.account;
+      const { accountId, fiId, fiName, accountNumber, currency, grantId, firstSeenAt } = a;
+      return {
+        account_id: accountId,
+        fi_id: fiId,
+        fi_name: fiName,
+        account_number: accountNumber,
+        currency,
+        grant_id: grantId,
+        first_seen_at: firstSeenAt,
+        ...batchColumns(changes),
+      };
+    }),
     sql`on conflict (account_id) do update set
       balance = excluded.balance, last_transaction_id = excluded.last_transaction_id,
       last_transaction_at = excluded.last_transaction_at, last_transaction_date_time = excluded.last_transaction_date_time,

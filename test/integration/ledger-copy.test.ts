@@ -86,6 +86,7 @@ function bookLine(l: LineArb, n: number): BookLine {
 
 const changesOf = (accountId: string, added: BookLine[]): AccountChanges => ({
   account: { accountId } as AccountState,
+  stored: false,
   added,
   moved: [],
   breaks: [],

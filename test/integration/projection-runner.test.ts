@@ -1,6 +1,11 @@
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import pino from 'pino';
+import { positionOf } from '../../src/infrastructure/eventstore/postgres-appends';
+import { createProjectionRunner } from '../../src/infrastructure/projection-runner';
+import { readCheckpoint } from '../../src/infrastructure/projection-store';
 import { verifyProjection } from '../../src/infrastructure/read-model-maintenance';
 import { eventually } from '../support/postgres';
 import { accountOf, bankTx, createLedgerContext, type LedgerContext, ledgerRunnerOf } from '../support/ledger';
@@ -82,6 +87,41 @@ describe('projection runner', () => {
     await eventually(() => ctx.deliver(tx), { timeoutMs: 10_000 });
     await eventually(async () => expect((await accountOf(ctx, 'fi-runner', '4'))?.balance).toBe('11'), { timeoutMs: 20_000 });
     expect((await runner.status()).active).toBe(true);
+    await runner.stop();
+  });
+
+  it('commits a move past events of other types at most once a while, and goes on from the committed checkpoint', async () => {
+    const other = await ctx.another();
+    const runner = createProjectionRunner({
+      database: other.resolve('database'),
+      eventStore: other.resolve('eventStore'),
+      projection: ctx.projection,
+      logger: pino({ level: 'silent' }),
+      checkpointOnlyMs: 60_000,
+    });
+    const appendOther = async () => {
+      const id = randomUUID();
+      await ctx.store.appendToStream(`other-${id}`, [{ eventId: id, type: 'SomethingElse', data: {}, metadata: {} }], 'no_stream');
+      const { rows } = await sql<{ seq: string }>`select max(seq) as seq from events`.execute(ctx.database.db);
+      return positionOf(rows[0]!.seq);
+    };
+    const checkpoint = async () => (await readCheckpoint(ctx.database.db, 'ledger', 'ledger')).position;
+    runner.start();
+    await runner.caughtUp();
+    // The first move past other events is committed at once; the next ones within the interval are not.
+    const first = await appendOther();
+    await eventually(async () => expect(await checkpoint()).toBe(first));
+    await appendOther();
+    await new Promise((r) => setTimeout(r, 600)); // two polls and more
+    expect(await checkpoint()).toBe(first);
+    expect((await runner.status()).eventsBehind).toBe(0n);
+    // A batch after skipped moves expects the committed checkpoint, not the subscription's position: no resync.
+    const tx = bankTx({ fiId: 'fi-runner', accountNumber: '5', amount: 7n, runningBalance: 7n });
+    await ctx.deliver(tx);
+    await eventually(async () => expect((await accountOf(ctx, 'fi-runner', '5'))?.balance).toBe('7'));
+    const { rows } = await sql<{ seq: string }>`select max(seq) as seq from events`.execute(ctx.database.db);
+    expect(await checkpoint()).toBe(positionOf(rows[0]!.seq));
+    expect((await runner.status()).lastError).toBeNull();
     await runner.stop();
   });
 
