@@ -10,10 +10,9 @@
  */
 import autocannon from 'autocannon';
 import { Command } from 'commander';
-import { webhookBodies } from './generate';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_WEBHOOK_TOKEN, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, type Service, startService } from './lib';
+import { BENCH_WEBHOOK_TOKEN, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, type Service, startService, webhookRequests } from './lib';
 
 const program = new Command('ingest-cpu')
   .option('--rate <n>', 'webhooks/s held (0: as fast as it goes)', Number, 1500)
@@ -34,20 +33,14 @@ const variants = program.args.map((arg) => {
   return { label: arg.slice(0, at), script: script!, env: Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])) };
 });
 
-const makeBody = webhookBodies(1000);
+// One generator for every load, so a variant's measured load goes on from its warm-up's balances.
+const requests = webhookRequests(1000);
 const loadOf = (url: string, seconds: number): autocannon.Options => ({
   url,
   connections: o.connections,
   duration: seconds,
   ...(o.rate > 0 ? { overallRate: o.rate } : {}),
-  requests: [
-    {
-      method: 'POST',
-      path: `/webhooks/bankhub?token=${BENCH_WEBHOOK_TOKEN}`,
-      headers: { 'content-type': 'application/json' },
-      setupRequest: (req: autocannon.Request) => ({ ...req, body: makeBody() }),
-    },
-  ],
+  requests,
 });
 
 const results = new Map<string, LoadResult[]>();

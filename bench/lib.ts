@@ -8,6 +8,7 @@ import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
 import { accountIdOf } from '../src/projections/ledger.projection';
 import { createTestDatabase } from '../test/support/postgres';
 import { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
+import { webhookBodies } from './generate';
 import { monotonicMicros } from './profile-summary';
 
 export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
@@ -15,6 +16,19 @@ export { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 /** The secrets every service the bench starts is given. */
 export const BENCH_WEBHOOK_TOKEN = 'bench-webhook-token-0123456789abcdef';
 export const BENCH_API_TOKEN = 'bench-api-token-0123456789abcdef';
+
+/** The ingest load's requests: distinct TRANSACTIONS webhooks over `accounts` accounts, POSTed with the bench's token. */
+export function webhookRequests(accounts: number): autocannon.Request[] {
+  const makeBody = webhookBodies(accounts);
+  return [
+    {
+      method: 'POST',
+      path: `/webhooks/bankhub?token=${BENCH_WEBHOOK_TOKEN}`,
+      headers: { 'content-type': 'application/json' },
+      setupRequest: (req: autocannon.Request) => ({ ...req, body: makeBody() }),
+    },
+  ];
+}
 
 /**
  * The statements scenario's requests over a seeded database: distinct one-month statements spread over the accounts and

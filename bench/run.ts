@@ -9,9 +9,9 @@ import { openRoot, type Root } from '../src/composition-root';
 import { loadConfig } from '../src/config';
 import { decodePosition } from '../src/application/ports/event-store';
 import { readCheckpoint } from '../src/infrastructure/projection-store';
-import { seedEvents, webhookBodies } from './generate';
+import { seedEvents } from './generate';
 import { ADMIN_URL } from '../test/support/postgres';
-import { BENCH_API_TOKEN, BENCH_WEBHOOK_TOKEN, benchStatements, buildDist, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, ROOT, type Service, startService, startWorker } from './lib';
+import { BENCH_API_TOKEN, BENCH_WEBHOOK_TOKEN, benchStatements, buildDist, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, ROOT, type Service, startService, startWorker, webhookRequests } from './lib';
 import { formatSummary, summariseProfile } from './profile-summary';
 import { storeScenario } from './store';
 
@@ -67,21 +67,9 @@ const CLI = 'dist/cli.js';
 const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
 const ratio = (x: number) => x.toFixed(2);
 
-function ingestRequests() {
-  const makeBody = webhookBodies(o.accounts);
-  return [
-    {
-      method: 'POST' as const,
-      path: `/webhooks/bankhub?token=${BENCH_WEBHOOK_TOKEN}`,
-      headers: { 'content-type': 'application/json' },
-      setupRequest: (req: autocannon.Request) => ({ ...req, body: makeBody() }),
-    },
-  ];
-}
-
 async function ingest() {
   const bare = await startService('bare fastify (ingest ceiling)', 'bench/bare-server.mjs', {});
-  const ceiling = await load({ url: bare.url, connections: o.ingestConnections, duration, requests: ingestRequests() }, [bare]);
+  const ceiling = await load({ url: bare.url, connections: o.ingestConnections, duration, requests: webhookRequests(o.accounts) }, [bare]);
   const bareRss = bare.peakRssMb();
   await bare.stop();
   rows.push({ scenario: 'ingest', measure: 'bare fastify webhooks/s, p50 / p99 ms', value: `${ceiling.perSecond}, ${ceiling.p50} / ${ceiling.p99}`, ceiling: '', ratio: '', target: '' });
@@ -133,7 +121,7 @@ const ingestLoad = (url: string): autocannon.Options => ({
   url,
   connections: o.ingestConnections,
   duration,
-  requests: ingestRequests(),
+  requests: webhookRequests(o.accounts),
   ...(o.ingestRate ? { overallRate: o.ingestRate } : {}),
 });
 

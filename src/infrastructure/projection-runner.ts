@@ -119,7 +119,8 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
             onCheckpoint: async (last) => {
               lastError = null;
               if (performance.now() - committedAt < (options.checkpointOnlyMs ?? CHECKPOINT_ONLY_MS)) return;
-              committed(await commitBatch(database.db, projection, schema, position, [], last, { parking, warm }).then(() => last));
+              await commitBatch(database.db, projection, schema, position, [], last, { parking, warm });
+              committed(last);
             },
             onError: (error) => {
               if (error instanceof Resync) {

@@ -145,11 +145,7 @@ async function updateAccounts(rm: ReadModel, accounts: readonly AccountChanges[]
   const t = rm.table('accounts');
   const rows = accounts.map((changes) => ({ account_id: changes.account.accountId, ...batchColumns(changes) }));
   const result = await sql`
-    update ${t} a set
-      balance = r.balance, last_transaction_id = r.last_transaction_id, last_transaction_at = r.last_transaction_at,
-      last_transaction_date_time = r.last_transaction_date_time, line_count = r.line_count, open_breaks = r.open_breaks,
-      late_deliveries = r.late_deliveries, version = ${WRITING_VERSION},
-      date_ahead_days = greatest(a.date_ahead_days, r.date_ahead_days), date_behind_days = greatest(a.date_behind_days, r.date_behind_days)
+    update ${t} a set ${batchAssignments(sql`a`, sql`r`)}, version = ${WRITING_VERSION}
     from json_to_recordset(${JSON.stringify(rows)}::json) as r(
       account_id uuid, balance bigint, last_transaction_id text, last_transaction_at timestamptz, last_transaction_date_time text,
       line_count bigint, open_breaks integer, late_deliveries integer, date_ahead_days integer, date_behind_days integer)
@@ -160,7 +156,7 @@ async function updateAccounts(rm: ReadModel, accounts: readonly AccountChanges[]
   }
 }
 
-/** The columns of an account's row that a batch changes, as json_to_recordset and json_populate_recordset read them. */
+/** The columns of an account's row that a batch changes, as json_to_recordset and json_populate_record read them. */
 const batchColumns = ({ account: a, added }: AccountChanges) => ({
   balance: text(a.balance),
   last_transaction_id: a.lastTransactionId,
@@ -171,6 +167,17 @@ const batchColumns = ({ account: a, added }: AccountChanges) => ({
   late_deliveries: a.lateDeliveries,
   ...dateGaps(added),
 });
+
+/**
+ * The batch's columns set on a stored row (`stored`) from the batch's (`batch`): its figures replace the row's, the
+ * date gaps only widen it.
+ */
+const batchAssignments = (stored: RawBuilder<unknown>, batch: RawBuilder<unknown>) => sql`
+  balance = ${batch}.balance, last_transaction_id = ${batch}.last_transaction_id,
+  last_transaction_at = ${batch}.last_transaction_at, last_transaction_date_time = ${batch}.last_transaction_date_time,
+  line_count = ${batch}.line_count, open_breaks = ${batch}.open_breaks, late_deliveries = ${batch}.late_deliveries,
+  date_ahead_days = greatest(${stored}.date_ahead_days, ${batch}.date_ahead_days),
+  date_behind_days = greatest(${stored}.date_behind_days, ${batch}.date_behind_days)`;
 
 async function insertAccounts(rm: ReadModel, accounts: readonly AccountChanges[]): Promise<void> {
   const t = rm.table('accounts');
@@ -191,13 +198,8 @@ async function insertAccounts(rm: ReadModel, accounts: readonly AccountChanges[]
         ...batchColumns(changes),
       };
     }),
-    sql`on conflict (account_id) do update set
-      balance = excluded.balance, last_transaction_id = excluded.last_transaction_id,
-      last_transaction_at = excluded.last_transaction_at, last_transaction_date_time = excluded.last_transaction_date_time,
-      line_count = excluded.line_count, open_breaks = excluded.open_breaks, late_deliveries = excluded.late_deliveries,
-      grant_id = coalesce(${t}.grant_id, excluded.grant_id), version = excluded.version,
-      date_ahead_days = greatest(${t}.date_ahead_days, excluded.date_ahead_days),
-      date_behind_days = greatest(${t}.date_behind_days, excluded.date_behind_days)`,
+    sql`on conflict (account_id) do update set ${batchAssignments(t, sql`excluded`)},
+      grant_id = coalesce(${t}.grant_id, excluded.grant_id), version = excluded.version`,
     // The rows' JSON leaves `version` out: it comes from this base row.
     sql`json_populate_record(null::${t}, json_build_object('version', ${WRITING_VERSION}))`,
   );

@@ -99,7 +99,7 @@ class PreparingClient extends pg.Client {
     return { command: 'COPY', rowCount: stream.rowCount, rows: [] };
   }
 }
-const copying = new WeakSet<WriteSideDb>();
+/** The driver's pool under each server's write side; PGlite's have none. */
 const writePools = new WeakMap<WriteSideDb, pg.Pool>();
 
 /**
@@ -109,7 +109,7 @@ const writePools = new WeakMap<WriteSideDb, pg.Pool>();
 export const driverPoolOf = (db: WriteSideDb): pg.Pool | null => writePools.get(db) ?? null;
 
 /** Whether this pool's connections take `COPY … FROM STDIN` with its data as the one parameter (a server; PGlite does not). */
-export const copiesFromStdin = (db: WriteSideDb): boolean => copying.has(db);
+export const copiesFromStdin = (db: WriteSideDb): boolean => writePools.has(db);
 
 const COPY_FROM_STDIN = /^\s*copy\s[^;]*\sfrom\s+stdin(\s+with\s+\(format binary\))?\s*$/i;
 /** Names by text, so that a hot query's text (kilobytes) is not hashed again on every call. Bounded like the prepared set. */
@@ -178,7 +178,6 @@ function openPostgres(connectionString: string, options: DatabaseOptions): Datab
   // Queued before the query the connection was opened for (a client runs its queries in order).
   readPool.on('connect', (client) => void client.query(RAISE_MALLOC_THRESHOLDS).catch(() => {}));
   const db = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: writePool }) });
-  copying.add(db);
   writePools.set(db, writePool);
   const readDb = new Kysely<WriteSideTables>({ dialect: new PostgresDialect({ pool: readPool }) });
   return {
