@@ -7,12 +7,14 @@
  * `script` is a bundle next to dist/main.js (e.g. dist/main-a.js, a copy of another build's), run with `npm start`'s
  * flags; the NAME=value pairs are its environment. Rounds rotate the order of the variants. Prints one line per run
  * and the median of each variant: web (and projector) CPU µs a webhook, PostgreSQL's, the machine's, rate and p99.
+ * The bench runs the service at LOG_LEVEL=warn with its output dropped; `label=script,LOG_LEVEL=info` with
+ * `--stdout-pipe` counts the request lines as production writes them, to a pipe.
  */
 import autocannon from 'autocannon';
 import { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_WEBHOOK_TOKEN, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, type Service, startService, webhookRequests } from './lib';
+import { BENCH_WEBHOOK_TOKEN, freshDatabase, load, type LoadResult, pipeStandardOutput, profiledProcesses, profileInto, type Service, startService, webhookRequests } from './lib';
 
 const program = new Command('ingest-cpu')
   .option('--rate <n>', 'webhooks/s held (0: as fast as it goes)', Number, 1500)
@@ -24,9 +26,10 @@ const program = new Command('ingest-cpu')
   .option('--profile <dir>', 'CPU profiles of the web processes into dir, with window.json (each run\'s window and webhooks)')
   .option('--parallel', 'all variants at once, each at its share of the rate and connections (paired under the same machine load)')
   .option('--projector', 'the projector beside (ledger project), as the bench runs it')
+  .option('--stdout-pipe', 'standard output of every process to a pipe read by the bench (dropped), as a log collector reads it')
   .argument('<variants...>')
   .parse();
-const o = program.opts<{ rate: number; duration: number; warmup: number; rounds: number; connections: number; rotate: number; profile?: string; parallel?: boolean; projector?: boolean }>();
+const o = program.opts<{ rate: number; duration: number; warmup: number; rounds: number; connections: number; rotate: number; profile?: string; parallel?: boolean; projector?: boolean; stdoutPipe?: boolean }>();
 const variants = program.args.map((arg) => {
   const at = arg.indexOf('=');
   const [script, ...pairs] = arg.slice(at + 1).split(',');
@@ -46,6 +49,7 @@ const loadOf = (url: string, seconds: number): autocannon.Options => ({
 const results = new Map<string, LoadResult[]>();
 const windows: { label: string; file: string; window: unknown; webhooks: number }[] = [];
 if (o.profile) profileInto(o.profile);
+if (o.stdoutPipe) pipeStandardOutput();
 type Variant = (typeof variants)[number];
 /** One variant on a fresh database: started, warmed, then `measure` runs the load (alone, or beside the others). */
 async function withVariant<T>(v: Variant, use: (web: Service, db: { name: string }, projector: Service | null) => Promise<T>): Promise<T> {

@@ -79,6 +79,11 @@ export function profileInto(dir: string): void {
   profileDir = dir;
 }
 export const profiledProcesses = (): readonly Profiled[] => profiled;
+let stdoutPiped = false;
+/** From now on every process started writes its standard output to a pipe that is read and dropped, as a log collector's. */
+export function pipeStandardOutput(): void {
+  stdoutPiped = true;
+}
 
 /**
  * The node flags of a package.json script (`npm start` for dist/main.js, `npm run ledger` for dist/cli.js), with
@@ -107,8 +112,9 @@ function spawnNode(label: string, script: string, args: readonly string[], env: 
   const child = spawn(process.execPath, [...flags, script, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: stdio === 'ipc' ? ['ignore', 'ignore', 'inherit', 'ipc'] : ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', stdoutPiped ? 'pipe' : 'ignore', 'inherit', ...(stdio === 'ipc' ? (['ipc'] as const) : [])],
   });
+  child.stdout?.resume();
   return { child, profile };
 }
 

@@ -13,7 +13,7 @@ export const logFormatFor = (configured: LogFormat | undefined): LogFormat => co
  */
 export function createLogger(level: string, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   // Pretty lines are made from the JSON line after redaction (streamWrite), in this thread: nothing secret reaches them.
-  const out = format === 'pretty' ? prettyStream(destination) : destination;
+  const out = format === 'pretty' ? prettyStream(destination) : (destination ?? standardOutput());
   return pino(
     {
       level,
@@ -44,6 +44,40 @@ export function createLogger(level: string, destination?: DestinationStream, for
     out,
   );
 }
+
+/**
+ * Lines written once per turn of the event loop instead of once per line: each request's line was a write system
+ * call of its own (~7 µs of CPU to a pipe, measured alone), and the requests that one group commit answers are
+ * answered in one turn (~18 lines a write at 1 000 webhooks/s). A line is written before the loop next waits for
+ * I/O, and on any exit (process.exit, an uncaught error) what is pending is written synchronously; only a SIGKILL or
+ * a crash of the process itself within that turn loses its lines — log lines, never ledger facts, which are committed
+ * before any answer. The writes stay synchronous, as pino's default is, so a slow reader holds nothing in memory.
+ */
+export function linesPerTurn(out: { write(text: string): unknown }): DestinationStream & { flush(done?: () => void): void } {
+  let pending = '';
+  const writePending = () => {
+    if (pending === '') return;
+    const text = pending;
+    pending = '';
+    out.write(text);
+  };
+  process.on('exit', () => writePending());
+  return {
+    write(line: string) {
+      if (pending === '') setImmediate(writePending);
+      pending += line;
+    },
+    // pino's logger.flush(cb)
+    flush(done) {
+      writePending();
+      done?.();
+    },
+  };
+}
+
+let stdoutLines: DestinationStream | null = null;
+/** One for the process, shared by every logger that writes to standard output (their lines stay in order). */
+const standardOutput = (): DestinationStream => (stdoutLines ??= linesPerTurn(pino.destination({ dest: 1, sync: true })));
 
 function prettyStream(destination: DestinationStream | undefined): DestinationStream {
   return pinoPretty({

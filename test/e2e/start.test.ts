@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sample } from '../support/app';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
-import { runServiceToExit, startService, stopService } from '../support/service';
+import { runServiceToExit, startService, stopService, waitFor } from '../support/service';
 
 const TOKEN = 'e2e-webhook-token-0123456789abcdef';
 
@@ -55,6 +55,12 @@ describe('npm start on PostgreSQL (DATABASE_URL)', () => {
     } finally {
       expect(await stop(service)).toBe(0);
     }
+    // Lines are written once per turn of the event loop: the last ones before the exit are not lost, and every
+    // webhook answered has its one line.
+    await waitFor('the last log line', () => output().includes('drained; exiting'), 5_000);
+    const lines = output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { msg: string; route?: string });
+    expect(lines.filter((l) => l.msg === 'request completed' && l.route === '/webhooks/bankhub')).toHaveLength(22);
+    expect(lines.at(-1)?.msg).toBe('drained; exiting');
   });
 });
 
