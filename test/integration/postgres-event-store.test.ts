@@ -186,6 +186,25 @@ describe('PostgreSQL event store group insert', () => {
     }
     expect(await store.readStream('meets-7')).toEqual([]);
   });
+
+  it('answers one new delivery met twice in a group as appended once and already stored, and elsewhere as a duplicate id', async () => {
+    const store = createPostgresEventStore(database.db, { pollIntervalMs: 10 });
+    const twice = event({ n: 'twice' });
+    // The first two appends go alone (two groups in flight); the rest wait and form one group holding the new
+    // event three times: twice for its stream, once for another.
+    const fresh = Array.from({ length: 2 }, (_, i) => event({ n: i }));
+    const results = await Promise.all([
+      ...fresh.map((e, i) => store.appendToStream(`twice-${i}`, [e], 'no_stream')),
+      store.appendToStream('twice-a', [twice], 'no_stream'),
+      store.appendToStream('twice-a', [twice], 'no_stream').catch((error: unknown) => error),
+      store.appendToStream('twice-b', [twice], 'no_stream').catch((error: unknown) => error),
+    ]);
+    expect(results[2]).toMatchObject({ status: 'appended' });
+    expect(results[3]).toMatchObject({ status: 'already_stored', nextRevision: 0n });
+    expect(results[4]).toBeInstanceOf(DuplicateEventId);
+    expect((await store.readStream('twice-a')).map((r) => r.eventId)).toEqual([twice.eventId]);
+    expect(await store.readStream('twice-b')).toEqual([]);
+  });
 });
 
 // A subscription in the appending process is woken by its own commits; the idle poll is set far beyond every

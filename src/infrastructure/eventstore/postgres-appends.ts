@@ -215,7 +215,12 @@ async function insertGroup(db: WriteSideDb, group: readonly PendingAppend[]): Pr
     throw error;
   });
   const fresh = new Map(inserted.rows.map((r) => [r.event_id, r]));
-  const missed = group.filter((p) => !fresh.has(p.event.eventId));
+  // A member is decided from the stored rows unless it is the one whose row this insert returned: the first
+  // member with its id. A later member with the same id (one delivery twice in the group) is a repeat of it.
+  const firstWithId = new Map<string, PendingAppend>();
+  for (const pending of group) if (!firstWithId.has(pending.event.eventId)) firstWithId.set(pending.event.eventId, pending);
+  const insertedFor = (pending: PendingAppend) => firstWithId.get(pending.event.eventId) === pending ? fresh.get(pending.event.eventId) : undefined;
+  const missed = group.filter((p) => insertedFor(p) === undefined);
   // Read after the commit, so rows this group just inserted are seen too.
   const stored =
     missed.length === 0
@@ -231,11 +236,8 @@ async function insertGroup(db: WriteSideDb, group: readonly PendingAppend[]): Pr
           )
           .execute();
   return group.map((pending): AppendResult | Error => {
-    const row = fresh.get(pending.event.eventId);
-    if (row) {
-      fresh.delete(pending.event.eventId); // later callers in this group with the same id are repeats
-      return { status: 'appended', nextRevision: 0n, position: positionOf(row.seq) };
-    }
+    const row = insertedFor(pending);
+    if (row) return { status: 'appended', nextRevision: 0n, position: positionOf(row.seq) };
     const sameId = stored.find((r) => r.event_id === pending.event.eventId);
     if (sameId && sameId.stream_id !== pending.streamId) return new DuplicateEventId(pending.event.eventId);
     const last = stored
