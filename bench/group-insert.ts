@@ -4,8 +4,9 @@
  * database of the local server (fsync and synchronous_commit as configured). Prints each form's median and 90th
  * percentile round trip per group (lock, insert, commit) and the Node CPU it took (the driver's work included).
  *
- *   npx tsx bench/group-insert.ts [rows per group = 64] [groups = 200]
+ *   npx tsx bench/group-insert.ts [rows per group = 64] [groups = 200] [rounds = 2] [form,form,…]
  */
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { APPEND_LOCK } from '../src/infrastructure/eventstore/postgres-appends';
 import { migratedClient } from './lib';
@@ -13,13 +14,16 @@ import { eventsOfIngest } from './store';
 
 const size = Number(process.argv[2] ?? 64);
 const groups = Number(process.argv[3] ?? 200);
+const rounds = Number(process.argv[4] ?? 2);
+/** Which forms, in which order (names joined by commas; all by default). */
+const chosen = process.argv[5]?.split(',') ?? null;
 const LOCK = APPEND_LOCK.toString();
 /** The events inserted from `source` (rows `g` with a raw_body), then their attachments from what the insert returned. */
-const insertFrom = (lock: string, source: string) => `with append_lock as (select pg_advisory_xact_lock(${lock}::bigint)),
+const insertFrom = (lock: string, source: string, onConflict = true) => `with append_lock as (select pg_advisory_xact_lock(${lock}::bigint)),
   g as materialized (select * from ${source}),
   inserted as (
     insert into events (stream_id, revision, event_id, type, data, metadata)
-    select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata from append_lock, g on conflict do nothing
+    select g.stream_id, 0, g.event_id, g.type, g.data, g.metadata from append_lock, g${onConflict ? ' on conflict do nothing' : ''}
     returning event_id, seq),
   attached as (
     insert into event_attachments (seq, body)
@@ -64,13 +68,38 @@ const forms: Record<string, (client: pg.Client, rows: readonly Row[]) => Promise
       text: insertFrom('$1', `(values ${multiRow(rows.length)}) as g(stream_id, event_id, type, data, metadata, raw_body)`),
       values: [LOCK, ...values(rows)],
     }),
+  // The service's form until the seq was taken in g: the same insert without `on conflict`, tried first.
+  'plain VALUES': (client, rows) =>
+    client.query({
+      name: `plain-${rows.length}`,
+      text: insertFrom('$1', `(values ${multiRow(rows.length)}) as g(stream_id, event_id, type, data, metadata, raw_body)`, false),
+      values: [LOCK, ...values(rows)],
+    }),
+  // The same VALUES, each row's seq taken in `g` after the lock: both inserts read `g`, nothing is joined back.
+  'seq in g': (client, rows) =>
+    client.query({
+      name: `seq-${rows.length}`,
+      text: `with append_lock as (select pg_advisory_xact_lock($1::bigint)),
+  g as materialized (
+    select nextval('events_seq_seq') as seq, v.* from append_lock,
+      (values ${multiRow(rows.length)}) as v(stream_id, event_id, type, data, metadata, raw_body)),
+  inserted as (
+    insert into events (seq, stream_id, revision, event_id, type, data, metadata)
+    select g.seq, g.stream_id, 0, g.event_id, g.type, g.data, g.metadata from g),
+  attached as (insert into event_attachments (seq, body) select g.seq, g.raw_body from g where g.raw_body is not null)
+  select event_id, seq from g`,
+      values: [LOCK, ...values(rows)],
+    }),
 };
+/** CPU (µs) the backend with this pid has run so far (schedstat: nanoseconds on a CPU). */
+const backendMicros = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
 
-async function time(client: pg.Client, form: string): Promise<string> {
+async function time(client: pg.Client, backend: number, form: string): Promise<string> {
   const appends = await eventsOfIngest(size * groups, 1000);
   const rows: Row[] = appends.map(({ streamId, event: e }) => ({ stream_id: streamId, event_id: e.eventId, type: e.type, data: e.data, metadata: e.metadata, raw_body: e.attachment ?? null }));
   const millis: number[] = [];
   let cpuMicros = 0;
+  const backendBefore = backendMicros(backend);
   for (let g = 0; g < groups; g++) {
     const started = performance.now();
     const cpu = process.cpuUsage();
@@ -79,14 +108,16 @@ async function time(client: pg.Client, form: string): Promise<string> {
     cpuMicros += used.user + used.system;
     millis.push(performance.now() - started);
   }
+  const backendPerRow = (backendMicros(backend) - backendBefore) / (groups * size);
   millis.sort((a, b) => a - b);
   const at = (q: number) => millis[Math.floor(millis.length * q)]!.toFixed(2);
-  return `${form.padEnd(20)} ${size} rows: median ${at(0.5)} ms, p90 ${at(0.9)} ms a group; Node CPU ${(cpuMicros / groups / 1000).toFixed(2)} ms a group`;
+  return `${form.padEnd(20)} ${size} rows: median ${at(0.5)} ms, p90 ${at(0.9)} ms a group; Node CPU ${(cpuMicros / groups / 1000).toFixed(2)} ms a group; backend ${backendPerRow.toFixed(1)} µs a row`;
 }
 
 const { client, drop } = await migratedClient('group_insert');
 try {
-  for (let round = 0; round < 2; round++) for (const form of Object.keys(forms)) console.log(await time(client, form));
+  const backend = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid;
+  for (let round = 0; round < rounds; round++) for (const form of chosen ?? Object.keys(forms)) console.log(await time(client, backend, form));
 } finally {
   await drop();
 }

@@ -73,20 +73,23 @@ describe('PostgreSQL event store global order', () => {
         seen.push(...events);
       },
     });
-    // A slow appender: it takes the append lock, inserts (taking the smaller sequence number) and dawdles.
+    // A slow appender takes the append lock; a fast append then queues at it; only then does the slow one insert
+    // (taking its sequence number) and dawdle. Had the fast append taken its number before the lock, its number would
+    // be the smaller one and a reader at it would have passed the slow event while it was still open.
     const slow = new pg.Client({ connectionString: testDb.url });
     await slow.connect();
     try {
       await slow.query('begin');
       await slow.query(`select pg_advisory_xact_lock(${0x6c65646765726576n}::bigint)`);
-      await slow.query(
-        `insert into events (stream_id, revision, event_id, type, data, metadata)
-         values ('order-a', 0, gen_random_uuid(), 'Ordered', '{}', '{}')`,
-      );
       let fastDone = false;
       const fast = store
         .appendToStream('order-b', [{ eventId: crypto.randomUUID(), type: 'Ordered', data: {}, metadata: {} }], 'no_stream')
         .then(() => (fastDone = true));
+      await new Promise((r) => setTimeout(r, 100));
+      await slow.query(
+        `insert into events (stream_id, revision, event_id, type, data, metadata)
+         values ('order-a', 0, gen_random_uuid(), 'Ordered', '{}', '{}')`,
+      );
       // Give the fast append and the subscriber every chance to run ahead while A is open.
       await new Promise((r) => setTimeout(r, 200));
       expect(fastDone).toBe(false);
