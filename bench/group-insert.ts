@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { APPEND_LOCK } from '../src/infrastructure/eventstore/postgres-appends';
+import { APPEND_LOCK, groupInsertText, groupSlots } from '../src/infrastructure/eventstore/postgres-appends';
 import { migratedClient } from './lib';
 import { eventsOfIngest } from './store';
 
@@ -75,21 +75,15 @@ const forms: Record<string, (client: pg.Client, rows: readonly Row[]) => Promise
       text: insertFrom('$1', `(values ${multiRow(rows.length)}) as g(stream_id, event_id, type, data, metadata, raw_body)`, false),
       values: [LOCK, ...values(rows)],
     }),
-  // The same VALUES, each row's seq taken in `g` after the lock: both inserts read `g`, nothing is joined back.
-  'seq in g': (client, rows) =>
-    client.query({
-      name: `seq-${rows.length}`,
-      text: `with append_lock as (select pg_advisory_xact_lock($1::bigint)),
-  g as materialized (
-    select nextval('events_seq_seq') as seq, v.* from append_lock,
-      (values ${multiRow(rows.length)}) as v(stream_id, event_id, type, data, metadata, raw_body)),
-  inserted as (
-    insert into events (seq, stream_id, revision, event_id, type, data, metadata)
-    select g.seq, g.stream_id, 0, g.event_id, g.type, g.data, g.metadata from g),
-  attached as (insert into event_attachments (seq, body) select g.seq, g.raw_body from g where g.raw_body is not null)
-  select event_id, seq from g`,
-      values: [LOCK, ...values(rows)],
-    }),
+  // The service's statement (postgres-appends.ts): each row's seq taken in `g` after the lock, both inserts read `g`.
+  'seq in g': (client, rows) => {
+    const slots = groupSlots(rows.length);
+    return client.query({
+      name: `seq-${slots}`,
+      text: groupInsertText(slots, false),
+      values: [LOCK, ...values(rows), ...Array.from({ length: (slots - rows.length) * 6 }, () => null)],
+    });
+  },
 };
 /** CPU (µs) the backend with this pid has run so far (schedstat: nanoseconds on a CPU). */
 const backendMicros = (pid: number) => Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;

@@ -85,7 +85,16 @@ describe('PostgreSQL event store global order', () => {
       const fast = store
         .appendToStream('order-b', [{ eventId: crypto.randomUUID(), type: 'Ordered', data: {}, metadata: {} }], 'no_stream')
         .then(() => (fastDone = true));
-      await new Promise((r) => setTimeout(r, 100));
+      // The fast append's group waits at the append lock (an advisory lock of this database not granted) before the
+      // slow one inserts.
+      const queued = async () =>
+        (
+          await slow.query<{ n: number }>(
+            `select count(*)::int as n from pg_locks
+             where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`,
+          )
+        ).rows[0]!.n > 0;
+      await waitFor('the fast append to queue at the append lock', queued, 5_000);
       await slow.query(
         `insert into events (stream_id, revision, event_id, type, data, metadata)
          values ('order-a', 0, gen_random_uuid(), 'Ordered', '{}', '{}')`,
