@@ -79,6 +79,7 @@ async function ingest() {
     { scenario: 'ingest, durable floor', measure: 'CPU µs per webhook (server / PostgreSQL / whole machine)', value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${floor.machineCpuMicrosPerRequest}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
   );
   results.ingest = { ceiling, ceilingPeakRssMb: bareRss, floor, connections: o.ingestConnections, rate: o.ingestRate ?? null, duration };
+  await ingestStoreOnly(ceiling);
   // Both shapes in one run: the production shape (docker-compose.yml: a projector process beside the web process)
   // and `npm start`'s default (the projections in the web process).
   for (const shape of ['projector beside', 'projections in web'] as const) {
@@ -113,6 +114,27 @@ async function ingest() {
       await service.stop();
       await db.drop();
     }
+  }
+}
+
+/**
+ * The service storing only (no projection runs anywhere: RUN_PROJECTIONS=false and no projector), under the same load:
+ * between the floor and the two shapes, it shows how much of the gap is the web process and how much the projection.
+ * A diagnostic, no target: its events are never projected.
+ */
+async function ingestStoreOnly(ceiling: LoadResult): Promise<void> {
+  const db = await freshDatabase('store_only');
+  const service = await startService('web (ingest, store only)', MAIN, { DATABASE_URL: db.url, WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: 'false' });
+  try {
+    const result = await load(ingestLoad(service.url), [service], db.name);
+    (results.ingest as Record<string, unknown>)['store only'] = { service: result, peakRssMb: service.peakRssMb() };
+    rows.push(
+      { scenario: 'ingest, store only (no projection)', measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
+      { scenario: 'ingest, store only (no projection)', measure: 'CPU µs per webhook (web / PostgreSQL / whole machine)', value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${result.machineCpuMicrosPerRequest}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+    );
+  } finally {
+    await service.stop();
+    await db.drop();
   }
 }
 
