@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { APPEND_LOCK, groupInsertText, groupSlots } from '../src/infrastructure/eventstore/postgres-appends';
+import { APPEND_LOCK, groupInsertText, groupParameters, groupSlots } from '../src/infrastructure/eventstore/postgres-appends';
 import { migratedClient } from './lib';
 import { eventsOfIngest } from './store';
 
@@ -61,7 +61,7 @@ const forms: Record<string, (client: pg.Client, rows: readonly Row[]) => Promise
       text: insertFrom('$7', 'unnest($1::text[], $2::uuid[], $3::text[], $4::json[], $5::json[], $6::text[]) as g(stream_id, event_id, type, data, metadata, raw_body)'),
       values: [...[0, 1, 2, 3, 4, 5].map((c) => rows.map((r) => values([r])[c])), LOCK],
     }),
-  // Now: a prepared multi-row VALUES, one parameter per column and row.
+  // A prepared multi-row VALUES, one parameter per column and row, `on conflict do nothing` (the first such form).
   'multi-row VALUES': (client, rows) =>
     client.query({
       name: `values-${rows.length}`,
@@ -81,7 +81,7 @@ const forms: Record<string, (client: pg.Client, rows: readonly Row[]) => Promise
     return client.query({
       name: `seq-${slots}`,
       text: groupInsertText(slots, false),
-      values: [LOCK, ...values(rows), ...Array.from({ length: (slots - rows.length) * 6 }, () => null)],
+      values: groupParameters(rows.map((r) => values([r])), slots),
     });
   },
 };

@@ -85,7 +85,7 @@ async function ingest() {
   for (const shape of ['projector beside', 'projections in web'] as const) {
     const db = await freshDatabase('ingest');
     const beside = shape === 'projector beside';
-    const service = await startService(`web (ingest, ${shape})`, MAIN, { DATABASE_URL: db.url, WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: String(!beside) });
+    const service = await startIngestService(shape, db.url, !beside);
     const projector = beside
       ? await startService('projector (ingest, beside)', CLI, { DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, { args: ['project'], portVariable: 'METRICS_PORT' })
       : null;
@@ -124,7 +124,7 @@ async function ingest() {
  */
 async function ingestStoreOnly(ceiling: LoadResult): Promise<void> {
   const db = await freshDatabase('store_only');
-  const service = await startService('web (ingest, store only)', MAIN, { DATABASE_URL: db.url, WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: 'false' });
+  const service = await startIngestService('store only', db.url, false);
   try {
     const result = await load(ingestLoad(service.url), [service], db.name);
     (results.ingest as Record<string, unknown>)['store only'] = { service: result, peakRssMb: service.peakRssMb() };
@@ -137,6 +137,10 @@ async function ingestStoreOnly(ceiling: LoadResult): Promise<void> {
     await db.drop();
   }
 }
+
+/** The web process of an ingest row, every row with the same settings but where the projections run. */
+const startIngestService = (shape: string, url: string, runProjections: boolean): Promise<Service> =>
+  startService(`web (ingest, ${shape})`, MAIN, { DATABASE_URL: url, WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: String(runProjections) });
 
 /** The service's and the floor's load: as fast as they go, or held at --ingest-rate webhooks/s in all. */
 const ingestLoad = (url: string): autocannon.Options => ({

@@ -219,11 +219,17 @@ export const groupSlots = (size: number): number => (size <= 4 ? size : size <= 
  * A group of single-event "no stream" appends in ONE statement (its own transaction): take the append lock, insert
  * what is new, commit. One round trip per group; the answers are decided from what came back.
  */
+/** The group statement's parameters: the lock's key, each row's (groupRowOf), then rows of nulls up to `slots`. */
+export function groupParameters(rows: readonly (readonly (string | null)[])[], slots: number): unknown[] {
+  const parameters: unknown[] = [APPEND_LOCK.toString()];
+  for (const row of rows) parameters.push(...row);
+  for (let i = rows.length; i < slots; i++) parameters.push(...NO_ROW);
+  return parameters;
+}
+
 async function insertGroup(db: WriteSideDb, group: readonly PendingAppend[]): Promise<(AppendResult | Error)[]> {
   const slots = groupSlots(group.length);
-  const parameters: unknown[] = [APPEND_LOCK.toString()];
-  for (const pending of group) parameters.push(...pending.row);
-  for (let i = group.length; i < slots; i++) parameters.push(...NO_ROW);
+  const parameters = groupParameters(group.map((pending) => pending.row), slots);
   // On a server the statement goes to the driver's pool itself (the same pool, connections and prepared statements
   // as kysely's): kysely's executor around it cost ~10 µs of the web process a webhook at 1 500 webhooks/s.
   const pool = driverPoolOf(db);
