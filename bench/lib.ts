@@ -6,7 +6,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { migrateToLatest } from '../src/infrastructure/postgres/migrations';
 import { accountIdOf } from '../src/projections/ledger.projection';
-import { createTestDatabase } from '../test/support/postgres';
+import { ADMIN_URL, createTestDatabase } from '../test/support/postgres';
 import { freePort, NODE_FLAGS, ROOT } from '../test/support/service';
 import { webhookBodies } from './generate';
 import { monotonicMicros } from './profile-summary';
@@ -250,23 +250,48 @@ export interface LoadResult {
   readonly postgresCpuMicrosPerRequest: number;
   /** CPU per request of the whole machine (the load generator included), in µs. */
   readonly machineCpuMicrosPerRequest: number;
+  /**
+   * The part of the machine's that neither the processes given, nor their backends, nor the load generator (this
+   * process) used, in µs a request: the server's helpers, the kernel's writeback, other programs. Large, it says the
+   * run was disturbed.
+   */
+  readonly outsideCpuMicrosPerRequest: number;
+}
+
+/**
+ * Before a load: PostgreSQL writes its dirty buffers (CHECKPOINT) and the kernel its dirty pages (sync), so that what
+ * the previous scenario wrote is not flushed, at the cost of the fsyncs and the CPU, inside the next one's window.
+ * CHECKPOINT needs a superuser or pg_checkpoint; where the admin role has neither, only the sync runs.
+ */
+export async function flushWrites(): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query('checkpoint').catch((error: unknown) => console.warn(`bench: no CHECKPOINT before the load (${(error as Error).message})`));
+  } finally {
+    await client.end();
+  }
+  spawnSync('sync');
 }
 
 /** One autocannon run; the processes given have their profile window set to it and their CPU counted. */
 export async function load(options: autocannon.Options, under: readonly Worker[] = [], database?: string): Promise<LoadResult> {
   for (const w of under) w.markLoad('from');
   const cpuBefore = under.map((w) => w.cpuMicros());
-  const [backendsBefore, machineBefore] = [database ? backendTicks(database) : new Map<string, number>(), machineCpuMicros()];
+  const [backendsBefore, machineBefore, generatorBefore] = [database ? backendTicks(database) : new Map<string, number>(), machineCpuMicros(), process.cpuUsage()];
   const result = await autocannon(options);
   const cpuUsed = under.map((w, i) => w.cpuMicros() - cpuBefore[i]!);
   const machineUsed = machineCpuMicros() - machineBefore;
+  const generator = process.cpuUsage(generatorBefore);
   const postgresUsed = database ? backendMicrosBetween(backendsBefore, backendTicks(database)) : 0;
+  const outside = machineUsed - postgresUsed - (generator.user + generator.system) - cpuUsed.reduce((a, b) => a + b, 0);
   for (const w of under) w.markLoad('to');
   const perRequest = (micros: number) => Math.round(micros / Math.max(1, result.requests.total));
   return {
     cpuMicrosPerRequest: cpuUsed.map(perRequest),
     postgresCpuMicrosPerRequest: perRequest(postgresUsed),
     machineCpuMicrosPerRequest: perRequest(machineUsed),
+    outsideCpuMicrosPerRequest: perRequest(Math.max(0, outside)),
     requests: result.requests.total,
     perSecond: Math.round(result.requests.total / (result.duration || 1)),
     p50: result.latency.p50,

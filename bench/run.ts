@@ -11,18 +11,21 @@ import { decodePosition } from '../src/application/ports/event-store';
 import { readCheckpoint } from '../src/infrastructure/projection-store';
 import { seedEvents } from './generate';
 import { ADMIN_URL } from '../test/support/postgres';
-import { BENCH_API_TOKEN, BENCH_WEBHOOK_TOKEN, benchStatements, buildDist, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, ROOT, type Service, startService, startWorker, webhookRequests } from './lib';
+import { BENCH_API_TOKEN, BENCH_WEBHOOK_TOKEN, benchStatements, buildDist, flushWrites, freshDatabase, load, type LoadResult, profiledProcesses, profileInto, ROOT, type Service, startService, startWorker, webhookRequests } from './lib';
 import { formatSummary, summariseProfile } from './profile-summary';
 import { storeScenario } from './store';
 
 /**
  * `npm run bench`: each scenario runs its ceiling in the same run, so the ratio is what we compare. The service and
- * the CLI run compiled (dist/, built first), as production runs them. `npm run bench -- --quick` fits in about a
- * minute; `--profile` also writes CPU profiles of every process started and a summary of where the time went.
+ * the CLI run compiled (dist/, built first), as production runs them; every ingest row is measured after a warm-up of
+ * the same load on its fresh processes (`--warmup`), the warm-up kept as its cold figure. `npm run bench -- --quick`
+ * fits in about a minute and a half; `--profile` also writes CPU profiles of every process started and a summary of
+ * where the time went.
  */
 const program = new Command('bench')
   .option('--quick', 'small sizes and short durations')
   .option('--duration <s>', 'seconds per load test', Number)
+  .option('--warmup <s>', 'seconds of the same load on each ingest row\'s fresh processes before its measured window (0: measured cold)', Number)
   .option('--ingest-connections <n>', 'connections for ingest', Number, 64)
   .option('--ingest-rate <n>', 'hold the floor and the service at this many webhooks/s in all (CPU a webhook compared at equal load); default: as fast as they go', Number)
   .option('--statement-connections <n>', 'connections for statements and /health', Number, 32)
@@ -41,6 +44,7 @@ const o = program.opts<{
   keepDatabase?: boolean;
   quick?: boolean;
   duration?: number;
+  warmup?: number;
   ingestConnections: number;
   ingestRate?: number;
   statementConnections: number;
@@ -54,6 +58,7 @@ const o = program.opts<{
   prebuilt?: boolean;
 }>();
 const duration = o.duration ?? (o.quick ? 3 : 10);
+const warmup = o.warmup ?? (o.quick ? 1 : 10);
 const projectEvents = o.projectEvents ?? (o.quick ? 20_000 : 200_000);
 const rebuildEvents = o.rebuildEvents ?? (o.quick ? 100_000 : 1_000_000);
 const storeAppends = o.storeAppends ?? (o.quick ? 2_000 : 20_000);
@@ -69,17 +74,20 @@ const ratio = (x: number) => x.toFixed(2);
 
 async function ingest() {
   const bare = await startService('bare fastify (ingest ceiling)', 'bench/bare-server.mjs', {});
-  const ceiling = await load({ url: bare.url, connections: o.ingestConnections, duration, requests: webhookRequests(o.accounts) }, [bare]);
+  const { warm: ceiling, cold: ceilingCold } = await warmedLoad({ url: bare.url, connections: o.ingestConnections, duration, requests: webhookRequests(o.accounts) }, [bare]);
   const bareRss = bare.peakRssMb();
   await bare.stop();
   rows.push({ scenario: 'ingest', measure: 'bare fastify webhooks/s, p50 / p99 ms', value: `${ceiling.perSecond}, ${ceiling.p50} / ${ceiling.p99}`, ceiling: '', ratio: '', target: '' });
-  const floor = await ingestFloor();
+  if (ceilingCold) rows.push({ scenario: 'ingest', measure: `bare fastify's first ${warmup} s: webhooks/s, p50 / p99 ms`, value: `${ceilingCold.perSecond}, ${ceilingCold.p50} / ${ceilingCold.p99}`, ceiling: '', ratio: '', target: '' });
+  const coldRow = (scenario: string, cold: LoadResult | null) => coldRowOf(scenario, cold, ceilingCold);
+  const { warm: floor, cold: floorCold } = await ingestFloor();
   rows.push(
     { scenario: 'ingest, durable floor', measure: 'webhooks/s, p50 / p99 ms', value: `${floor.perSecond}, ${floor.p50} / ${floor.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(floor.perSecond / ceiling.perSecond), target: '' },
-    { scenario: 'ingest, durable floor', measure: 'CPU µs per webhook (server / PostgreSQL / whole machine)', value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${floor.machineCpuMicrosPerRequest}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+    { scenario: 'ingest, durable floor', measure: `CPU µs per webhook (server / PostgreSQL / ${MACHINE})`, value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${machineCpu(floor)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+    ...coldRow('ingest, durable floor', floorCold),
   );
-  results.ingest = { ceiling, ceilingPeakRssMb: bareRss, floor, connections: o.ingestConnections, rate: o.ingestRate ?? null, duration };
-  await ingestStoreOnly(ceiling);
+  results.ingest = { ceiling, ceilingCold, ceilingPeakRssMb: bareRss, floor, floorCold, connections: o.ingestConnections, rate: o.ingestRate ?? null, duration, warmup };
+  await ingestStoreOnly(ceiling, ceilingCold);
   // Both shapes in one run: the production shape (docker-compose.yml: a projector process beside the web process)
   // and `npm start`'s default (the projections in the web process).
   for (const shape of ['projector beside', 'projections in web'] as const) {
@@ -92,21 +100,29 @@ async function ingest() {
     // Opened before the load, so that reading the lag at its end costs no start-up.
     const root = await openBenchRoot(db.url);
     try {
-      const commitsBefore = await commits(root.resolve('database').db);
-      const result = await load({ ...ingestLoad(service.url) }, projector ? [service, projector] : [service], db.name);
-      const commitsPerWebhook = ((await commits(root.resolve('database').db)) - commitsBefore) / result.requests;
-      const lag = await projectionLag(root.resolve('database').db);
+      const database = root.resolve('database').db;
+      let commitsBefore = 0;
+      let coldLag: Awaited<ReturnType<typeof projectionLag>> | null = null;
+      // The measured window starts with the projection caught up with the warm-up, as the cold window did.
+      const settle = async () => {
+        if (warmup > 0) coldLag = await projectionLag(database);
+        commitsBefore = await commits(database);
+      };
+      const { warm: result, cold } = await warmedLoad(ingestLoad(service.url), projector ? [service, projector] : [service], db.name, settle);
+      const commitsPerWebhook = ((await commits(database)) - commitsBefore) / result.requests;
+      const lag = await projectionLag(database);
       const rss = service.peakRssMb();
       const projectorRss = projector?.peakRssMb() ?? null;
-      (results.ingest as Record<string, unknown>)[shape] = { service: result, commitsPerWebhook, projectionLag: lag, peakRssMb: rss, projectorPeakRssMb: projectorRss };
+      (results.ingest as Record<string, unknown>)[shape] = { service: result, cold, commitsPerWebhook, projectionLag: lag, coldProjectionLag: coldLag, peakRssMb: rss, projectorPeakRssMb: projectorRss };
       rows.push(
         { scenario: `ingest, ${shape}`, measure: 'durable webhooks/s', value: String(result.perSecond), ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '≥ 0.30 × bare' },
         { scenario: `ingest, ${shape}`, measure: 'p50 / p99 ms', value: `${result.p50} / ${result.p99}`, ceiling: `${ceiling.p50} / ${ceiling.p99}`, ratio: '', target: 'p99 ≤ 25' },
         { scenario: `ingest, ${shape}`, measure: 'errors, non-2xx', value: `${result.errors}, ${result.non2xx}`, ceiling: `${ceiling.errors}, ${ceiling.non2xx}`, ratio: '', target: '0' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'CPU µs per webhook (web / projector)' : 'CPU µs per webhook', value: result.cpuMicrosPerRequest.join(' / '), ceiling: String(ceiling.cpuMicrosPerRequest[0]), ratio: '', target: '' },
-        { scenario: `ingest, ${shape}`, measure: 'CPU µs per webhook (PostgreSQL / whole machine)', value: `${result.postgresCpuMicrosPerRequest} / ${result.machineCpuMicrosPerRequest}`, ceiling: `${ceiling.postgresCpuMicrosPerRequest} / ${ceiling.machineCpuMicrosPerRequest}`, ratio: '', target: '' },
+        { scenario: `ingest, ${shape}`, measure: `CPU µs per webhook (PostgreSQL / ${MACHINE})`, value: `${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: `${ceiling.postgresCpuMicrosPerRequest} / ${ceiling.machineCpuMicrosPerRequest}`, ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: "ledger projection's lag at the load's end: events behind, s to catch up", value: `${lag.eventsBehind}, ${lag.secondsToCatchUp === null ? 'not in 120 s' : lag.secondsToCatchUp.toFixed(2)}`, ceiling: '', ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(bareRss), ratio: '', target: '≤ 300' },
+        ...coldRow(`ingest, ${shape}`, cold),
       );
     } finally {
       await root.close();
@@ -122,15 +138,16 @@ async function ingest() {
  * between the floor and the two shapes, it shows how much of the gap is the web process and how much the projection.
  * A diagnostic, no target: its events are never projected.
  */
-async function ingestStoreOnly(ceiling: LoadResult): Promise<void> {
+async function ingestStoreOnly(ceiling: LoadResult, ceilingCold: LoadResult | null): Promise<void> {
   const db = await freshDatabase('store_only');
   const service = await startIngestService('store only', db.url, false);
   try {
-    const result = await load(ingestLoad(service.url), [service], db.name);
-    (results.ingest as Record<string, unknown>)['store only'] = { service: result, peakRssMb: service.peakRssMb() };
+    const { warm: result, cold } = await warmedLoad(ingestLoad(service.url), [service], db.name);
+    (results.ingest as Record<string, unknown>)['store only'] = { service: result, cold, peakRssMb: service.peakRssMb() };
     rows.push(
       { scenario: 'ingest, store only (no projection)', measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
-      { scenario: 'ingest, store only (no projection)', measure: 'CPU µs per webhook (web / PostgreSQL / whole machine)', value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${result.machineCpuMicrosPerRequest}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+      { scenario: 'ingest, store only (no projection)', measure: `CPU µs per webhook (web / PostgreSQL / ${MACHINE})`, value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+      ...coldRowOf('ingest, store only (no projection)', cold, ceilingCold),
     );
   } finally {
     await service.stop();
@@ -142,6 +159,35 @@ async function ingestStoreOnly(ceiling: LoadResult): Promise<void> {
 const startIngestService = (shape: string, url: string, runProjections: boolean): Promise<Service> =>
   startService(`web (ingest, ${shape})`, MAIN, { DATABASE_URL: url, WEBHOOK_TOKEN: BENCH_WEBHOOK_TOKEN, LOG_LEVEL: 'warn', RUN_PROJECTIONS: String(runProjections) });
 
+/**
+ * An ingest row's load on the processes just started for it, once the writes of what ran before are flushed: first
+ * `--warmup` seconds of the same load (their first load: V8 compiling the hot paths, the heaps growing, PostgreSQL's
+ * first pages of new tables), then, after `settle`, the measured window. The service Cas calls has been running; a
+ * fresh process's first seconds are the cold figure, kept beside it. One request generator for both windows, so the
+ * measured webhooks are new transactions, not retries.
+ */
+async function warmedLoad(
+  options: autocannon.Options,
+  under: readonly Service[],
+  database?: string,
+  settle?: () => Promise<unknown>,
+): Promise<{ warm: LoadResult; cold: LoadResult | null }> {
+  await flushWrites();
+  const cold = warmup > 0 ? await load({ ...options, duration: warmup }, under, database) : null;
+  await settle?.();
+  return { warm: await load(options, under, database), cold };
+}
+
+/** The machine's CPU a webhook and, in brackets, what of it no process of the row nor the load generator used. */
+const MACHINE = 'whole machine (outside the row and the load generator)';
+const machineCpu = (r: LoadResult) => `${r.machineCpuMicrosPerRequest} (${r.outsideCpuMicrosPerRequest})`;
+
+/** A row's first window (its processes fresh) against bare fastify's first window; none when measured cold only. */
+const coldRowOf = (scenario: string, cold: LoadResult | null, ceilingCold: LoadResult | null): typeof rows =>
+  cold && ceilingCold
+    ? [{ scenario, measure: `its first ${warmup} s (fresh processes): webhooks/s, p50 / p99 ms`, value: `${cold.perSecond}, ${cold.p50} / ${cold.p99}`, ceiling: `${ceilingCold.perSecond} (bare fastify's first ${warmup} s)`, ratio: ratio(cold.perSecond / ceilingCold.perSecond), target: '' }]
+    : [];
+
 /** The service's and the floor's load: as fast as they go, or held at --ingest-rate webhooks/s in all. */
 const ingestLoad = (url: string): autocannon.Options => ({
   url,
@@ -152,11 +198,11 @@ const ingestLoad = (url: string): autocannon.Options => ({
 });
 
 /** bench/floor-server.mjs under the same load on a fresh database: what storing durably costs before our work. */
-async function ingestFloor(): Promise<LoadResult> {
+async function ingestFloor(): Promise<{ warm: LoadResult; cold: LoadResult | null }> {
   const db = await freshDatabase('floor');
   const floor = await startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: db.url });
   try {
-    return await load(ingestLoad(floor.url), [floor], db.name);
+    return await warmedLoad(ingestLoad(floor.url), [floor], db.name);
   } finally {
     await floor.stop();
     await db.drop();
