@@ -79,12 +79,11 @@ async function ingest() {
   await bare.stop();
   rows.push({ scenario: 'ingest', measure: 'bare fastify webhooks/s, p50 / p99 ms', value: `${ceiling.perSecond}, ${ceiling.p50} / ${ceiling.p99}`, ceiling: '', ratio: '', target: '' });
   if (ceilingCold) rows.push({ scenario: 'ingest', measure: `bare fastify's first ${warmup} s: webhooks/s, p50 / p99 ms`, value: `${ceilingCold.perSecond}, ${ceilingCold.p50} / ${ceilingCold.p99}`, ceiling: '', ratio: '', target: '' });
-  const coldRow = (scenario: string, cold: LoadResult | null) => coldRowOf(scenario, cold, ceilingCold);
   const { warm: floor, cold: floorCold } = await ingestFloor();
   rows.push(
     { scenario: 'ingest, durable floor', measure: 'webhooks/s, p50 / p99 ms', value: `${floor.perSecond}, ${floor.p50} / ${floor.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(floor.perSecond / ceiling.perSecond), target: '' },
     { scenario: 'ingest, durable floor', measure: `CPU µs per webhook (server / PostgreSQL / ${MACHINE})`, value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${machineCpu(floor)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
-    ...coldRow('ingest, durable floor', floorCold),
+    ...coldRowOf('ingest, durable floor', floorCold, ceilingCold),
   );
   results.ingest = { ceiling, ceilingCold, ceilingPeakRssMb: bareRss, floor, floorCold, connections: o.ingestConnections, rate: o.ingestRate ?? null, duration, warmup };
   await ingestStoreOnly(ceiling, ceilingCold);
@@ -122,7 +121,7 @@ async function ingest() {
         { scenario: `ingest, ${shape}`, measure: `CPU µs per webhook (PostgreSQL / ${MACHINE})`, value: `${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: `${ceiling.postgresCpuMicrosPerRequest} / ${ceiling.machineCpuMicrosPerRequest}`, ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: "ledger projection's lag at the load's end: events behind, s to catch up", value: `${lag.eventsBehind}, ${lag.secondsToCatchUp === null ? 'not in 120 s' : lag.secondsToCatchUp.toFixed(2)}`, ceiling: '', ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(bareRss), ratio: '', target: '≤ 300' },
-        ...coldRow(`ingest, ${shape}`, cold),
+        ...coldRowOf(`ingest, ${shape}`, cold, ceilingCold),
       );
     } finally {
       await root.close();

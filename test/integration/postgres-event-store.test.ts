@@ -5,6 +5,7 @@ import { DuplicateEventId, type EventStore, type EventToAppend, type RecordedEve
 import type { JsonObject } from '../../src/domain/bank-transaction';
 import { openRoot, type Root } from '../../src/composition-root';
 import { loadConfig } from '../../src/config';
+import { APPEND_LOCK } from '../../src/infrastructure/eventstore/postgres-appends';
 import { createPostgresEventStore } from '../../src/infrastructure/eventstore/postgres-event-store';
 import type { Database } from '../../src/infrastructure/postgres/database';
 import { createTestDatabase, type TestDatabase } from '../support/postgres';
@@ -80,7 +81,7 @@ describe('PostgreSQL event store global order', () => {
     await slow.connect();
     try {
       await slow.query('begin');
-      await slow.query(`select pg_advisory_xact_lock(${0x6c65646765726576n}::bigint)`);
+      await slow.query(`select pg_advisory_xact_lock(${APPEND_LOCK}::bigint)`);
       let fastDone = false;
       const fast = store
         .appendToStream('order-b', [{ eventId: crypto.randomUUID(), type: 'Ordered', data: {}, metadata: {} }], 'no_stream')

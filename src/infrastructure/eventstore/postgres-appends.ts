@@ -215,10 +215,6 @@ const onConflictInsert = (values: string) => `with append_lock as (select pg_adv
 /** Sizes a group is padded to: exact up to 4, then multiples of 8 up to 64, then of 32 (at most 18 sizes up to 256). */
 export const groupSlots = (size: number): number => (size <= 4 ? size : size <= 64 ? Math.ceil(size / 8) * 8 : Math.ceil(size / 32) * 32);
 
-/**
- * A group of single-event "no stream" appends in ONE statement (its own transaction): take the append lock, insert
- * what is new, commit. One round trip per group; the answers are decided from what came back.
- */
 /** The group statement's parameters: the lock's key, each row's (groupRowOf), then rows of nulls up to `slots`. */
 export function groupParameters(rows: readonly (readonly (string | null)[])[], slots: number): unknown[] {
   const parameters: unknown[] = [APPEND_LOCK.toString()];
@@ -227,6 +223,10 @@ export function groupParameters(rows: readonly (readonly (string | null)[])[], s
   return parameters;
 }
 
+/**
+ * A group of single-event "no stream" appends in ONE statement (its own transaction): take the append lock, insert
+ * what is new, commit. One round trip per group; the answers are decided from what came back.
+ */
 async function insertGroup(db: WriteSideDb, group: readonly PendingAppend[]): Promise<(AppendResult | Error)[]> {
   const slots = groupSlots(group.length);
   const parameters = groupParameters(group.map((pending) => pending.row), slots);
