@@ -132,7 +132,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
 /**
  * A read connection's first statement: a 2 MB value, made and freed (the planner folds it, so twice). glibc
  * (PostgreSQL's allocator on Linux) then serves blocks up to that size from the backend's heap and keeps up to twice
- * that free, instead of mapping each big block of a busy month's statement (sorts, the stored period) fresh every time
+ * that free, instead of mapping each big block of a busy month's statement (its sorts, its window) fresh every time
  * and faulting it in page by page (15-30 us a page on this VM; 320-520 faults a busy statement, 0 after this). It
  * costs the connection ~1 030 page faults (~30 ms of backend CPU here) once.
  */

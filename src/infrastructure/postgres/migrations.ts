@@ -145,7 +145,8 @@ const migrations: Record<string, Migration> = {
   // A webhook's row is ~2.1 KB, over PostgreSQL's 2 KB toast threshold, so every insert compresses its largest value
   // (the raw body). pglz took ~4 µs of the server's CPU a row for it, lz4 ~0.4 µs, to the same size
   // (`npx tsx bench/toast-compression.ts`). Only where the server has lz4 (PGlite has pglz alone); rows already
-  // stored keep theirs, and reads decompress either.
+  // stored keep theirs, and reads decompress either. Since 0008 moved the body out, a webhook's rows are under the
+  // threshold and nothing of them is compressed; lz4 stays for larger values.
   '0007_events_lz4': {
     async up(db) {
       if (!(await serverHasLz4(db))) return;
@@ -158,7 +159,7 @@ const migrations: Record<string, Migration> = {
   },
   // The raw body out of the event rows into a table of its own, keyed by the event's seq: with it inline a row was
   // ~1.9 KB (4 a page), and a from-zero projection of a vacuumed log, which never reads it, spent ~9 µs of
-  // PostgreSQL's CPU an event more fetching those pages (ARCHITECTURE.md, perf-projection-12). The bodies stored so
+  // PostgreSQL's CPU an event more fetching those pages (docs/performance-history.md, perf-projection-12). The bodies stored so
   // far move here unchanged (text to text, no re-encoding). Dropping the column frees nothing on disk: its bytes stay
   // in the old pages until the table is rewritten (VACUUM FULL or pg_repack, an operator's choice); new pages are
   // dense at once.
