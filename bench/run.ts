@@ -138,18 +138,23 @@ async function ingest() {
  * A diagnostic, no target: its events are never projected.
  */
 async function ingestStoreOnly(ceiling: LoadResult, ceilingCold: LoadResult | null): Promise<void> {
-  const db = await freshDatabase('store_only');
-  const service = await startIngestService('store only', db.url, false);
+  const { warm: result, cold, peakRssMb } = await warmedAlone('store_only', (url) => startIngestService('store only', url, false));
+  (results.ingest as Record<string, unknown>)['store only'] = { service: result, cold, peakRssMb };
+  rows.push(
+    { scenario: 'ingest, store only (no projection)', measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
+    { scenario: 'ingest, store only (no projection)', measure: `CPU µs per webhook (web / PostgreSQL / ${MACHINE})`, value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+    ...coldRowOf('ingest, store only (no projection)', cold, ceilingCold),
+  );
+}
+
+/** One server alone on a fresh database under the ingest load (warmedLoad), stopped and its database dropped after. */
+async function warmedAlone(label: string, start: (url: string) => Promise<Service>): Promise<{ warm: LoadResult; cold: LoadResult | null; peakRssMb: number }> {
+  const db = await freshDatabase(label);
+  const server = await start(db.url);
   try {
-    const { warm: result, cold } = await warmedLoad(ingestLoad(service.url), [service], db.name);
-    (results.ingest as Record<string, unknown>)['store only'] = { service: result, cold, peakRssMb: service.peakRssMb() };
-    rows.push(
-      { scenario: 'ingest, store only (no projection)', measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
-      { scenario: 'ingest, store only (no projection)', measure: `CPU µs per webhook (web / PostgreSQL / ${MACHINE})`, value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
-      ...coldRowOf('ingest, store only (no projection)', cold, ceilingCold),
-    );
+    return { ...(await warmedLoad(ingestLoad(server.url), [server], db.name)), peakRssMb: server.peakRssMb() };
   } finally {
-    await service.stop();
+    await server.stop();
     await db.drop();
   }
 }
@@ -197,16 +202,7 @@ const ingestLoad = (url: string): autocannon.Options => ({
 });
 
 /** bench/floor-server.mjs under the same load on a fresh database: what storing durably costs before our work. */
-async function ingestFloor(): Promise<{ warm: LoadResult; cold: LoadResult | null }> {
-  const db = await freshDatabase('floor');
-  const floor = await startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: db.url });
-  try {
-    return await warmedLoad(ingestLoad(floor.url), [floor], db.name);
-  } finally {
-    await floor.stop();
-    await db.drop();
-  }
-}
+const ingestFloor = () => warmedAlone('floor', (url) => startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: url }));
 
 /** Transactions committed in the bench's database so far (group commits, projection batches): results.json only. */
 const commits = async (db: import('kysely').Kysely<any>) =>

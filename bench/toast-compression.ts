@@ -2,8 +2,9 @@
  * What PostgreSQL spends compressing a webhook's raw body as it inserts the row. Written when an events row of the
  * webhook path carried the body inline (~2.1 KB, over the 2 KB toast threshold, so the server compressed its largest
  * value, the ~900-byte body, on every insert); since migration 0008 the body is a row of `event_attachments` and a
- * webhook's rows stay under the threshold. It still prices pglz against lz4 for a value that is compressed. The same bodies inserted with pglz (the server's default) and with lz4, alternated, beside a value that may
- * not be compressed (the rest of the row), in a fresh database of the local server.
+ * webhook's rows stay under the threshold. It still prices pglz against lz4 for a value that is compressed. The same
+ * bodies inserted with pglz (the server's default) and with lz4, alternated, beside a value that may not be compressed
+ * (the rest of the row), in a fresh database of the local server.
  *
  *   npx tsx bench/toast-compression.ts
  */

@@ -159,10 +159,10 @@ const migrations: Record<string, Migration> = {
   },
   // The raw body out of the event rows into a table of its own, keyed by the event's seq: with it inline a row was
   // ~1.9 KB (4 a page), and a from-zero projection of a vacuumed log, which never reads it, spent ~9 µs of
-  // PostgreSQL's CPU an event more fetching those pages (docs/performance-history.md, perf-projection-12). The bodies stored so
-  // far move here unchanged (text to text, no re-encoding). Dropping the column frees nothing on disk: its bytes stay
-  // in the old pages until the table is rewritten (VACUUM FULL or pg_repack, an operator's choice); new pages are
-  // dense at once.
+  // PostgreSQL's CPU an event more fetching those pages (docs/performance-history.md, perf-projection-12). The bodies
+  // stored so far move here unchanged (text to text, no re-encoding). Dropping the column frees nothing on disk: its
+  // bytes stay in the old pages until the table is rewritten (VACUUM FULL or pg_repack, an operator's choice); new
+  // pages are dense at once.
   '0008_event_attachments': {
     async up(db) {
       await sql`
