@@ -37,6 +37,10 @@ export function followLog({ options, read: readPage, waitForNews, appendsSeen, s
         const asked = ahead?.after === position ? ahead : read(position);
         const page: ReadAllPage = await asked.page;
         const readAt = performance.now();
+        // Commits counted before the page came back may be in it already (its snapshot can follow the count taken
+        // when it was asked for), so "busy" counts only those after: two single commits read one after the other
+        // are not a stream, and the append after them is read at once.
+        const seenAtPage = appendsSeen();
         ahead = null;
         if (stop.signal.aborted) break;
         const events: readonly RecordedEvent[] = page.events;
@@ -55,7 +59,7 @@ export function followLog({ options, read: readPage, waitForNews, appendsSeen, s
           if (busy && rest > 0) await delay(rest, stop.signal);
           if (appendsSeen() === asked.seen) await waitForNews(stop.signal);
         }
-        seenBefore = asked.seen;
+        seenBefore = seenAtPage;
       } catch (error) {
         ahead = null;
         options.onError?.(error);
