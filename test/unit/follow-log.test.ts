@@ -35,7 +35,13 @@ function scripted(settleMs: number) {
     wakers.clear();
   };
   const turns = () => new Promise((r) => setTimeout(r, 5));
-  return { reads, delivered, commit, turns, subscription };
+  /** `commits` commits land, then read `n` comes back with `page`. */
+  const answerAfter = async (n: number, commits: number, page: ReadAllPage) => {
+    for (let i = 0; i < commits; i++) commit();
+    reads[n]!.answer(page);
+    await turns();
+  };
+  return { reads, delivered, commit, turns, answerAfter, subscription };
 }
 
 describe('following the log beside its own appends', () => {
@@ -44,23 +50,17 @@ describe('following the log beside its own appends', () => {
     try {
       await f.turns();
       // Commit 1 lands after the first read was asked for but before its snapshot: that read finds it.
-      f.commit();
-      f.reads[0]!.answer(pageOf(1));
-      await f.turns();
+      await f.answerAfter(0, 1, pageOf(1));
       // The follower reads again (a commit came after it asked); commit 2 lands inside that read the same way.
       expect(f.reads).toHaveLength(2);
-      f.commit();
-      f.reads[1]!.answer(pageOf(2));
-      await f.turns();
+      await f.answerAfter(1, 1, pageOf(2));
       // Two commits, each read as soon as it landed, are no stream: the follower must not wait out the window.
       expect(f.reads).toHaveLength(3);
-      f.reads[2]!.answer({ events: [], lastPosition: '2', isEnd: true });
-      await f.turns();
+      await f.answerAfter(2, 0, { events: [], lastPosition: '2', isEnd: true });
       f.commit(); // after a quiet spell
       await f.turns();
       expect(f.reads).toHaveLength(4);
-      f.reads[3]!.answer(pageOf(3));
-      await f.turns();
+      await f.answerAfter(3, 0, pageOf(3));
       expect(f.delivered).toEqual(['s-1', 's-2', 's-3']);
     } finally {
       const stopped = f.subscription.stop();
@@ -73,13 +73,8 @@ describe('following the log beside its own appends', () => {
     const f = scripted(600_000);
     try {
       await f.turns();
-      f.commit();
-      f.reads[0]!.answer(pageOf(1));
-      await f.turns();
-      f.commit();
-      f.commit(); // two commits after the first page came back: a stream
-      f.reads[1]!.answer(pageOf(2));
-      await f.turns();
+      await f.answerAfter(0, 1, pageOf(1));
+      await f.answerAfter(1, 2, pageOf(2)); // two commits after the first page came back: a stream
       f.commit();
       await f.turns();
       expect(f.reads).toHaveLength(2); // reading once a window, not once a commit
