@@ -35,6 +35,7 @@ import { createGrantSecretsRepository } from './infrastructure/postgres/grant-se
 import { migrateToLatest } from './infrastructure/postgres/migrations';
 import { createQuarantineRepository } from './infrastructure/postgres/quarantine-repository';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
+import { projectionThreadRunners } from './infrastructure/projection-thread';
 import { ensureProjectionSchema } from './infrastructure/projection-store';
 import { createTokenCipher } from './infrastructure/secrets/token-cipher';
 import { createSweepLoop, type SweepLoop } from './infrastructure/sweep-loop';
@@ -211,11 +212,11 @@ function storeFactories(config: Config, opened: Closable[], eventStoreDb: EventS
 }
 
 /** The read side: projections, their runners, verify and the parked events. */
-function readSideFactories(config: Config): Factories {
+function readSideFactories(config: Config, projectionThread: URL | undefined): Factories {
   return {
     projections: () => allProjections(),
-    runners: (get) =>
-      get('projections').map((projection) =>
+    runners: (get) => {
+      const runners = get('projections').map((projection) =>
         createProjectionRunner({
           database: get('database'),
           eventStore: get('eventStore'),
@@ -224,7 +225,13 @@ function readSideFactories(config: Config): Factories {
           now: get('clock'),
           batchSize: config.projectionBatchSize,
         }),
-      ),
+      );
+      // PGlite lives in this thread's heap: only a server can be shared with a thread of the runners' own.
+      if (!projectionThread || get('database').kind === 'pglite') return runners;
+      const standIns = get('projections').map((p, i) => ({ projection: p.name, runner: runners[i]! }));
+      const logger = get('logger').child({ component: 'projection-thread' });
+      return projectionThreadRunners({ entry: projectionThread, standIns, logger, env: { LOG_FORMAT: logFormatFor(config.logFormat) } });
+    },
     verifier: (get) => createVerifier({ database: get('database'), eventStore: get('eventStore'), projections: get('projections'), now: get('clock') }),
     // Retrying a parked event writes the read models: the write pool, not the read pool.
     parkedEvents: (get) =>
@@ -447,14 +454,14 @@ export interface Root {
  * Registers everything for `config`, opens nothing: each adapter is made on first `resolve`. The EventStoreDB client
  * is loaded only where EVENTSTORE_URL asks for it.
  */
-export async function compose(config: Config, overrides: Overrides = {}): Promise<Root> {
+export async function compose(config: Config, overrides: Overrides = {}, options: { readonly projectionThread?: URL } = {}): Promise<Root> {
   const opened: Closable[] = [];
   const eventStoreDb = config.eventStoreUrl ? await import('./infrastructure/eventstore/eventstoredb-event-store') : null;
   const graph = container.createChildContainer();
   graph.register(TOKENS.config, { useValue: config });
   const factories: Factories = {
     ...storeFactories(config, opened, eventStoreDb),
-    ...readSideFactories(config),
+    ...readSideFactories(config, options.projectionThread),
     ...casFactories(config),
     ...opsFactories(config),
     ...httpFactories(config),
@@ -480,6 +487,11 @@ export interface OpenOptions {
   readonly waitForStores?: boolean;
   /** `ledger keys` needs only the write-side tables: no read-model schemas, no verify clean-up. */
   readonly writeSideOnly?: boolean;
+  /**
+   * The service on a PostgreSQL server runs its projection runners on a worker thread started from this module
+   * (`src/projection-thread.ts`); without it, or on PGlite, they run on the process's own thread.
+   */
+  readonly projectionThread?: URL;
 }
 
 /**
@@ -488,7 +500,7 @@ export interface OpenOptions {
  * unreachable store (a wrong password, a failed migration) stops start-up at once.
  */
 export async function openRoot(config: Config, options: OpenOptions = {}): Promise<Root> {
-  const root = await compose(config, options.overrides);
+  const root = await compose(config, options.overrides, { projectionThread: options.projectionThread });
   try {
     for (let failures = 1; ; failures++) {
       try {

@@ -1,3 +1,5 @@
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { buildService, openRoot, type Root } from './composition-root';
 import { type Config, ConfigError, loadConfig } from './config';
 import { exposureRefusal, isLoopbackHost } from './infrastructure/exposure';
@@ -6,7 +8,9 @@ import { exitGracefullyOnSignals } from './infrastructure/shutdown';
 /** `npm start`: the service, built by the composition root, listening until SIGTERM drains it. */
 async function main(): Promise<void> {
   const config = configOrExit();
-  const root = await openRoot(config, { waitForStores: true });
+  // The projection runners' own thread (a PostgreSQL server only): the module beside this one, source or built.
+  const projectionThread = new URL(`./projection-thread${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+  const root = await openRoot(config, { waitForStores: true, projectionThread });
   const logger = root.resolve('logger');
   logger.info(
     {

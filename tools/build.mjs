@@ -1,8 +1,10 @@
 // `npm run build`, and before `npm start` / `npm run ledger` (prestart, preledger) and in `prepare`: bundles the
-// service (src/main.ts) and the CLI (src/cli.ts) into dist/main.js and dist/cli.js, so production runs plain
-// JavaScript with no loader or transpiling at run time. npm packages stay external (imported from node_modules as
-// they are); only our own modules are bundled, since tsconfig's extensionless imports ("bundler") do not resolve in
-// Node as separate files. Takes a fraction of a second, so a stale build cannot run after an edit.
+// service (src/main.ts), its projection thread (src/projection-thread.ts) and the CLI (src/cli.ts) into dist/, so
+// production runs plain JavaScript with no loader or transpiling at run time. npm packages stay external (imported
+// from node_modules as they are); only our own modules are bundled, since tsconfig's extensionless imports
+// ("bundler") do not resolve in Node as separate files. Each entry is a bundle of its own (no shared chunks: the
+// thread loads the modules it uses again, as a worker must). Takes a fraction of a second, so a stale build cannot
+// run after an edit.
 // Without esbuild (an install with `--omit=dev`) nothing can be built: an existing build is used only when it is
 // newer than every source file, otherwise this fails and says what to do.
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -10,7 +12,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
-const outputs = ['main.js', 'cli.js'].map((name) => join(root, 'dist', name));
+const outputs = ['main.js', 'cli.js', 'projection-thread.js'].map((name) => join(root, 'dist', name));
 
 let esbuild;
 try {
@@ -23,7 +25,7 @@ try {
 if (esbuild) {
   await esbuild.build({
     absWorkingDir: root,
-    entryPoints: ['src/main.ts', 'src/cli.ts'],
+    entryPoints: ['src/main.ts', 'src/cli.ts', 'src/projection-thread.ts'],
     outdir: 'dist',
     bundle: true,
     packages: 'external',

@@ -52,6 +52,8 @@ describe('the build (dist/main.js, dist/cli.js) on PostgreSQL', () => {
         },
         15_000,
       );
+      // Projected by the bundle's own thread (dist/projection-thread.js), not through tsx.
+      expect(service.output()).toContain('projection runners started on their own thread');
     } finally {
       expect(await stopService(service)).toBe(0);
     }

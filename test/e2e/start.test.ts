@@ -42,15 +42,17 @@ describe('npm start on PostgreSQL (DATABASE_URL)', () => {
       const unauthorised = await post(url, sample('transaction-webhook.json'), 'wrong-token');
       expect(unauthorised.status).toBe(401);
 
-      // The projection runs in-process: it books the one accepted transaction.
+      // The projection runs in the process, on a thread of its own: it books the one accepted transaction, and the
+      // process's /projections reports the thread's runner, active.
       const deadline = Date.now() + 15_000;
-      let projected = '0';
-      while (projected !== '1' && Date.now() < deadline) {
-        const { projections } = (await (await fetch(`${url}/projections`)).json()) as { projections: { projection: string; eventsProjected: string }[] };
-        projected = projections.find((p) => p.projection === 'ledger')?.eventsProjected ?? '0';
-        if (projected !== '1') await new Promise((r) => setTimeout(r, 50));
+      let ledger: { eventsProjected: string; active: boolean } | undefined;
+      while (ledger?.eventsProjected !== '1' && Date.now() < deadline) {
+        const { projections } = (await (await fetch(`${url}/projections`)).json()) as { projections: { projection: string; eventsProjected: string; active: boolean }[] };
+        ledger = projections.find((p) => p.projection === 'ledger');
+        if (ledger?.eventsProjected !== '1') await new Promise((r) => setTimeout(r, 50));
       }
-      expect(projected).toBe('1');
+      expect(ledger).toMatchObject({ eventsProjected: '1', active: true });
+      expect(output()).toMatch(/"thread":"projections".*"msg":"projection runners started on their own thread"/);
       expect(output()).not.toContain(TOKEN);
     } finally {
       expect(await stop(service)).toBe(0);
@@ -77,6 +79,7 @@ describe('npm start with no configuration', () => {
       expect(await res.json()).toMatchObject({ status: 'accepted' });
       expect(output()).toContain('WEBHOOK_TOKEN is not set');
       expect(output()).toContain('embedded PGlite');
+      expect(output()).not.toContain('on their own thread'); // PGlite lives in the main thread's heap
       // Read side on the embedded store: paged accounts, the statement (its page of lines comes as PGlite's bytes),
       // and the statement CSV streamed over its one connection.
       const deadline = Date.now() + 30_000;

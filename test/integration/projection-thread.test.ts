@@ -1,0 +1,66 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ProjectionRunner, RunnerStatus } from '../../src/infrastructure/projection-runner';
+import { projectionThreadRunners } from '../../src/infrastructure/projection-thread';
+import { waitFor } from '../support/service';
+
+const dir = mkdtempSync(join(tmpdir(), 'projection-thread-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** What the process's own runner, never started, reports: the committed checkpoint, not active. */
+const standInStatus: RunnerStatus = { projection: 'ledger', active: false, position: 'p-5', eventsProjected: 5n, eventsBehind: 2n, secondsBehind: 1, lastError: null, parked: 0 };
+const standIn: ProjectionRunner = {
+  start: () => expect.fail('a stand-in is never started'),
+  stop: async () => {},
+  status: async () => standInStatus,
+  caughtUp: async () => expect.fail('a stand-in is never waited on'),
+};
+
+describe('projection runners on a thread of their own (the supervisor, with a thread of the test)', () => {
+  it('answers from the stand-in until the thread runs, starts a thread that died again, answers from it, and drains it', async () => {
+    const marker = join(dir, 'marker');
+    const lines: { msg: string; code?: number }[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const [runner] = projectionThreadRunners({
+      entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
+      standIns: [{ projection: 'ledger', runner: standIn }],
+      logger,
+      env: { THREAD_MARKER: marker },
+      restartDelayMs: () => 20,
+    });
+    expect(await runner!.status()).toEqual(standInStatus);
+    await expect(runner!.caughtUp()).rejects.toThrow('not running');
+
+    runner!.start();
+    runner!.start(); // every proxy's start lands on the one thread
+    await waitFor('the restarted thread to answer', async () => (await runner!.status()).active, 30_000);
+    expect(lines.filter((l) => l.msg === 'the projection thread exited; starting it again').map((l) => l.code)).toEqual([3]);
+    expect(await runner!.status()).toMatchObject({ projection: 'ledger', active: true, eventsProjected: 7n, eventsBehind: 0n });
+    await runner!.caughtUp(1_000);
+    expect((await runner!.status()).eventsBehind).toBe(1n); // the thread's runner was asked, once
+
+    await runner!.stop();
+    expect(readFileSync(marker, 'utf8')).toBe('stopped'); // its runners were stopped before it exited
+    expect(await runner!.status()).toEqual(standInStatus);
+    expect(lines.filter((l) => l.msg.startsWith('the projection thread exited'))).toHaveLength(1); // a drain is no death
+  });
+
+  it('answers from the stand-in when the thread is silent past the wait, and still drains it', async () => {
+    const marker = join(dir, 'silent');
+    writeFileSync(marker, 'no death this time');
+    const [runner] = projectionThreadRunners({
+      entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
+      standIns: [{ projection: 'ledger', runner: standIn }],
+      logger: pino({ level: 'silent' }),
+      env: { THREAD_MARKER: marker, THREAD_SILENT: '1' },
+      statusWaitMs: 200,
+    });
+    runner!.start(); // what is asked of it waits in its queue while it loads
+    expect(await runner!.status()).toEqual(standInStatus);
+    await expect(runner!.caughtUp(100)).rejects.toThrow('did not answer within 300 ms');
+    await runner!.stop();
+  });
+});
