@@ -64,6 +64,8 @@ function threadOf(entry: URL, options: WorkerOptions): Worker {
 
 class ProjectionThread {
   private worker: Worker | null = null;
+  /** The running thread said `ready`: its runners are started and it listens for `stop`. */
+  private ready = false;
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private failures = 0;
@@ -79,12 +81,16 @@ class ProjectionThread {
     const { entry, env, logger } = this.options;
     const worker = threadOf(entry, { env: { ...process.env, ...env } });
     this.worker = worker;
+    this.ready = false;
     worker.on('message', (message: FromThread) => this.received(message));
     worker.on('error', (error) => logger.error({ err: error }, 'the projection thread failed'));
     worker.on('exit', (code) => this.exited(worker, code));
   }
 
-  /** Drains the thread: the batch in flight commits or rolls back whole, then its pools close. */
+  /**
+   * Drains the thread: the batch in flight commits or rolls back whole, then its pools close. A thread not yet ready
+   * (still loading, or waiting for the store at its start) has no runner to drain and no ear for `stop`: it is ended.
+   */
   stop(): Promise<void> {
     this.stopping = true;
     if (this.restart) clearTimeout(this.restart);
@@ -92,7 +98,8 @@ class ProjectionThread {
     const worker = this.worker;
     if (!worker) return Promise.resolve();
     this.stopped ??= new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    worker.postMessage({ kind: 'stop' } satisfies ToThread);
+    if (this.ready) worker.postMessage({ kind: 'stop' } satisfies ToThread);
+    else void worker.terminate();
     return this.stopped;
   }
 
@@ -113,7 +120,11 @@ class ProjectionThread {
   }
 
   private received(message: FromThread): void {
-    if (message.kind === 'ready') this.failures = 0;
+    if (message.kind === 'ready') {
+      this.ready = true;
+      this.failures = 0;
+      if (this.stopping) this.worker?.postMessage({ kind: 'stop' } satisfies ToThread);
+    }
     // Drained and closed: whatever still holds its loop open (a timer) is not worth waiting for.
     if (message.kind === 'stopped') setTimeout(() => void this.worker?.terminate(), 1_000).unref();
     if (message.kind !== 'reply') return;

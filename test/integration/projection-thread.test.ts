@@ -48,7 +48,7 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     expect(lines.filter((l) => l.msg.startsWith('the projection thread exited'))).toHaveLength(1); // a drain is no death
   });
 
-  it('answers from the stand-in when the thread is silent past the wait, and still drains it', async () => {
+  it('answers from the stand-in when the thread is silent past the wait, and ends a thread that never got ready', async () => {
     const marker = join(dir, 'silent');
     writeFileSync(marker, 'no death this time');
     const [runner] = projectionThreadRunners({
