@@ -66,7 +66,8 @@ describe('the statement', () => {
       fc.record({
         amount: fc.oneof(fc.bigInt({ min: -1_000_000n, max: 1_000_000n }), fc.constantFrom(10_000n, -10_000n)),
         step: fc.constantFrom(0, 0, 0, 1),
-        noBalance: fc.boolean().map((b) => b && Math.random() < 0.2),
+        // One in ten without a running balance, drawn by fast-check so that a seed replays the same history.
+        noBalance: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
       }),
       { minLength: 1, maxLength: 60 },
     )
@@ -109,11 +110,23 @@ describe('the statement', () => {
     );
   });
 
+  /**
+   * A history whose chain is complete: every line at an instant of its own, with a running balance and a non-zero
+   * amount, built so (filtering `bank` for it rejected nearly every history, and a run could fail for want of one).
+   */
+  const unbroken = fc
+    .array(
+      fc.bigInt({ min: -1_000_000n, max: 1_000_000n }).filter((amount) => amount !== 0n),
+      { minLength: 3, maxLength: 60 },
+    )
+    .map((amounts) => {
+      let balance = 1_000_000n;
+      return amounts.map((amount, i) => tx(`t${String(i).padStart(2, '0')}`, amount, (balance += amount), i));
+    });
+
   it('reports a break of exactly the missing amount when one transaction is missing', () => {
     fc.assert(
-      fc.property(bank.filter((h) => h.length >= 3 && h.every((t) => t.runningBalance !== null && t.amount !== 0n)), fc.nat(), (history, pick) => {
-        const distinct = new Set(history.map((t) => t.instant)).size === history.length;
-        fc.pre(distinct);
+      fc.property(unbroken, fc.nat(), (history, pick) => {
         const drop = 1 + (pick % (history.length - 2));
         const { breaks } = buildStatement(history.filter((_, i) => i !== drop));
         expect(breaks).toEqual([
