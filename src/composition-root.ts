@@ -216,7 +216,7 @@ function readSideFactories(config: Config, projectionThread: URL | undefined): F
   return {
     projections: () => allProjections(),
     runners: (get) => {
-      const runners = get('projections').map((projection) =>
+      const runnerOf = (projection: Projection) =>
         createProjectionRunner({
           database: get('database'),
           eventStore: get('eventStore'),
@@ -224,11 +224,10 @@ function readSideFactories(config: Config, projectionThread: URL | undefined): F
           logger: get('logger'),
           now: get('clock'),
           batchSize: config.projectionBatchSize,
-        }),
-      );
+        });
       // PGlite lives in this thread's heap: only a server can be shared with a thread of the runners' own.
-      if (!projectionThread || get('database').kind === 'pglite') return runners;
-      const standIns = get('projections').map((p, i) => ({ projection: p.name, runner: runners[i]! }));
+      if (!projectionThread || get('database').kind === 'pglite') return get('projections').map(runnerOf);
+      const standIns = get('projections').map((p) => ({ projection: p.name, runner: runnerOf(p) }));
       const logger = get('logger').child({ component: 'projection-thread' });
       return projectionThreadRunners({ entry: projectionThread, standIns, logger, env: { LOG_FORMAT: logFormatFor(config.logFormat) } });
     },

@@ -89,7 +89,7 @@ class ProjectionThread {
 
   /**
    * Drains the thread: the batch in flight commits or rolls back whole, then its pools close. A thread not yet ready
-   * (still loading, or waiting for the store at its start) has no runner to drain and no ear for `stop`: it is ended.
+   * (still loading its modules) has no runner to drain and no ear for `stop`: it is ended.
    */
   stop(): Promise<void> {
     this.stopping = true;

@@ -61,6 +61,17 @@ describe('the statement', () => {
     expect(breaks).toEqual([{ afterTransactionId: 'a2b', beforeTransactionId: 'a3', missingAmount: -5n }]);
   });
 
+  /** The bank's history from its steps: each transaction's amount, the instants it moves on, a balance it omits. */
+  const historyOf = (steps: readonly { amount: bigint; step: number; noBalance: boolean }[]): ChainTransaction[] => {
+    let balance = 1_000_000n;
+    let instant = 0;
+    return steps.map((s, i) => {
+      balance += s.amount;
+      instant += s.step;
+      return tx(`t${String(i).padStart(2, '0')}`, s.amount, s.noBalance ? null : balance, instant);
+    });
+  };
+
   const bank = fc
     .array(
       fc.record({
@@ -71,15 +82,7 @@ describe('the statement', () => {
       }),
       { minLength: 1, maxLength: 60 },
     )
-    .map((steps) => {
-      let balance = 1_000_000n;
-      let instant = 0;
-      return steps.map((s, i) => {
-        balance += s.amount;
-        instant += s.step;
-        return tx(`t${String(i).padStart(2, '0')}`, s.amount, s.noBalance ? null : balance, instant);
-      });
-    });
+    .map(historyOf);
 
   it('is the same statement whatever order the transactions arrive in', () => {
     fc.assert(
@@ -119,10 +122,7 @@ describe('the statement', () => {
       fc.bigInt({ min: -1_000_000n, max: 1_000_000n }).filter((amount) => amount !== 0n),
       { minLength: 3, maxLength: 60 },
     )
-    .map((amounts) => {
-      let balance = 1_000_000n;
-      return amounts.map((amount, i) => tx(`t${String(i).padStart(2, '0')}`, amount, (balance += amount), i));
-    });
+    .map((amounts) => historyOf(amounts.map((amount) => ({ amount, step: 1, noBalance: false }))));
 
   it('reports a break of exactly the missing amount when one transaction is missing', () => {
     fc.assert(
