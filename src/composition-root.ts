@@ -35,7 +35,7 @@ import { createGrantSecretsRepository } from './infrastructure/postgres/grant-se
 import { migrateToLatest } from './infrastructure/postgres/migrations';
 import { createQuarantineRepository } from './infrastructure/postgres/quarantine-repository';
 import { createProjectionRunner, type ProjectionRunner } from './infrastructure/projection-runner';
-import { projectionThreadRunners } from './infrastructure/projection-thread';
+import { createProjectionThread, type ProjectionThreadHandle } from './infrastructure/projection-thread';
 import { ensureProjectionSchema } from './infrastructure/projection-store';
 import { createTokenCipher } from './infrastructure/secrets/token-cipher';
 import { createSweepLoop, type SweepLoop } from './infrastructure/sweep-loop';
@@ -82,6 +82,8 @@ export interface Graph {
   readonly projections: readonly Projection[];
   /** One runner per projection; in every process, so that GET /projections reports the lag wherever they run. */
   readonly runners: readonly ProjectionRunner[];
+  /** The web process's projections on a thread of their own (on a PostgreSQL server); null where the runners are this thread's. */
+  readonly projectionThread: ProjectionThreadHandle | null;
   readonly verifier: Verifier;
   readonly parkedEvents: ParkedEvents;
   /** Null where SECRETS_KEY is unset. */
@@ -134,6 +136,7 @@ const TOKENS: { readonly [K in keyof Graph]: symbol } = {
   apiKeys: Symbol('ApiKeys'),
   projections: Symbol('Projections'),
   runners: Symbol('ProjectionRunners'),
+  projectionThread: Symbol('ProjectionThread'),
   verifier: Symbol('Verifier'),
   parkedEvents: Symbol('ParkedEvents'),
   grantSecrets: Symbol('GrantSecrets'),
@@ -213,23 +216,24 @@ function storeFactories(config: Config, opened: Closable[], eventStoreDb: EventS
 
 /** The read side: projections, their runners, verify and the parked events. */
 function readSideFactories(config: Config, projectionThread: URL | undefined): Factories {
+  const runnerOf = (get: Get, projection: Projection) =>
+    createProjectionRunner({
+      database: get('database'),
+      eventStore: get('eventStore'),
+      projection,
+      logger: get('logger'),
+      now: get('clock'),
+      batchSize: config.projectionBatchSize,
+    });
   return {
     projections: () => allProjections(),
-    runners: (get) => {
-      const runnerOf = (projection: Projection) =>
-        createProjectionRunner({
-          database: get('database'),
-          eventStore: get('eventStore'),
-          projection,
-          logger: get('logger'),
-          now: get('clock'),
-          batchSize: config.projectionBatchSize,
-        });
+    runners: (get) => get('projectionThread')?.runners ?? get('projections').map((p) => runnerOf(get, p)),
+    projectionThread: (get) => {
       // PGlite lives in this thread's heap: only a server can be shared with a thread of the runners' own.
-      if (!projectionThread || get('database').kind === 'pglite') return get('projections').map(runnerOf);
-      const standIns = get('projections').map((p) => ({ projection: p.name, runner: runnerOf(p) }));
+      if (!projectionThread || get('database').kind === 'pglite') return null;
+      const standIns = get('projections').map((p) => ({ projection: p.name, runner: runnerOf(get, p) }));
       const logger = get('logger').child({ component: 'projection-thread' });
-      return projectionThreadRunners({ entry: projectionThread, standIns, logger, env: { LOG_FORMAT: logFormatFor(config.logFormat) } });
+      return createProjectionThread({ entry: projectionThread, standIns, logger, env: { LOG_FORMAT: logFormatFor(config.logFormat) } });
     },
     verifier: (get) => createVerifier({ database: get('database'), eventStore: get('eventStore'), projections: get('projections'), now: get('clock') }),
     // Retrying a parked event writes the read models: the write pool, not the read pool.
@@ -307,7 +311,7 @@ function opsFactories(config: Config): Factories {
   return {
     processMetrics: () => true,
     metrics: (get) => {
-      const [database, logger, now, projections] = [get('database'), get('logger'), get('clock'), get('projections')];
+      const [database, logger, now, projections, thread] = [get('database'), get('logger'), get('clock'), get('projections'), get('projectionThread')];
       // Each projection's lag from its committed checkpoint, through the read pool, wherever the runners run: a
       // status-only runner per projection, never started.
       const readSide = { ...database, db: database.readDb };
@@ -325,6 +329,7 @@ function opsFactories(config: Config): Factories {
           now,
         },
         statementCache: get('statementCache')?.stats,
+        ...(thread ? { thread: thread.metrics } : {}),
       });
     },
     alertOutbox: (get) => createAlertOutboxRepository(get('database').db),

@@ -2,7 +2,8 @@ import { parentPort } from 'node:worker_threads';
 import { compose } from './composition-root';
 import { loadConfig } from './config';
 import { createLogger, logFormatFor } from './infrastructure/logger';
-import { serveProjectionThread } from './infrastructure/projection-thread';
+import { threadRuntimeMetrics } from './infrastructure/metrics';
+import { PROJECTION_THREAD, serveProjectionThread } from './infrastructure/projection-thread';
 
 /**
  * The service's projection runners on a thread of their own (started by `src/main.ts` on a PostgreSQL server; see
@@ -14,9 +15,9 @@ if (!parentPort) throw new Error('projection-thread runs as a worker thread of t
 const port = parentPort;
 const config = loadConfig();
 // Its lines say which thread wrote them; LOG_FORMAT is the main thread's (a worker's standard output is no terminal).
-const logger = createLogger(config.logLevel, undefined, logFormatFor(config.logFormat)).child({ thread: 'projections' });
+const logger = createLogger(config.logLevel, undefined, logFormatFor(config.logFormat)).child({ thread: PROJECTION_THREAD });
 const root = await compose(config, { logger });
 const runners = root.resolve('runners');
 runners.forEach((runner) => runner.start());
 logger.info({ projections: root.resolve('projections').map((p) => p.name) }, 'projection runners started on their own thread');
-serveProjectionThread(port, runners, () => root.close());
+serveProjectionThread(port, { runners, metrics: threadRuntimeMetrics(PROJECTION_THREAD), close: () => root.close() });

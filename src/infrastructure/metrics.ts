@@ -1,6 +1,15 @@
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  Histogram,
+  type Metric,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 import type { HealReport } from '../application/heal-gaps';
 import { BankHubError, type BankHubClient, CAS_ERROR_CODES, TRANSPORT_ERROR_CODES } from '../application/ports/bankhub';
 import type { SweepReport } from '../application/sweep';
@@ -62,6 +71,21 @@ export interface MetricsOptions {
   readonly processMetrics?: boolean;
   /** This process's statement cache, read at each scrape; absent: not reported. */
   readonly statementCache?: () => StatementCacheStats;
+  /** The process's other thread (the web process's projection thread), asked at each scrape; absent: none. */
+  readonly thread?: ThreadMetricsSource;
+}
+
+/** prom-client's JSON of metrics: what a thread sends of its own (structured-cloneable). */
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/** What another thread of the process adds to its metrics. */
+export interface ThreadMetricsSource {
+  /** The value of the `thread` label of its series. */
+  readonly thread: string;
+  /** Its runtime metrics (`threadRuntimeMetrics`, labelled); rejects when it is not running or does not answer. */
+  readonly runtime: () => Promise<MetricsJson>;
+  /** How many times it was started again after it ended on its own. */
+  readonly restarts: () => number;
 }
 
 /** What a statement cache holds and how its look-ups went since the process started. */
@@ -141,11 +165,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   if (options.readModels) registerReadModelGauges(options.readModels, registers, log);
   if (options.statementCache) registerStatementCacheMetrics(options.statementCache, registers);
+  const { thread } = options;
 
   return {
     registry,
     contentType: registry.contentType,
-    scrape: () => registry.metrics(),
+    scrape: thread ? withThread(registry, thread, log) : () => registry.metrics(),
     webhookAnswered(statusCode, ackStatus, seconds) {
       webhooks.inc({ outcome: webhookOutcome(statusCode, ackStatus) });
       webhookSeconds.observe(seconds);
@@ -197,6 +222,63 @@ function registerStatementCacheMetrics(stats: () => StatementCacheStats, registe
       this.set(stats().entries);
     },
   });
+}
+
+/**
+ * The runtime metrics that a worker thread has of its own, labelled with its name: heap, event-loop lag, garbage
+ * collection, active handles (prom-client's `nodejs_*` series but the version). The process's (CPU, resident memory,
+ * file descriptors) are the main thread's to report: they are the same whichever thread reads them.
+ */
+export function threadRuntimeMetrics(thread: string): () => Promise<MetricsJson> {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, labels: { thread } });
+  for (const { name } of registry.getMetricsAsArray()) {
+    if (!name.startsWith('nodejs_') || name === 'nodejs_version_info') registry.removeSingleMetric(name);
+  }
+  return () => registry.getMetricsAsJSON();
+}
+
+/**
+ * A scrape of this thread's registry and the other thread's runtime metrics, in one exposition: a family that both
+ * report (`nodejs_heap_size_used_bytes`) has one HELP and TYPE and both series, the other's labelled with its thread.
+ * prom-client has no worker-thread support (its AggregatorRegistry sums cluster workers, and omits some series), so
+ * the families are joined here, and rendered by a registry of prom-client's. The thread's restarts and whether it
+ * answered are this thread's own metrics.
+ */
+function withThread(registry: Registry, source: ThreadMetricsSource, log: Logger): () => Promise<string> {
+  const labels = { thread: source.thread };
+  new Counter({
+    name: 'ledger_thread_restarts_total',
+    help: "Times a thread of this process was started again after it ended on its own (the projection thread: its heap exhausted, a bug)",
+    labelNames: ['thread'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(labels, source.restarts());
+    },
+  });
+  const up = new Gauge({
+    name: 'ledger_thread_up',
+    help: 'Whether a thread of this process answered this scrape (1) or not (0: not running, restarting, or busy past the wait)',
+    labelNames: ['thread'],
+    registers: [registry],
+  });
+  return async () => {
+    const theirs = await source.runtime().catch((error: unknown) => {
+      log.warn({ err: error, thread: source.thread }, 'no runtime metrics from the thread for /metrics');
+      return [];
+    });
+    up.set(labels, theirs.length > 0 ? 1 : 0);
+    const families = new Map<string, MetricObjectWithValues<MetricValue<string>>>();
+    for (const family of [...(await registry.getMetricsAsJSON()), ...theirs]) {
+      const seen = families.get(family.name);
+      if (seen) seen.values.push(...family.values);
+      else families.set(family.name, { ...family, values: [...family.values] });
+    }
+    const joined = new Registry();
+    for (const family of families.values()) joined.registerMetric({ ...family, get: () => family } as unknown as Metric);
+    return joined.metrics();
+  };
 }
 
 /** The outcome of a webhook answer: the ack's status on 200, otherwise what the status code says. */

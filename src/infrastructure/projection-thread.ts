@@ -1,6 +1,7 @@
 import { type MessagePort, Worker, type WorkerOptions } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { reconnectDelayMs } from './locked-loop';
+import type { MetricsJson, ThreadMetricsSource } from './metrics';
 import type { ProjectionRunner, RunnerStatus } from './projection-runner';
 
 /**
@@ -9,11 +10,16 @@ import type { ProjectionRunner, RunnerStatus } from './projection-runner';
  * its garbage never hold the loop that answers Cas. The main thread keeps one proxy per projection (`ProjectionRunner`):
  * start and stop start and drain the thread, status and caughtUp are asked of it. What the thread does not answer
  * (not started, restarting, stopped) is answered by the process's own runners, never started, which report the
- * checkpoint that was last committed, as a stand-by does.
+ * checkpoint that was last committed, as a stand-by does. GET /metrics asks it for its runtime metrics (heap, event
+ * loop, garbage collection) and counts its restarts.
  *
- * Messages: main → thread `status`, `caughtUp`, `stop`; thread → main `ready` (runners started), `reply`, `stopped`.
+ * Messages: main → thread `status`, `caughtUp`, `metrics`, `stop`; thread → main `ready` (runners started), `reply`,
+ * `stopped`.
  */
-type Request = { readonly kind: 'status'; readonly id: number } | { readonly kind: 'caughtUp'; readonly id: number; readonly timeoutMs: number };
+type Request =
+  | { readonly kind: 'status'; readonly id: number }
+  | { readonly kind: 'caughtUp'; readonly id: number; readonly timeoutMs: number }
+  | { readonly kind: 'metrics'; readonly id: number };
 type ToThread = Request | { readonly kind: 'stop' };
 type FromThread =
   | { readonly kind: 'ready' }
@@ -34,11 +40,19 @@ export interface ProjectionThreadOptions {
   readonly restartDelayMs?: (failures: number) => number;
 }
 
-/** One proxy per stand-in runner, all backed by one thread. */
-export function projectionThreadRunners(options: ProjectionThreadOptions): ProjectionRunner[] {
+/** The projections' thread as the web process sees it: one proxy per stand-in runner, and what /metrics reports of it. */
+export interface ProjectionThreadHandle {
+  readonly runners: readonly ProjectionRunner[];
+  readonly metrics: ThreadMetricsSource;
+}
+
+/** The thread's label in /metrics and in its log lines. */
+export const PROJECTION_THREAD = 'projections';
+
+export function createProjectionThread(options: ProjectionThreadOptions): ProjectionThreadHandle {
   const thread = new ProjectionThread(options);
   const statusWaitMs = options.statusWaitMs ?? 5_000;
-  return options.standIns.map(({ projection, runner: standIn }) => ({
+  const runners = options.standIns.map(({ projection, runner: standIn }): ProjectionRunner => ({
     start: () => thread.start(),
     stop: () => thread.stop(),
     async status() {
@@ -49,6 +63,12 @@ export function projectionThreadRunners(options: ProjectionThreadOptions): Proje
       await thread.ask((id) => ({ kind: 'caughtUp', id, timeoutMs }), timeoutMs + statusWaitMs);
     },
   }));
+  const metrics: ThreadMetricsSource = {
+    thread: PROJECTION_THREAD,
+    runtime: () => thread.ask<MetricsJson>((id) => ({ kind: 'metrics', id }), statusWaitMs),
+    restarts: () => thread.restarts,
+  };
+  return { runners, metrics };
 }
 
 /**
@@ -69,6 +89,8 @@ class ProjectionThread {
   private stopping = false;
   private stopped: Promise<void> | null = null;
   private failures = 0;
+  /** Times it was started again after it ended on its own, since the process started. */
+  restarts = 0;
   private restart: NodeJS.Timeout | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
@@ -143,6 +165,7 @@ class ProjectionThread {
     // A thread that dies on its own (a bug, its heap exhausted) is started again: its runners resume from the
     // committed checkpoint. The store being away never ends it: its runners wait for the store.
     this.failures += 1;
+    this.restarts += 1;
     const retryInMs = (this.options.restartDelayMs ?? reconnectDelayMs)(this.failures);
     this.options.logger.error({ code, retryInMs }, 'the projection thread exited; starting it again');
     this.restart = setTimeout(() => {
@@ -152,11 +175,18 @@ class ProjectionThread {
   }
 }
 
+/** What the thread serves: its started runners, its runtime metrics (`threadRuntimeMetrics`), and the close of its pools. */
+export interface ServedThread {
+  readonly runners: readonly ProjectionRunner[];
+  readonly metrics: () => Promise<MetricsJson>;
+  readonly close: () => Promise<void>;
+}
+
 /**
  * The thread's side: answers the main thread's requests with its runners, and on `stop` drains them, then `close`
  * (the thread's pools). Call once the runners are started; it says `ready`.
  */
-export function serveProjectionThread(port: MessagePort, runners: readonly ProjectionRunner[], close: () => Promise<void>): void {
+export function serveProjectionThread(port: MessagePort, { runners, metrics, close }: ServedThread): void {
   const reply = (id: number, work: () => Promise<unknown>) =>
     work().then(
       (value) => port.postMessage({ kind: 'reply', id, value } satisfies FromThread),
@@ -165,6 +195,7 @@ export function serveProjectionThread(port: MessagePort, runners: readonly Proje
   port.on('message', (message: ToThread) => {
     if (message.kind === 'status') void reply(message.id, () => Promise.all(runners.map((r) => r.status())));
     else if (message.kind === 'caughtUp') void reply(message.id, async () => void (await Promise.all(runners.map((r) => r.caughtUp(message.timeoutMs)))));
+    else if (message.kind === 'metrics') void reply(message.id, metrics);
     else if (message.kind === 'stop') {
       void Promise.all(runners.map((r) => r.stop()))
         .then(close)

@@ -121,6 +121,12 @@ describe('alerts and metrics of the service process', () => {
       expect(metricValue(text, name), name).toBeGreaterThan(0);
     }
     expect(text).toContain('# TYPE nodejs_gc_duration_seconds histogram');
+    // The projection thread's own heap and event loop, labelled with it, in the same families; it never restarted.
+    expect(metricValue(text, 'nodejs_heap_size_used_bytes{thread="projections"}')).toBeGreaterThan(0);
+    expect(metricValue(text, 'nodejs_eventloop_lag_p99_seconds{thread="projections"}')).toBeGreaterThanOrEqual(0);
+    expect(metricValue(text, 'ledger_thread_up{thread="projections"}')).toBe(1);
+    expect(metricValue(text, 'ledger_thread_restarts_total{thread="projections"}')).toBe(0);
+    expect(text.match(/^# HELP nodejs_heap_size_used_bytes /gm)).toHaveLength(1);
 
     // Every series the Grafana dashboard of the repository plots is one the service exports.
     const dashboard = JSON.parse(readFileSync(join(ROOT, 'ops', 'grafana-dashboard.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProjectionRunner, RunnerStatus } from '../../src/infrastructure/projection-runner';
-import { projectionThreadRunners } from '../../src/infrastructure/projection-thread';
+import { createProjectionThread } from '../../src/infrastructure/projection-thread';
 import { waitFor } from '../support/service';
 
 const dir = mkdtempSync(join(tmpdir(), 'projection-thread-'));
@@ -24,7 +24,10 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     const marker = join(dir, 'marker');
     const lines: { msg: string; code?: number }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    const [runner] = projectionThreadRunners({
+    const {
+      runners: [runner],
+      metrics,
+    } = createProjectionThread({
       entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
       standIns: [{ projection: 'ledger', runner: standIn }],
       logger,
@@ -33,11 +36,21 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     });
     expect(await runner!.status()).toEqual(standInStatus);
     await expect(runner!.caughtUp()).rejects.toThrow('not running');
+    await expect(metrics.runtime()).rejects.toThrow('not running');
+    expect(metrics.restarts()).toBe(0);
 
     runner!.start();
     runner!.start(); // every proxy's start lands on the one thread
     await waitFor('the restarted thread to answer', async () => (await runner!.status()).active, 30_000);
     expect(lines.filter((l) => l.msg === 'the projection thread exited; starting it again').map((l) => l.code)).toEqual([3]);
+    expect(metrics.restarts()).toBe(1);
+    // Its own heap, measured in the thread: the series come labelled with it, and none of the process's.
+    const runtime = await metrics.runtime();
+    const heap = runtime.find((m) => m.name === 'nodejs_heap_size_used_bytes');
+    expect(heap?.values).toEqual([{ labels: { thread: 'projections' }, value: expect.any(Number) }]);
+    expect(heap!.values[0]!.value).toBeGreaterThan(0);
+    expect(runtime.map((m) => m.name)).toContain('nodejs_eventloop_lag_p99_seconds');
+    expect(runtime.filter((m) => !m.name.startsWith('nodejs_') || m.name === 'nodejs_version_info')).toEqual([]);
     expect(await runner!.status()).toMatchObject({ projection: 'ledger', active: true, eventsProjected: 7n, eventsBehind: 0n });
     await runner!.caughtUp(1_000);
     expect((await runner!.status()).eventsBehind).toBe(1n); // the thread's runner was asked, once
@@ -46,12 +59,17 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     expect(readFileSync(marker, 'utf8')).toBe('stopped'); // its runners were stopped before it exited
     expect(await runner!.status()).toEqual(standInStatus);
     expect(lines.filter((l) => l.msg.startsWith('the projection thread exited'))).toHaveLength(1); // a drain is no death
+    expect(metrics.restarts()).toBe(1);
+    await expect(metrics.runtime()).rejects.toThrow('not running');
   });
 
   it('answers from the stand-in when the thread is silent past the wait, and ends a thread that never got ready', async () => {
     const marker = join(dir, 'silent');
     writeFileSync(marker, 'no death this time');
-    const [runner] = projectionThreadRunners({
+    const {
+      runners: [runner],
+      metrics,
+    } = createProjectionThread({
       entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
       standIns: [{ projection: 'ledger', runner: standIn }],
       logger: pino({ level: 'silent' }),
@@ -61,6 +79,7 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     runner!.start(); // what is asked of it waits in its queue while it loads
     expect(await runner!.status()).toEqual(standInStatus);
     await expect(runner!.caughtUp(100)).rejects.toThrow('did not answer within 300 ms');
+    await expect(metrics.runtime()).rejects.toThrow('did not answer within 200 ms');
     await runner!.stop();
   });
 });
