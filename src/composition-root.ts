@@ -82,7 +82,7 @@ export interface Graph {
   readonly projections: readonly Projection[];
   /** One runner per projection; in every process, so that GET /projections reports the lag wherever they run. */
   readonly runners: readonly ProjectionRunner[];
-  /** The web process's projections on a thread of their own (on a PostgreSQL server); null where the runners are this thread's. */
+  /** The web process's projections on a thread of their own (on a PostgreSQL server, RUN_PROJECTIONS on); else null. */
   readonly projectionThread: ProjectionThreadHandle | null;
   readonly verifier: Verifier;
   readonly parkedEvents: ParkedEvents;
@@ -229,8 +229,9 @@ function readSideFactories(config: Config, projectionThread: URL | undefined): F
     projections: () => allProjections(),
     runners: (get) => get('projectionThread')?.runners ?? get('projections').map((p) => runnerOf(get, p)),
     projectionThread: (get) => {
-      // PGlite lives in this thread's heap: only a server can be shared with a thread of the runners' own.
-      if (!projectionThread || get('database').kind === 'pglite') return null;
+      // PGlite lives in this thread's heap: only a server can be shared with a thread of the runners' own. With
+      // RUN_PROJECTIONS=false another process projects: this one's runners, never started, report the checkpoint.
+      if (!projectionThread || !config.runProjections || get('database').kind === 'pglite') return null;
       const standIns = get('projections').map((p) => ({ projection: p.name, runner: runnerOf(get, p) }));
       const logger = get('logger').child({ component: 'projection-thread' });
       return createProjectionThread({ entry: projectionThread, standIns, logger, env: { LOG_FORMAT: logFormatFor(config.logFormat) } });

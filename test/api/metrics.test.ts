@@ -82,6 +82,22 @@ describe('GET /metrics', () => {
       await root.close();
     }
   });
+
+  it('reports a projection thread only where the process projects on one: not with RUN_PROJECTIONS=false', async () => {
+    const DATABASE_URL = `postgres://postgres@127.0.0.1:${await freePort()}/none`;
+    const projectionThread = new URL('../fixtures/dying-projection-thread.ts', import.meta.url); // never started here
+    for (const [RUN_PROJECTIONS, threaded] of [['true', true], ['false', false]] as const) {
+      const root = await compose(loadConfig({ DATABASE_URL, RUN_PROJECTIONS }), { logger: pino({ level: 'silent' }), processMetrics: false }, { projectionThread });
+      try {
+        expect(root.resolve('projectionThread') !== null, RUN_PROJECTIONS).toBe(threaded);
+        // Not started: a process that should project on it says the thread is not answering; the other says nothing.
+        const up = metricValue(await root.resolve('metrics').scrape(), 'ledger_thread_up{thread="projections"}');
+        expect(up, RUN_PROJECTIONS).toBe(threaded ? 0 : undefined);
+      } finally {
+        await root.close();
+      }
+    }
+  });
 });
 
 describe('GET /alerts', () => {
