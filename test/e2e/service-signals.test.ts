@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { get as httpGet } from 'node:http';
+import { connect } from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { compose } from '../../src/composition-root';
@@ -93,6 +95,20 @@ describe('the service process and its signals (real processes, real PostgreSQL)'
     const books = await booksOf(again.url);
     expect([...load.acknowledged.keys()].filter((id) => books.get(id) !== 1)).toEqual([]);
     expect(await stopService(again)).toBe(0);
+  });
+
+  it('SIGTERM while a client holds a connection it never sent a request on: the drain ends it and exits 0', { timeout: 60_000 }, async () => {
+    // Node 20 leaves such a connection open at close (an HTTP client's spare connection, a balancer's pre-connect):
+    // without ending it the drain would wait for the drain timeout and exit 1.
+    const service = await start({ DRAIN_TIMEOUT_MS: '10000' });
+    const silent = connect(Number(new URL(service.url).port), '127.0.0.1');
+    await once(silent, 'connect');
+    const closedByServer = once(silent, 'close');
+    // Answered after the process has accepted the silent connection (accepted in order, before this one).
+    expect(await probe(`${service.url}/health`)).toBe(200);
+    expect(await stopService(service), service.output()).toBe(0);
+    await closedByServer;
+    expect(silent.bytesWritten).toBe(0);
   });
 
   it('SIGKILL under load, then a restart: every acknowledged webhook is there, none booked twice', { timeout: 120_000 }, async () => {

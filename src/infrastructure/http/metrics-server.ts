@@ -6,6 +6,7 @@ import type { ApiKeys } from '../../application/ports/api-keys';
 import type { Metrics } from '../metrics';
 import { createAuthenticator } from './api-auth';
 import { metricsRoutes } from './metrics.routes';
+import { endPreRequestConnectionsOnClose } from './pre-request-connections';
 import { errorHandler, sendProblem } from './problem';
 import { RequestLog } from './request-log';
 import { accessHook } from './route-access';
@@ -22,6 +23,7 @@ export async function buildMetricsServer(deps: {
   readonly apiToken: string | undefined;
 }): Promise<FastifyInstance> {
   const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, logController: new RequestLog() });
+  endPreRequestConnectionsOnClose(app);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((request, reply) => sendProblem(reply, 404, 'not-found', 'Not found', { detail: `${request.method} ${request.url.split('?')[0]}` }));
   app.setValidatorCompiler(validatorCompiler);

@@ -27,6 +27,7 @@ import { linkRoutes, type LinkRouteOptions } from './links.routes';
 import { metricsRoutes } from './metrics.routes';
 import { openApiOptions } from './openapi';
 import { parkedRoutes } from './parked.routes';
+import { endPreRequestConnectionsOnClose } from './pre-request-connections';
 import { errorHandler, sendProblem } from './problem';
 import { quarantineRoutes } from './quarantine.routes';
 import { registerRateLimits } from './rate-limits';
@@ -132,6 +133,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       return typeof given === 'string' && isUuid(given) ? given.toLowerCase() : randomUUID();
     },
   });
+  endPreRequestConnectionsOnClose(app);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.setErrorHandler(errorHandler);
