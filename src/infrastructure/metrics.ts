@@ -269,11 +269,12 @@ function withThread(registry: Registry, source: ThreadMetricsSource, log: Logger
       return [];
     });
     up.set(labels, theirs.length > 0 ? 1 : 0);
+    // Both lists are made afresh for this scrape (theirs a structured clone): a family is extended in place.
     const families = new Map<string, MetricObjectWithValues<MetricValue<string>>>();
     for (const family of [...(await registry.getMetricsAsJSON()), ...theirs]) {
       const seen = families.get(family.name);
       if (seen) seen.values.push(...family.values);
-      else families.set(family.name, { ...family, values: [...family.values] });
+      else families.set(family.name, family);
     }
     const joined = new Registry();
     for (const family of families.values()) joined.registerMetric({ ...family, get: () => family } as unknown as Metric);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ProjectionRunner, RunnerStatus } from '../../src/infrastructure/projection-runner';
-import { createProjectionThread } from '../../src/infrastructure/projection-thread';
+import { createProjectionThread, type ProjectionThreadOptions } from '../../src/infrastructure/projection-thread';
 import { waitFor } from '../support/service';
 
 const dir = mkdtempSync(join(tmpdir(), 'projection-thread-'));
@@ -19,6 +19,14 @@ const standIn: ProjectionRunner = {
   caughtUp: async () => expect.fail('a stand-in is never waited on'),
 };
 
+/** The supervisor over the test's thread (`dying-projection-thread.ts`), with the stand-in above for the ledger. */
+const fixtureThread = (options: Omit<ProjectionThreadOptions, 'entry' | 'standIns'>) =>
+  createProjectionThread({
+    entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
+    standIns: [{ projection: 'ledger', runner: standIn }],
+    ...options,
+  });
+
 describe('projection runners on a thread of their own (the supervisor, with a thread of the test)', () => {
   it('answers from the stand-in until the thread runs, starts a thread that died again, answers from it, and drains it', async () => {
     const marker = join(dir, 'marker');
@@ -27,9 +35,7 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     const {
       runners: [runner],
       metrics,
-    } = createProjectionThread({
-      entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
-      standIns: [{ projection: 'ledger', runner: standIn }],
+    } = fixtureThread({
       logger,
       env: { THREAD_MARKER: marker },
       restartDelayMs: () => 20,
@@ -69,9 +75,7 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     const {
       runners: [runner],
       metrics,
-    } = createProjectionThread({
-      entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
-      standIns: [{ projection: 'ledger', runner: standIn }],
+    } = fixtureThread({
       logger: pino({ level: 'silent' }),
       env: { THREAD_MARKER: marker, THREAD_SILENT: '1' },
       statusWaitMs: 200,
