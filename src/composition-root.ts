@@ -232,7 +232,7 @@ function readSideFactories(config: Config, projectionThread: URL | undefined): F
       // PGlite lives in this thread's heap: only a server can be shared with a thread of the runners' own. With
       // RUN_PROJECTIONS=false another process projects: this one's runners, never started, report the checkpoint.
       if (!projectionThread || !config.runProjections || get('database').kind === 'pglite') return null;
-      const standIns = get('projections').map((p) => ({ projection: p.name, runner: runnerOf(get, p) }));
+      const standIns = get('projections').map((p) => runnerOf(get, p));
       const logger = get('logger').child({ component: 'projection-thread' });
       return createProjectionThread({ entry: projectionThread, standIns, logger, env: { LOG_FORMAT: logFormatFor(config.logFormat) } });
     },

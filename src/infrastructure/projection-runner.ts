@@ -47,6 +47,8 @@ export interface RunnerStatus {
  * effect exactly once. One runner per projection is active (advisory lock); others wait as stand-bys.
  */
 export interface ProjectionRunner {
+  /** The name of the projection it runs. */
+  readonly projection: string;
   start(): void;
   stop(): Promise<void>;
   status(): Promise<RunnerStatus>;
@@ -142,6 +144,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
   }
 
   return {
+    projection: projection.name,
     start() {
       // One active runner per projection across processes; a lost lock (PostgreSQL went away) stops the
       // subscription and the runner takes the lock again, with backoff, from the committed checkpoint.
@@ -174,9 +177,7 @@ export function createProjectionRunner(options: RunnerOptions): ProjectionRunner
         active,
         position,
         eventsProjected,
-        eventsBehind: eventStore.countAfter
-          ? await eventStore.countAfter(position, { eventTypes: projection.eventTypes })
-          : null,
+        eventsBehind: eventStore.countAfter ? await eventStore.countAfter(position, { eventTypes: projection.eventTypes }) : null,
         secondsBehind: first ? Math.max(0, (now().getTime() - first.recordedAt.getTime()) / 1000) : 0,
         lastError,
         parked: (await schemaExists(database.db, schema)) ? await countParked(database.db, schema) : 0,

@@ -17,8 +17,8 @@ import type { ProjectionRunner, RunnerStatus } from './projection-runner';
  * `stopped`.
  */
 type Request =
-  | { readonly kind: 'status'; readonly id: number }
-  | { readonly kind: 'caughtUp'; readonly id: number; readonly timeoutMs: number }
+  | { readonly kind: 'status'; readonly id: number; readonly projection: string }
+  | { readonly kind: 'caughtUp'; readonly id: number; readonly projection: string; readonly timeoutMs: number }
   | { readonly kind: 'metrics'; readonly id: number };
 type ToThread = Request | { readonly kind: 'stop' };
 type FromThread =
@@ -30,7 +30,7 @@ export interface ProjectionThreadOptions {
   /** The thread's module (`src/projection-thread.ts`, built to `dist/projection-thread.js`). */
   readonly entry: URL;
   /** The process's own runner of each projection, never started here: it answers while the thread does not. */
-  readonly standIns: readonly { readonly projection: string; readonly runner: ProjectionRunner }[];
+  readonly standIns: readonly ProjectionRunner[];
   readonly logger: Logger;
   /** Added to the process's environment for the thread. */
   readonly env?: Readonly<Record<string, string>>;
@@ -52,15 +52,15 @@ export const PROJECTION_THREAD = 'projections';
 export function createProjectionThread(options: ProjectionThreadOptions): ProjectionThreadHandle {
   const thread = new ProjectionThread(options);
   const statusWaitMs = options.statusWaitMs ?? 5_000;
-  const runners = options.standIns.map(({ projection, runner: standIn }): ProjectionRunner => ({
+  // Each proxy asks about its own projection only: GET /projections and the alerts ask every proxy in turn.
+  const runners = options.standIns.map((standIn): ProjectionRunner => ({
+    projection: standIn.projection,
     start: () => thread.start(),
     stop: () => thread.stop(),
-    async status() {
-      const statuses = await thread.ask<RunnerStatus[]>((id) => ({ kind: 'status', id }), statusWaitMs).catch(() => null);
-      return statuses?.find((s) => s.projection === projection) ?? standIn.status();
-    },
+    status: () =>
+      thread.ask<RunnerStatus>((id) => ({ kind: 'status', id, projection: standIn.projection }), statusWaitMs).catch(() => standIn.status()),
     async caughtUp(timeoutMs = 30_000) {
-      await thread.ask((id) => ({ kind: 'caughtUp', id, timeoutMs }), timeoutMs + statusWaitMs);
+      await thread.ask((id) => ({ kind: 'caughtUp', id, projection: standIn.projection, timeoutMs }), timeoutMs + statusWaitMs);
     },
   }));
   const metrics: ThreadMetricsSource = {
@@ -192,9 +192,14 @@ export function serveProjectionThread(port: MessagePort, { runners, metrics, clo
       (value) => port.postMessage({ kind: 'reply', id, value } satisfies FromThread),
       (error: unknown) => port.postMessage({ kind: 'reply', id, error: error instanceof Error ? error.message : String(error) } satisfies FromThread),
     );
+  const runnerOf = (projection: string) => {
+    const runner = runners.find((r) => r.projection === projection);
+    if (!runner) throw new Error(`the projection thread runs no ${projection} projection`);
+    return runner;
+  };
   port.on('message', (message: ToThread) => {
-    if (message.kind === 'status') void reply(message.id, () => Promise.all(runners.map((r) => r.status())));
-    else if (message.kind === 'caughtUp') void reply(message.id, async () => void (await Promise.all(runners.map((r) => r.caughtUp(message.timeoutMs)))));
+    if (message.kind === 'status') void reply(message.id, async () => runnerOf(message.projection).status());
+    else if (message.kind === 'caughtUp') void reply(message.id, async () => runnerOf(message.projection).caughtUp(message.timeoutMs));
     else if (message.kind === 'metrics') void reply(message.id, metrics);
     else if (message.kind === 'stop') {
       void Promise.all(runners.map((r) => r.stop()))

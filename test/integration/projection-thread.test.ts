@@ -13,17 +13,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** What the process's own runner, never started, reports: the committed checkpoint, not active. */
 const standInStatus: RunnerStatus = { projection: 'ledger', active: false, position: 'p-5', eventsProjected: 5n, eventsBehind: 2n, secondsBehind: 1, lastError: null, parked: 0 };
 const standIn: ProjectionRunner = {
+  projection: 'ledger',
   start: () => expect.fail('a stand-in is never started'),
   stop: async () => {},
   status: async () => standInStatus,
   caughtUp: async () => expect.fail('a stand-in is never waited on'),
 };
 
-/** The supervisor over the test's thread (`dying-projection-thread.ts`), with the stand-in above for the ledger. */
+/** A projection the test's thread does not run: its proxy answers from this stand-in whether the thread runs or not. */
+const grantsStatus: RunnerStatus = { ...standInStatus, projection: 'grants', position: 'p-3' };
+const grantsStandIn: ProjectionRunner = { ...standIn, projection: 'grants', status: async () => grantsStatus };
+
+/** The supervisor over the test's thread (`dying-projection-thread.ts`), with the stand-ins above. */
 const fixtureThread = (options: Omit<ProjectionThreadOptions, 'entry' | 'standIns'>) =>
   createProjectionThread({
     entry: new URL('../fixtures/dying-projection-thread.ts', import.meta.url),
-    standIns: [{ projection: 'ledger', runner: standIn }],
+    standIns: [standIn, grantsStandIn],
     ...options,
   });
 
@@ -32,14 +37,12 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     const marker = join(dir, 'marker');
     const lines: { msg: string; code?: number }[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    const {
-      runners: [runner],
-      metrics,
-    } = fixtureThread({
+    const { runners: fixtureRunners, metrics } = fixtureThread({
       logger,
       env: { THREAD_MARKER: marker },
       restartDelayMs: () => 20,
     });
+    const [runner] = fixtureRunners;
     expect(await runner!.status()).toEqual(standInStatus);
     await expect(runner!.caughtUp()).rejects.toThrow('not running');
     await expect(metrics.runtime()).rejects.toThrow('not running');
@@ -60,6 +63,12 @@ describe('projection runners on a thread of their own (the supervisor, with a th
     expect(await runner!.status()).toMatchObject({ projection: 'ledger', active: true, eventsProjected: 7n, eventsBehind: 0n });
     await runner!.caughtUp(1_000);
     expect((await runner!.status()).eventsBehind).toBe(1n); // the thread's runner was asked, once
+    // Each proxy asks about its own projection: one the thread does not run is answered by its stand-in, and is not
+    // caught up by waiting on the thread's others.
+    const grants = fixtureRunners.find((r) => r.projection === 'grants')!;
+    expect(await grants.status()).toEqual(grantsStatus);
+    await expect(grants.caughtUp(1_000)).rejects.toThrow('runs no grants projection');
+    expect((await runner!.status()).eventsBehind).toBe(1n);
 
     await runner!.stop();
     expect(readFileSync(marker, 'utf8')).toBe('stopped'); // its runners were stopped before it exited
