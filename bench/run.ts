@@ -18,7 +18,8 @@ import { storeScenario } from './store';
 /**
  * `npm run bench`: each scenario runs its ceiling in the same run, so the ratio is what we compare. The service and
  * the CLI run compiled (dist/, built first), as production runs them; every ingest row is measured after a warm-up of
- * the same load on its fresh processes (`--warmup`), the warm-up kept as its cold figure. `npm run bench -- --quick`
+ * the same load on its fresh processes (`--warmup`), the warm-up kept as its cold figure, and between two measurements
+ * of bare fastify, whose mean is its ceiling. `npm run bench -- --quick`
  * fits in about a minute and a half; `--profile` also writes CPU profiles of every process started and a summary of
  * where the time went.
  */
@@ -74,61 +75,103 @@ const ratio = (x: number) => x.toFixed(2);
 
 async function ingest() {
   const bare = await startService('bare fastify (ingest ceiling)', 'bench/bare-server.mjs', {});
-  const { warm: ceiling, cold: ceilingCold } = await warmedLoad({ url: bare.url, connections: o.ingestConnections, duration, requests: webhookRequests(o.accounts) }, [bare]);
-  const bareRss = bare.peakRssMb();
-  await bare.stop();
-  rows.push({ scenario: 'ingest', measure: 'bare fastify webhooks/s, p50 / p99 ms', value: `${ceiling.perSecond}, ${ceiling.p50} / ${ceiling.p99}`, ceiling: '', ratio: '', target: '' });
-  if (ceilingCold) rows.push({ scenario: 'ingest', measure: `bare fastify's first ${warmup} s: webhooks/s, p50 / p99 ms`, value: `${ceilingCold.perSecond}, ${ceilingCold.p50} / ${ceilingCold.p99}`, ceiling: '', ratio: '', target: '' });
-  const { warm: floor, cold: floorCold } = await ingestFloor();
-  rows.push(
-    { scenario: 'ingest, durable floor', measure: 'webhooks/s, p50 / p99 ms', value: `${floor.perSecond}, ${floor.p50} / ${floor.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(floor.perSecond / ceiling.perSecond), target: '' },
-    { scenario: 'ingest, durable floor', measure: `CPU µs per webhook (server / PostgreSQL / ${MACHINE})`, value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${machineCpu(floor)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
-    ...coldRowOf('ingest, durable floor', floorCold, ceilingCold),
-  );
-  results.ingest = { ceiling, ceilingCold, ceilingPeakRssMb: bareRss, floor, floorCold, connections: o.ingestConnections, rate: o.ingestRate ?? null, duration, warmup };
-  await ingestStoreOnly(ceiling, ceilingCold);
-  // Both shapes in one run: the production shape (docker-compose.yml: a projector process beside the web process)
-  // and `npm start`'s default (the projections in the web process).
-  for (const shape of ['projector beside', 'projections in web'] as const) {
-    const db = await freshDatabase('ingest');
-    const beside = shape === 'projector beside';
-    const service = await startIngestService(shape, db.url, !beside);
-    const projector = beside
-      ? await startService('projector (ingest, beside)', CLI, { DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, { args: ['project'], portVariable: 'METRICS_PORT' })
-      : null;
-    // Opened before the load, so that reading the lag at its end costs no start-up.
-    const root = await openBenchRoot(db.url);
-    try {
-      const database = root.resolve('database').db;
-      let commitsBefore = 0;
-      let coldLag: Awaited<ReturnType<typeof projectionLag>> | null = null;
-      // The measured window starts with the projection caught up with the warm-up, as the cold window did.
-      const settle = async () => {
-        if (warmup > 0) coldLag = await projectionLag(database);
-        commitsBefore = await commits(database);
-      };
-      const { warm: result, cold } = await warmedLoad(ingestLoad(service.url), projector ? [service, projector] : [service], db.name, settle);
-      const commitsPerWebhook = ((await commits(database)) - commitsBefore) / result.requests;
-      const lag = await projectionLag(database);
-      const rss = service.peakRssMb();
-      const projectorRss = projector?.peakRssMb() ?? null;
-      (results.ingest as Record<string, unknown>)[shape] = { service: result, cold, commitsPerWebhook, projectionLag: lag, coldProjectionLag: coldLag, peakRssMb: rss, projectorPeakRssMb: projectorRss };
+  try {
+    const bareLoad = { url: bare.url, connections: o.ingestConnections, duration, requests: webhookRequests(o.accounts) };
+    const { warm: first, cold: ceilingCold } = await warmedLoad(bareLoad, [bare]);
+    const bareRuns = [first];
+    results.ingest = { ceilingCold, bareRuns, connections: o.ingestConnections, rate: o.ingestRate ?? null, duration, warmup };
+    rows.push({ scenario: 'ingest', measure: 'bare fastify webhooks/s, p50 / p99 ms', value: `${first.perSecond}, ${first.p50} / ${first.p99}`, ceiling: '', ratio: '', target: '' });
+    if (ceilingCold) rows.push({ scenario: 'ingest', measure: `bare fastify's first ${warmup} s: webhooks/s, p50 / p99 ms`, value: `${ceilingCold.perSecond}, ${ceilingCold.p50} / ${ceilingCold.p99}`, ceiling: '', ratio: '', target: '' });
+    const drift = rows.push({ scenario: 'ingest', measure: 'bare fastify before each row below and after the last: webhooks/s', value: '', ceiling: '', ratio: '', target: '' }) - 1;
+    /**
+     * A row between two measurements of bare fastify (its process kept warm, idle while the row runs): the row's
+     * ceiling is their mean, so that its ratio compares the two in the machine's state of the same minutes. Here the
+     * machine's speed moved by up to 2× within one run, so one measurement at the start could not serve the last row.
+     * The row is measured first; its table rows are added once its ceiling is known.
+     */
+    const bracketed = async (row: () => Promise<(ceiling: Ceiling) => void>): Promise<void> => {
+      const before = bareRuns.at(-1)!;
+      const addRows = await row();
+      await flushWrites();
+      const after = await load(bareLoad, [bare]);
+      bareRuns.push(after);
+      addRows({ ...around(before, after), peakRssMb: bare.peakRssMb() });
+    };
+    await bracketed(() => ingestFloor(ceilingCold));
+    await bracketed(() => ingestStoreOnly(ceilingCold));
+    // Both shapes in one run: the production shape (docker-compose.yml: a projector process beside the web process)
+    // and `npm start`'s default (the projections in the web process).
+    await bracketed(() => ingestShape('projector beside', ceilingCold));
+    await bracketed(() => ingestShape('projections in web', ceilingCold));
+    rows[drift]!.value = bareRuns.map((r) => r.perSecond).join(' / ');
+  } finally {
+    await bare.stop();
+  }
+}
+
+/** bare fastify's measurements either side of a row, averaged (and kept: results.json). */
+type Ceiling = LoadResult & { readonly before: number; readonly after: number; readonly peakRssMb?: number };
+function around(before: LoadResult, after: LoadResult): Ceiling {
+  const mean = (a: number, b: number) => Math.round((a + b) / 2);
+  return {
+    requests: before.requests + after.requests,
+    perSecond: mean(before.perSecond, after.perSecond),
+    p50: mean(before.p50, after.p50),
+    p99: mean(before.p99, after.p99),
+    errors: before.errors + after.errors,
+    non2xx: before.non2xx + after.non2xx,
+    cpuMicrosPerRequest: before.cpuMicrosPerRequest.map((x, i) => mean(x, after.cpuMicrosPerRequest[i] ?? x)),
+    postgresCpuMicrosPerRequest: 0,
+    machineCpuMicrosPerRequest: mean(before.machineCpuMicrosPerRequest, after.machineCpuMicrosPerRequest),
+    outsideCpuMicrosPerRequest: mean(before.outsideCpuMicrosPerRequest, after.outsideCpuMicrosPerRequest),
+    before: before.perSecond,
+    after: after.perSecond,
+  };
+}
+const bareOf = (c: Ceiling) => `${c.perSecond} (bare fastify, ${c.before} before / ${c.after} after)`;
+
+/** One shape of the service under the ingest load on a fresh database. */
+async function ingestShape(shape: 'projector beside' | 'projections in web', ceilingCold: LoadResult | null): Promise<(ceiling: Ceiling) => void> {
+  const db = await freshDatabase('ingest');
+  const beside = shape === 'projector beside';
+  const service = await startIngestService(shape, db.url, !beside);
+  const projector = beside
+    ? await startService('projector (ingest, beside)', CLI, { DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, { args: ['project'], portVariable: 'METRICS_PORT' })
+    : null;
+  // Opened before the load, so that reading the lag at its end costs no start-up.
+  const root = await openBenchRoot(db.url);
+  try {
+    const database = root.resolve('database').db;
+    let commitsBefore = 0;
+    let coldLag: Awaited<ReturnType<typeof projectionLag>> | null = null;
+    // The measured window starts with the projection caught up with the warm-up, as the cold window did.
+    const settle = async () => {
+      if (warmup > 0) coldLag = await projectionLag(database);
+      commitsBefore = await commits(database);
+    };
+    const { warm: result, cold } = await warmedLoad(ingestLoad(service.url), projector ? [service, projector] : [service], db.name, settle);
+    const commitsPerWebhook = ((await commits(database)) - commitsBefore) / result.requests;
+    const lag = await projectionLag(database);
+    const rss = service.peakRssMb();
+    const projectorRss = projector?.peakRssMb() ?? null;
+    return (ceiling) => {
+      (results.ingest as Record<string, unknown>)[shape] = { service: result, cold, ceiling, commitsPerWebhook, projectionLag: lag, coldProjectionLag: coldLag, peakRssMb: rss, projectorPeakRssMb: projectorRss };
       rows.push(
-        { scenario: `ingest, ${shape}`, measure: 'durable webhooks/s', value: String(result.perSecond), ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '≥ 0.30 × bare' },
+        { scenario: `ingest, ${shape}`, measure: 'durable webhooks/s', value: String(result.perSecond), ceiling: bareOf(ceiling), ratio: ratio(result.perSecond / ceiling.perSecond), target: '≥ 0.30 × bare' },
         { scenario: `ingest, ${shape}`, measure: 'p50 / p99 ms', value: `${result.p50} / ${result.p99}`, ceiling: `${ceiling.p50} / ${ceiling.p99}`, ratio: '', target: 'p99 ≤ 25' },
         { scenario: `ingest, ${shape}`, measure: 'errors, non-2xx', value: `${result.errors}, ${result.non2xx}`, ceiling: `${ceiling.errors}, ${ceiling.non2xx}`, ratio: '', target: '0' },
         { scenario: `ingest, ${shape}`, measure: beside ? 'CPU µs per webhook (web / projector)' : 'CPU µs per webhook', value: result.cpuMicrosPerRequest.join(' / '), ceiling: String(ceiling.cpuMicrosPerRequest[0]), ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: `CPU µs per webhook (PostgreSQL / ${MACHINE})`, value: `${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: `${ceiling.postgresCpuMicrosPerRequest} / ${ceiling.machineCpuMicrosPerRequest}`, ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: "ledger projection's lag at the load's end: events behind, s to catch up", value: `${lag.eventsBehind}, ${lag.secondsToCatchUp === null ? 'not in 120 s' : lag.secondsToCatchUp.toFixed(2)}`, ceiling: '', ratio: '', target: '' },
-        { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(bareRss), ratio: '', target: '≤ 300' },
+        { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(ceiling.peakRssMb ?? ''), ratio: '', target: '≤ 300' },
         ...coldRowOf(`ingest, ${shape}`, cold, ceilingCold),
       );
-    } finally {
-      await root.close();
-      await projector?.stop();
-      await service.stop();
-      await db.drop();
-    }
+    };
+  } finally {
+    await root.close();
+    await projector?.stop();
+    await service.stop();
+    await db.drop();
   }
 }
 
@@ -137,14 +180,16 @@ async function ingest() {
  * between the floor and the two shapes, it shows how much of the gap is the web process and how much the projection.
  * A diagnostic, no target: its events are never projected.
  */
-async function ingestStoreOnly(ceiling: LoadResult, ceilingCold: LoadResult | null): Promise<void> {
+async function ingestStoreOnly(ceilingCold: LoadResult | null): Promise<(ceiling: Ceiling) => void> {
   const { warm: result, cold, peakRssMb } = await warmedAlone('store_only', (url) => startIngestService('store only', url, false));
-  (results.ingest as Record<string, unknown>)['store only'] = { service: result, cold, peakRssMb };
-  rows.push(
-    { scenario: 'ingest, store only (no projection)', measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: `${ceiling.perSecond} (bare fastify)`, ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
-    { scenario: 'ingest, store only (no projection)', measure: `CPU µs per webhook (web / PostgreSQL / ${MACHINE})`, value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
-    ...coldRowOf('ingest, store only (no projection)', cold, ceilingCold),
-  );
+  return (ceiling) => {
+    (results.ingest as Record<string, unknown>)['store only'] = { service: result, cold, ceiling, peakRssMb };
+    rows.push(
+      { scenario: 'ingest, store only (no projection)', measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: bareOf(ceiling), ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
+      { scenario: 'ingest, store only (no projection)', measure: `CPU µs per webhook (web / PostgreSQL / ${MACHINE})`, value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+      ...coldRowOf('ingest, store only (no projection)', cold, ceilingCold),
+    );
+  };
 }
 
 /** One server alone on a fresh database under the ingest load (warmedLoad), stopped and its database dropped after. */
@@ -202,7 +247,17 @@ const ingestLoad = (url: string): autocannon.Options => ({
 });
 
 /** bench/floor-server.mjs under the same load on a fresh database: what storing durably costs before our work. */
-const ingestFloor = () => warmedAlone('floor', (url) => startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: url }));
+async function ingestFloor(ceilingCold: LoadResult | null): Promise<(ceiling: Ceiling) => void> {
+  const { warm: floor, cold } = await warmedAlone('floor', (url) => startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: url }));
+  return (ceiling) => {
+    Object.assign(results.ingest as Record<string, unknown>, { floor: { ...floor, ceiling }, floorCold: cold });
+    rows.push(
+      { scenario: 'ingest, durable floor', measure: 'webhooks/s, p50 / p99 ms', value: `${floor.perSecond}, ${floor.p50} / ${floor.p99}`, ceiling: bareOf(ceiling), ratio: ratio(floor.perSecond / ceiling.perSecond), target: '' },
+      { scenario: 'ingest, durable floor', measure: `CPU µs per webhook (server / PostgreSQL / ${MACHINE})`, value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${machineCpu(floor)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+      ...coldRowOf('ingest, durable floor', cold, ceilingCold),
+    );
+  };
+}
 
 /** Transactions committed in the bench's database so far (group commits, projection batches): results.json only. */
 const commits = async (db: import('kysely').Kysely<any>) =>
