@@ -97,8 +97,8 @@ async function ingest() {
       bareRuns.push(after);
       addRows({ ...around(before, after), peakRssMb: bare.peakRssMb() });
     };
-    await bracketed(() => ingestFloor(ceilingCold));
-    await bracketed(() => ingestStoreOnly(ceilingCold));
+    await bracketed(() => ingestAlone('durable floor', 'server', (url) => startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: url }), ceilingCold));
+    await bracketed(() => ingestAlone('store only (no projection)', 'web', (url) => startIngestService('store only', url, false), ceilingCold));
     // Both shapes in one run: the production shape (docker-compose.yml: a projector process beside the web process)
     // and `npm start`'s default (the projections in the web process).
     await bracketed(() => ingestShape('projector beside', ceilingCold));
@@ -121,7 +121,7 @@ function around(before: LoadResult, after: LoadResult): Ceiling {
     errors: before.errors + after.errors,
     non2xx: before.non2xx + after.non2xx,
     cpuMicrosPerRequest: before.cpuMicrosPerRequest.map((x, i) => mean(x, after.cpuMicrosPerRequest[i] ?? x)),
-    postgresCpuMicrosPerRequest: 0,
+    postgresCpuMicrosPerRequest: mean(before.postgresCpuMicrosPerRequest, after.postgresCpuMicrosPerRequest),
     machineCpuMicrosPerRequest: mean(before.machineCpuMicrosPerRequest, after.machineCpuMicrosPerRequest),
     outsideCpuMicrosPerRequest: mean(before.outsideCpuMicrosPerRequest, after.outsideCpuMicrosPerRequest),
     before: before.perSecond,
@@ -175,29 +175,35 @@ async function ingestShape(shape: 'projector beside' | 'projections in web', cei
   }
 }
 
-/**
- * The service storing only (no projection runs anywhere: RUN_PROJECTIONS=false and no projector), under the same load:
- * between the floor and the two shapes, it shows how much of the gap is the web process and how much the projection.
- * A diagnostic, no target: its events are never projected.
- */
-async function ingestStoreOnly(ceilingCold: LoadResult | null): Promise<(ceiling: Ceiling) => void> {
-  const { warm: result, cold, peakRssMb } = await warmedAlone('store_only', (url) => startIngestService('store only', url, false));
-  return (ceiling) => {
-    (results.ingest as Record<string, unknown>)['store only'] = { service: result, cold, ceiling, peakRssMb };
-    rows.push(
-      { scenario: 'ingest, store only (no projection)', measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: bareOf(ceiling), ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
-      { scenario: 'ingest, store only (no projection)', measure: `CPU µs per webhook (web / PostgreSQL / ${MACHINE})`, value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
-      ...coldRowOf('ingest, store only (no projection)', cold, ceilingCold),
-    );
-  };
-}
 
-/** One server alone on a fresh database under the ingest load (warmedLoad), stopped and its database dropped after. */
-async function warmedAlone(label: string, start: (url: string) => Promise<Service>): Promise<{ warm: LoadResult; cold: LoadResult | null; peakRssMb: number }> {
-  const db = await freshDatabase(label);
+
+/**
+ * A server alone on a fresh database under the ingest load (warmedLoad), stopped and its database dropped after: the
+ * durable floor (bench/floor-server.mjs: what storing durably costs before our work), or the service storing only (no
+ * projection runs anywhere: RUN_PROJECTIONS=false and no projector), which, between the floor and the two shapes,
+ * shows how much of the gap is the web process and how much the projection (a diagnostic, no target: its events are
+ * never projected). Its rows are added once its ceiling is known.
+ */
+async function ingestAlone(
+  row: 'durable floor' | 'store only (no projection)',
+  serverRole: string,
+  start: (url: string) => Promise<Service>,
+  ceilingCold: LoadResult | null,
+): Promise<(ceiling: Ceiling) => void> {
+  const db = await freshDatabase(row === 'durable floor' ? 'floor' : 'store_only');
   const server = await start(db.url);
   try {
-    return { ...(await warmedLoad(ingestLoad(server.url), [server], db.name)), peakRssMb: server.peakRssMb() };
+    const { warm: result, cold } = await warmedLoad(ingestLoad(server.url), [server], db.name);
+    const peakRssMb = server.peakRssMb();
+    const scenario = `ingest, ${row}`;
+    return (ceiling) => {
+      (results.ingest as Record<string, unknown>)[row] = { service: result, cold, ceiling, peakRssMb };
+      rows.push(
+        { scenario, measure: 'durable webhooks/s, p50 / p99 ms', value: `${result.perSecond}, ${result.p50} / ${result.p99}`, ceiling: bareOf(ceiling), ratio: ratio(result.perSecond / ceiling.perSecond), target: '' },
+        { scenario, measure: `CPU µs per webhook (${serverRole} / PostgreSQL / ${MACHINE})`, value: `${result.cpuMicrosPerRequest[0]} / ${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
+        ...coldRowOf(scenario, cold, ceilingCold),
+      );
+    };
   } finally {
     await server.stop();
     await db.drop();
@@ -246,18 +252,6 @@ const ingestLoad = (url: string): autocannon.Options => ({
   ...(o.ingestRate ? { overallRate: o.ingestRate } : {}),
 });
 
-/** bench/floor-server.mjs under the same load on a fresh database: what storing durably costs before our work. */
-async function ingestFloor(ceilingCold: LoadResult | null): Promise<(ceiling: Ceiling) => void> {
-  const { warm: floor, cold } = await warmedAlone('floor', (url) => startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: url }));
-  return (ceiling) => {
-    Object.assign(results.ingest as Record<string, unknown>, { floor: { ...floor, ceiling }, floorCold: cold });
-    rows.push(
-      { scenario: 'ingest, durable floor', measure: 'webhooks/s, p50 / p99 ms', value: `${floor.perSecond}, ${floor.p50} / ${floor.p99}`, ceiling: bareOf(ceiling), ratio: ratio(floor.perSecond / ceiling.perSecond), target: '' },
-      { scenario: 'ingest, durable floor', measure: `CPU µs per webhook (server / PostgreSQL / ${MACHINE})`, value: `${floor.cpuMicrosPerRequest[0]} / ${floor.postgresCpuMicrosPerRequest} / ${machineCpu(floor)}`, ceiling: String(ceiling.machineCpuMicrosPerRequest), ratio: '', target: '' },
-      ...coldRowOf('ingest, durable floor', cold, ceilingCold),
-    );
-  };
-}
 
 /** Transactions committed in the bench's database so far (group commits, projection batches): results.json only. */
 const commits = async (db: import('kysely').Kysely<any>) =>
