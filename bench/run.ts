@@ -95,7 +95,7 @@ async function ingest() {
       await flushWrites();
       const after = await load(bareLoad, [bare]);
       bareRuns.push(after);
-      addRows({ ...around(before, after), peakRssMb: bare.peakRssMb() });
+      addRows(around(before, after, bare.peakRssMb()));
     };
     await bracketed(() => ingestAlone('durable floor', 'server', (url) => startService('durable floor (ingest)', 'bench/floor-server.mjs', { DATABASE_URL: url }), ceilingCold));
     await bracketed(() => ingestAlone('store only (no projection)', 'web', (url) => startIngestService('store only', url, false), ceilingCold));
@@ -109,9 +109,9 @@ async function ingest() {
   }
 }
 
-/** bare fastify's measurements either side of a row, averaged (and kept: results.json). */
-type Ceiling = LoadResult & { readonly before: number; readonly after: number; readonly peakRssMb?: number };
-function around(before: LoadResult, after: LoadResult): Ceiling {
+/** bare fastify's measurements either side of a row, averaged (and kept: results.json), with its peak RSS so far. */
+type Ceiling = LoadResult & { readonly before: number; readonly after: number; readonly peakRssMb: number };
+function around(before: LoadResult, after: LoadResult, peakRssMb: number): Ceiling {
   const mean = (a: number, b: number) => Math.round((a + b) / 2);
   return {
     requests: before.requests + after.requests,
@@ -126,6 +126,7 @@ function around(before: LoadResult, after: LoadResult): Ceiling {
     outsideCpuMicrosPerRequest: mean(before.outsideCpuMicrosPerRequest, after.outsideCpuMicrosPerRequest),
     before: before.perSecond,
     after: after.perSecond,
+    peakRssMb,
   };
 }
 const bareOf = (c: Ceiling) => `${c.perSecond} (bare fastify, ${c.before} before / ${c.after} after)`;
@@ -163,7 +164,7 @@ async function ingestShape(shape: 'projector beside' | 'projections in web', cei
         { scenario: `ingest, ${shape}`, measure: beside ? 'CPU µs per webhook (web / projector)' : 'CPU µs per webhook', value: result.cpuMicrosPerRequest.join(' / '), ceiling: String(ceiling.cpuMicrosPerRequest[0]), ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: `CPU µs per webhook (PostgreSQL / ${MACHINE})`, value: `${result.postgresCpuMicrosPerRequest} / ${machineCpu(result)}`, ceiling: `${ceiling.postgresCpuMicrosPerRequest} / ${ceiling.machineCpuMicrosPerRequest}`, ratio: '', target: '' },
         { scenario: `ingest, ${shape}`, measure: "ledger projection's lag at the load's end: events behind, s to catch up", value: `${lag.eventsBehind}, ${lag.secondsToCatchUp === null ? 'not in 120 s' : lag.secondsToCatchUp.toFixed(2)}`, ceiling: '', ratio: '', target: '' },
-        { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(ceiling.peakRssMb ?? ''), ratio: '', target: '≤ 300' },
+        { scenario: `ingest, ${shape}`, measure: beside ? 'peak RSS MB (web / projector)' : 'peak RSS MB', value: beside ? `${rss} / ${projectorRss}` : String(rss), ceiling: String(ceiling.peakRssMb), ratio: '', target: '≤ 300' },
         ...coldRowOf(`ingest, ${shape}`, cold, ceilingCold),
       );
     };
@@ -174,8 +175,6 @@ async function ingestShape(shape: 'projector beside' | 'projections in web', cei
     await db.drop();
   }
 }
-
-
 
 /**
  * A server alone on a fresh database under the ingest load (warmedLoad), stopped and its database dropped after: the
@@ -190,7 +189,7 @@ async function ingestAlone(
   start: (url: string) => Promise<Service>,
   ceilingCold: LoadResult | null,
 ): Promise<(ceiling: Ceiling) => void> {
-  const db = await freshDatabase(row === 'durable floor' ? 'floor' : 'store_only');
+  const db = await freshDatabase('ingest');
   const server = await start(db.url);
   try {
     const { warm: result, cold } = await warmedLoad(ingestLoad(server.url), [server], db.name);
@@ -251,7 +250,6 @@ const ingestLoad = (url: string): autocannon.Options => ({
   requests: webhookRequests(o.accounts),
   ...(o.ingestRate ? { overallRate: o.ingestRate } : {}),
 });
-
 
 /** Transactions committed in the bench's database so far (group commits, projection batches): results.json only. */
 const commits = async (db: import('kysely').Kysely<any>) =>
